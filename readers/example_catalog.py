@@ -1,0 +1,84 @@
+"""The example catalogue: features of a card-fraud scoring model.
+
+Copy this module to define your own catalogue and point ``FEATURESTORE_CATALOG`` (or
+``--catalog``) at it.  Each batch view's transform lives in
+``featurestore.jobs.transforms`` under the view's name; each view's Great Expectations
+suite in ``expectations/<view>.json``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .definitions import Catalog, Entity, Feature, FeatureView
+
+user = Entity("user", join_key="user_id", id_dtype="int64", description="A card holder.")
+merchant = Entity("merchant", join_key="merchant_id", id_dtype="string", description="A card acceptor.")
+
+user_transactions = FeatureView(
+    name="user_transactions",
+    entity=user,
+    description="Spending behaviour over 1, 7 and 30 days before the run date.",
+    source="transactions",
+    ttl=timedelta(days=2),  # shorter than the key TTL: gets HEXPIRE on its own fields
+    features=(
+        Feature("txn_count_1d", "int64", default=0),
+        Feature("txn_count_7d", "int64", default=0),
+        Feature("txn_count_30d", "int64", default=0),
+        Feature("amount_sum_1d", "float64", default=0.0),
+        Feature("amount_sum_7d", "float64", default=0.0),
+        Feature("amount_sum_30d", "float64", default=0.0),
+        Feature("amount_mean_7d", "float32"),
+        Feature("amount_mean_30d", "float32"),
+        Feature("amount_max_30d", "float32"),
+        Feature("distinct_merchants_7d", "int64", default=0),
+        Feature("distinct_merchants_30d", "int64", default=0),
+        Feature("distinct_countries_30d", "int64", default=0),
+        Feature("night_share_30d", "float32", description="Share of transactions 00:00-06:00 UTC."),
+    ),
+)
+
+user_profile = FeatureView(
+    name="user_profile",
+    entity=user,
+    description="The account as of the run date.",
+    source="users",
+    ttl=timedelta(days=7),  # the longest batch TTL of `user`: the key TTL
+    features=(
+        Feature("account_age_days", "int64"),
+        Feature("home_country", "string", default=""),
+        Feature("account_type", "string", default="standard"),
+        Feature("credit_limit", "float64"),
+        Feature("kyc_verified", "bool", default=False),
+    ),
+)
+
+merchant_risk = FeatureView(
+    name="merchant_risk",
+    entity=merchant,
+    description="How risky a merchant's traffic was over the last 30 days.",
+    source="transactions",
+    ttl=timedelta(days=2),
+    features=(
+        Feature("merchant_txn_count_30d", "int64", default=0),
+        Feature("merchant_fraud_rate_30d", "float32"),
+        Feature("merchant_amount_mean_30d", "float32"),
+        Feature("merchant_distinct_users_30d", "int64", default=0),
+        Feature("merchant_category", "string", default="unknown"),
+    ),
+)
+
+user_realtime = FeatureView(
+    name="user_realtime",
+    entity=user,
+    kind="streaming",
+    description="Signals from the live transaction stream, each with its own freshness window.",
+    features=(
+        Feature("txn_count_5m", "int64", default=0, ttl=timedelta(minutes=10)),
+        Feature("last_amount", "float32", ttl=timedelta(hours=1)),
+        Feature("last_country", "string", default="", ttl=timedelta(hours=1)),
+        Feature("seconds_since_prev_txn", "float32", ttl=timedelta(hours=1)),
+    ),
+)
+
+catalog = Catalog(views=(user_transactions, user_profile, merchant_risk, user_realtime))
