@@ -156,11 +156,13 @@ def start(
     host: str = "127.0.0.1",
     password: str | None = None,
     port: int | None = None,
+    extra_args: list[str] | None = None,
 ) -> LocalRedis:
     """Start a standalone server, or a 3-master + 3-replica cluster, as daemons in ``workdir``.
 
     Returns once the server answers (and, for a cluster, once every slot is served and
     every replica is attached).  Stop it with :func:`stop` or ``LocalRedis.stop()``.
+    ``extra_args`` go to every server's command line (e.g. ``--tls-port``).
     """
     binary = server_binary(engine)
     root = Path(workdir).absolute()
@@ -173,7 +175,7 @@ def start(
         node_dir = root / str(p)
         node_dir.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [binary, *_server_config(node_dir, host, p, cluster, password)],
+            [binary, *_server_config(node_dir, host, p, cluster, password), *(extra_args or [])],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         if result.returncode != 0:

@@ -7,6 +7,7 @@ per-call deadline.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,14 +28,14 @@ from .reader import (
     _decode_batch,
     _now_ms,
     check_registry,
+    classify_reply_error,
     group_by_node,
-    is_retryable_reply,
     translate_error,
 )
 from .results import FeatureBatch, FeatureVector
 from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings, redact_text
 
-_CLUSTER_ATTEMPTS = 5
+_BACKOFF_SECONDS = 0.025
 
 
 class AsyncFeatureReader:
@@ -167,9 +168,12 @@ class AsyncFeatureReader:
         pending = list(range(len(commands)))
         asked: dict[int, str] = {}
         last_error: Exception | None = None
-        for attempt in range(_CLUSTER_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(min(0.05 * 2 ** (attempt - 1), max(deadline - time.monotonic(), 0)))
+        for attempt in itertools.count():
+            if attempt:  # retried until the deadline, as in the sync reader
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(min(_BACKOFF_SECONDS * 2 ** min(attempt - 1, 3), remaining))
                 try:
                     await nodes.initialize()
                 except RedisError as exc:
@@ -214,11 +218,11 @@ class AsyncFeatureReader:
                         await conn.read_response(disable_decoding=True)
                     replies[i] = await conn.read_response(disable_decoding=True)
                 except ResponseError as exc:
-                    message = str(exc)
-                    if not is_retryable_reply(message):
-                        raise ServerError(f"Redis Cluster refused HMGET: {redact_text(message)}") from None
-                    if message.startswith("ASK"):
-                        asking[i] = message.split()[2]
+                    retryable, ask_node = classify_reply_error(exc)
+                    if not retryable:
+                        raise ServerError(f"Redis Cluster refused HMGET: {redact_text(str(exc))}") from None
+                    if ask_node:
+                        asking[i] = ask_node
                     retry.append(i)
                     error = exc
                 done += 1

@@ -135,7 +135,10 @@ def _repr_digits(value: float) -> int:
 
 def format_float32(value: float) -> str:
     """Shortest decimal text that round-trips to the same float32."""
-    x32 = _F32.unpack(_F32.pack(value))[0]
+    try:
+        x32 = _F32.unpack(_F32.pack(value))[0]
+    except OverflowError:  # beyond float32's range: inf, as Spark's and Arrow's casts do
+        x32 = math.copysign(math.inf, value)
     if math.isinf(x32):
         return "inf" if x32 > 0 else "-inf"
     for precision in range(1, 10):
@@ -190,6 +193,8 @@ def encode_value(feature: Feature, value: Any) -> bytes | None:
                 f"feature {feature.name!r}: vector has {len(items)} values, the definition says dim={feature.dim}"
             )
         return struct.pack(f"<{feature.dim}f", *items)
+    except EncodingError:
+        raise
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
         raise EncodingError(
             f"feature {feature.name!r} ({dtype.value}): cannot encode {value!r} ({type(value).__name__})"

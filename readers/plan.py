@@ -43,8 +43,20 @@ class ReadPlan:
     """The prepared form of one feature request; see the module docstring."""
 
     __slots__ = (
-        "entity", "features", "names", "index", "fields", "decoders", "defaults", "views",
-        "n_features", "n_fields", "command_head", "command_tail", "key_prefix", "has_packed",
+        "command_head",
+        "command_tail",
+        "decoders",
+        "defaults",
+        "entity",
+        "features",
+        "fields",
+        "has_packed",
+        "index",
+        "key_prefix",
+        "n_features",
+        "n_fields",
+        "names",
+        "views",
     )  # fmt: skip
 
     def __init__(self, entity: Entity, features: Sequence[tuple[FeatureView, Feature]]) -> None:

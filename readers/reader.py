@@ -9,15 +9,16 @@ and decoded in place.  All socket I/O of the sync reader goes through
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from redis.crc import key_slot
 from redis.cluster import LoadBalancingStrategy, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import codec
@@ -36,7 +37,7 @@ from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings, redact_text
 
 Features = str | FeatureView | Sequence[str]
 _RETRYABLE_REPLY = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN")
-_CLUSTER_ATTEMPTS = 5
+_BACKOFF_SECONDS = 0.025
 
 
 def _now_ms() -> int:
@@ -110,9 +111,19 @@ def group_by_node(
     return groups
 
 
-def is_retryable_reply(message: str) -> bool:
-    """Cluster redirects and transient states: worth a topology refresh and a retry."""
-    return message.startswith(_RETRYABLE_REPLY)
+def classify_reply_error(exc: ResponseError) -> tuple[bool, str | None]:
+    """For an error reply in a cluster: (worth a retry?, node named by an ASK redirect).
+
+    Redirects and transient cluster states are retried after a topology refresh;
+    anything else (a wrong type, an ACL refusal) is the caller's problem.
+    """
+    if isinstance(exc, MovedError):  # MovedError derives from AskError: test it first
+        return True, None
+    if isinstance(exc, AskError):
+        return True, f"{exc.host}:{exc.port}"
+    if isinstance(exc, (TryAgainError, ClusterDownError)):
+        return True, None
+    return str(exc).startswith(_RETRYABLE_REPLY), None
 
 
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
@@ -143,7 +154,10 @@ class _StandaloneTransport(_Transport):
         payload = commands[0] if len(commands) == 1 else b"".join(commands)
         deadline = time.monotonic() + timeout
         for attempt in (1, 2):
-            conn = self.pool.get_connection()
+            try:  # connects (and handshakes, bounded by the reader's timeout) if needed
+                conn = self.pool.get_connection()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                raise translate_error(exc, self.settings, "reading features") from None
             try:
                 conn.send_packed_command([payload], check_health=False)
                 replies = []
@@ -153,7 +167,7 @@ class _StandaloneTransport(_Transport):
             except ResponseError as exc:
                 conn.disconnect()  # replies after the error are still unread
                 raise ServerError(f"Redis at {self.settings.redacted_url} refused HMGET: {redact_text(str(exc))}") from None
-            except RedisConnectionError as exc:
+            except (RedisConnectionError, RedisTimeoutError) as exc:
                 conn.disconnect()
                 # one quick retry on a fresh connection: a pooled one may predate a restart
                 if attempt == 2 or isinstance(exc, RedisTimeoutError) or time.monotonic() >= deadline:
@@ -196,12 +210,15 @@ class _ClusterTransport(_Transport):
         pending = list(range(len(commands)))
         asking: dict[int, str] = {}  # command index -> node named by an ASK redirect
         last_error: Exception | None = None
-        for attempt in range(_CLUSTER_ATTEMPTS):
+        for attempt in itertools.count():
             if attempt:
-                if time.monotonic() >= deadline:
+                # a redirect or a dead node: refresh the slot map and retry until the deadline
+                # (a failover takes a few seconds; the caller's timeout decides how long to wait)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     break
-                time.sleep(min(0.05 * 2 ** (attempt - 1), max(deadline - time.monotonic(), 0)))
-                self._refresh_topology(last_error)
+                time.sleep(min(_BACKOFF_SECONDS * 2 ** min(attempt - 1, 3), remaining))
+                self._refresh_topology()
             try:
                 groups = self._group(keys, pending, asking)
             except RedisError as exc:  # e.g. a slot not covered while a failover runs
@@ -237,12 +254,17 @@ class _ClusterTransport(_Transport):
                 retry += indexes
                 continue
             pool = self.client.get_redis_connection(node).connection_pool
-            conn = pool.get_connection()
             payload = b"".join((ASKING if i in asked else b"") + commands[i] for i in indexes)
+            try:
+                conn = pool.get_connection()
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # the node is down: retry elsewhere
+                retry += indexes
+                last_error = exc
+                continue
             try:
                 conn.send_packed_command([payload], check_health=False)
                 sent.append((pool, conn, indexes))
-            except RedisConnectionError as exc:
+            except (RedisConnectionError, RedisTimeoutError) as exc:
                 conn.disconnect()
                 pool.release(conn)
                 retry += indexes
@@ -258,11 +280,11 @@ class _ClusterTransport(_Transport):
                             conn.read_response(disable_decoding=True, timeout=remaining)
                         replies[i] = conn.read_response(disable_decoding=True, timeout=remaining)
                     except ResponseError as exc:
-                        message = str(exc)
-                        if not is_retryable_reply(message):
-                            raise ServerError(f"Redis Cluster refused HMGET: {redact_text(message)}") from None
-                        if message.startswith("ASK"):
-                            asking[i] = message.split()[2]
+                        retryable, ask_node = classify_reply_error(exc)
+                        if not retryable:
+                            raise ServerError(f"Redis Cluster refused HMGET: {redact_text(str(exc))}") from None
+                        if ask_node:
+                            asking[i] = ask_node
                         retry.append(i)
                         last_error = exc
             except RedisTimeoutError:
@@ -290,7 +312,7 @@ class _ClusterTransport(_Transport):
                 conn.disconnect()
             pool.release(conn)
 
-    def _refresh_topology(self, cause: Exception | None) -> None:
+    def _refresh_topology(self) -> None:
         try:
             self.nodes.initialize()
         except RedisError:

@@ -34,7 +34,7 @@ def _status(missing: int, stale: int, position: int) -> FeatureStatus:
 class FeatureVector:
     """The features of one entity, in the order they were requested."""
 
-    __slots__ = ("entity_id", "_plan", "values", "_missing", "_stale", "_stamps", "_now_ms")
+    __slots__ = ("_missing", "_now_ms", "_plan", "_stale", "_stamps", "entity_id", "values")
 
     def __init__(
         self,
@@ -126,7 +126,7 @@ class FeatureVector:
 class FeatureBatch(Sequence[FeatureVector]):
     """The features of many entities, in the caller's order (duplicates allowed)."""
 
-    __slots__ = ("entity_ids", "_plan", "rows", "_missing", "_stale", "_stamps", "_now_ms")
+    __slots__ = ("_missing", "_now_ms", "_plan", "_stale", "_stamps", "entity_ids", "rows")
 
     def __init__(
         self,

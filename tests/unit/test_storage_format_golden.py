@@ -1,0 +1,189 @@
+"""Golden tests: the exact bytes of the storage format (docs/storage-format.md).
+
+If one of these fails, the format changed: data written by an older version would be
+read differently.  Change the format only on purpose, with FORMAT_VERSION and the doc.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import pytest
+
+from featurestore.jobs.commands import BatchWritePlan, resp
+from featurestore.readers import Entity, Feature, FeatureView, codec, load_catalog
+from featurestore.readers.errors import DecodingError, EncodingError
+
+user = Entity("user", join_key="user_id")
+merchant = Entity("merchant", join_key="merchant_id", id_dtype="string")
+
+
+def test_keys() -> None:
+    assert codec.entity_key(user, 42) == b"fs:user:{42}"
+    assert codec.entity_key(user, -7) == b"fs:user:{-7}"
+    assert codec.entity_key(user, 2**63 - 1) == b"fs:user:{9223372036854775807}"
+    assert codec.entity_key(merchant, "m0001") == b"fs:merchant:{m0001}"
+    assert codec.entity_key(merchant, "café ☕") == "fs:merchant:{café ☕}".encode()
+    assert codec.ts_field("user_profile") == b"_ts:user_profile"
+    assert codec.REGISTRY_KEY == b"fs:registry"
+
+
+@pytest.mark.parametrize(
+    ("entity", "bad_id", "message"),
+    [
+        (user, "42", "int64 ids; '42' .* is not an integer"),
+        (user, True, "is not an integer"),
+        (user, 4.0, "is not an integer"),
+        (user, 2**63, "outside the int64 range"),
+        (merchant, 17, "string ids; 17 .* is not a str"),
+        (merchant, "", "cannot be encoded"),
+        (merchant, "a}b", "cannot be encoded"),
+        (merchant, "a{b", "cannot be encoded"),
+        (merchant, "a\nb", "cannot be encoded"),
+        (merchant, "\ud800", "not valid Unicode"),
+        (merchant, "x" * 513, "more than 512"),
+    ],
+)
+def test_ids_that_cannot_be_encoded_are_refused_naming_the_entity(entity: Entity, bad_id: object, message: str) -> None:
+    with pytest.raises(EncodingError, match=f"entity '{entity.name}'.*{message}"):
+        codec.encode_id(entity, bad_id)
+
+
+F64 = Feature("x", "float64")
+F32 = Feature("x", "float32")
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (0.1, b"0.1"),
+        (1.0, b"1"),  # integral floats carry no ".0" (listpack stores them as integers)
+        (-0.0, b"-0"),
+        (0.0, b"0"),
+        (1e-5, b"0.00001"),
+        (1e-7, b"1e-7"),
+        (123456789.0, b"123456789"),
+        (1.5e10, b"1.5e+10"),
+        (1 / 3, b"0.3333333333333333"),
+        (1.7976931348623157e308, b"1.7976931348623157e+308"),
+        (5e-324, b"5e-324"),
+        (math.inf, b"inf"),
+        (-math.inf, b"-inf"),
+        (math.nan, None),  # NaN is null: an absent field
+        (None, None),
+        (7, b"7"),
+    ],
+)
+def test_float64_values(value: float | None, stored: bytes | None) -> None:
+    assert codec.encode_value(F64, value) == stored
+    if stored is not None:
+        decoded = codec.decode_value(F64, stored)
+        assert decoded == value and math.copysign(1, decoded) == math.copysign(1, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (0.1, b"0.1"),  # shortest text that round-trips the float32, not the float64's 17 digits
+        (1 / 3, b"0.33333334"),
+        (16777217.0, b"16777216"),  # rounds to the nearest float32
+        (3.4e38, b"3.4e+38"),
+        (1e39, b"inf"),  # overflows float32
+        (-2.5, b"-2.5"),
+    ],
+)
+def test_float32_values(value: float, stored: bytes) -> None:
+    assert codec.encode_value(F32, value) == stored
+    if stored != b"inf":
+        assert struct.pack("<f", codec.decode_value(F32, stored)) == struct.pack("<f", value)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "stored", "decoded"),
+    [
+        ("int64", 0, b"0", 0),
+        ("int64", -(2**63), b"-9223372036854775808", -(2**63)),
+        ("int64", 2**63 - 1, b"9223372036854775807", 2**63 - 1),
+        ("int64", 3.0, b"3", 3),  # an integral float from a sloppy source is accepted
+        ("bool", True, b"1", True),
+        ("bool", False, b"0", False),
+        ("string", "", b"", ""),  # an empty string is a value, not null
+        ("string", "Zürich 北京 🙂", "Zürich 北京 🙂".encode(), "Zürich 北京 🙂"),
+    ],
+)
+def test_scalar_values(dtype: str, value: object, stored: bytes, decoded: object) -> None:
+    feature = Feature("x", dtype)
+    assert codec.encode_value(feature, value) == stored
+    assert codec.decode_value(feature, stored) == decoded
+
+
+def test_vectors_are_packed_little_endian_float32() -> None:
+    emb = Feature("emb", "vector", dim=3)
+    stored = codec.encode_value(emb, [1.0, -2.5, 0.1])
+    assert stored == b"\x00\x00\x80?\x00\x00 \xc0\xcd\xcc\xcc="
+    assert codec.decode_value(emb, stored) == pytest.approx((1.0, -2.5, 0.1))
+    with pytest.raises(EncodingError, match="vector has 2 values, the definition says dim=3"):
+        codec.encode_value(emb, [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [("int64", 2**63), ("int64", 1.5), ("int64", "3"), ("bool", 1), ("string", 5), ("float64", "1.0"), ("float32", True)],
+)
+def test_values_that_do_not_fit_are_refused_naming_the_feature(dtype: str, value: object) -> None:
+    with pytest.raises(EncodingError, match=f"feature 'x'"):
+        codec.encode_value(Feature("x", dtype), value)
+
+
+def test_undecodable_values_name_the_feature() -> None:
+    with pytest.raises(DecodingError, match=r"feature 'x' \(int64\): stored value b'abc'"):
+        codec.decode_value(Feature("x", "int64"), b"abc")
+    with pytest.raises(DecodingError, match=r"feature 'x' \(bool\)"):
+        codec.decode_value(Feature("x", "bool"), b"yes")
+
+
+def test_packed_float32_field() -> None:
+    view = FeatureView(
+        "p", user, (Feature("a", "float32"), Feature("n", "int64"), Feature("b", "float32")), ttl=60, packed=True
+    )
+    assert codec.packed_field(view) == b"_f32:p"
+    blob = codec.encode_packed(view, {"a": 1.5, "b": None})
+    assert blob == struct.pack("<2f", 1.5, math.nan)
+    assert codec.unpack_packed(view, blob) == (1.5, None)
+    assert codec.encode_packed(view, {}) is None  # all null: the field is deleted
+
+
+def test_batch_write_commands() -> None:
+    catalog = load_catalog()
+    plan = BatchWritePlan.build(catalog, catalog.view("user_profile"))
+    commands = plan.commands(42, {"account_age_days": 12, "home_country": "FR", "kyc_verified": True}, 1700000000000)
+    assert commands == [
+        (b"HSET", b"fs:user:{42}", b"account_age_days", b"12", b"home_country", b"FR",
+         b"kyc_verified", b"1", b"_ts:user_profile", b"1700000000000"),
+        (b"HDEL", b"fs:user:{42}", b"account_type", b"credit_limit"),
+        (b"EXPIRE", b"fs:user:{42}", b"604800"),
+    ]  # fmt: skip
+    # a view with a shorter TTL than the key also expires its own fields
+    short = BatchWritePlan.build(catalog, catalog.view("user_transactions"))
+    assert short.commands(1, {"txn_count_1d": 3}, 5)[-2:] == [
+        (b"EXPIRE", b"fs:user:{1}", b"604800"),
+        (b"HEXPIRE", b"fs:user:{1}", b"172800", b"FIELDS", b"2", b"txn_count_1d", b"_ts:user_transactions"),
+    ]
+    assert resp((b"EXPIRE", b"k", b"5")) == b"*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$1\r\n5\r\n"
+
+
+def test_registry_entry() -> None:
+    view = load_catalog().view("merchant_risk")
+    entry = codec.registry_entry(view, published_at_ms=1700000000000, run_id="r1")
+    assert entry == (
+        b'{"entity":"merchant","features":[{"dtype":"int64","name":"merchant_txn_count_30d"},'
+        b'{"dtype":"float32","name":"merchant_fraud_rate_30d"},{"dtype":"float32","name":"merchant_amount_mean_30d"},'
+        b'{"dtype":"int64","name":"merchant_distinct_users_30d"},{"dtype":"string","name":"merchant_category"}],'
+        b'"fingerprint":"' + codec.fingerprint(view).encode() + b'","format_version":1,"id_dtype":"string",'
+        b'"kind":"batch","packed":false,"published_at_ms":1700000000000,"run_id":"r1","ttl":172800,'
+        b'"view":"merchant_risk"}'
+    )
+    assert json.loads(entry)["fingerprint"] == codec.fingerprint(view)
+    assert codec.fingerprint(view) == "d01094917600206017e0c78627f5dbea562bfede1fe88d1404748f0424b7527c"
