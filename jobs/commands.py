@@ -85,7 +85,5 @@ class BatchWritePlan:
         out.append((b"EXPIRE", key, str(self.key_ttl).encode()))
         if self.field_ttl is not None:
             written = present[0::2]
-            out.append(
-                (b"HEXPIRE", key, str(self.field_ttl).encode(), b"FIELDS", str(len(written)).encode(), *written)
-            )
+            out.append((b"HEXPIRE", key, str(self.field_ttl).encode(), b"FIELDS", str(len(written)).encode(), *written))
         return out

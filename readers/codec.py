@@ -37,8 +37,7 @@ def encode_id(entity: Entity, entity_id: object) -> bytes:
     if entity.id_dtype == "int64":
         if isinstance(entity_id, bool) or not hasattr(entity_id, "__index__"):
             raise EncodingError(
-                f"entity {entity.name!r} has int64 ids; {entity_id!r} "
-                f"({type(entity_id).__name__}) is not an integer"
+                f"entity {entity.name!r} has int64 ids; {entity_id!r} ({type(entity_id).__name__}) is not an integer"
             )
         value = entity_id.__index__()
         if not _INT64_MIN <= value <= _INT64_MAX:
@@ -265,8 +264,7 @@ def view_spec(view: FeatureView) -> dict[str, Any]:
         "kind": view.kind.value if hasattr(view.kind, "value") else str(view.kind),
         "packed": view.packed,
         "features": [
-            {"name": f.name, "dtype": DType(f.dtype).value, **({"dim": f.dim} if f.dim else {})}
-            for f in view.features
+            {"name": f.name, "dtype": DType(f.dtype).value, **({"dim": f.dim} if f.dim else {})} for f in view.features
         ],
         "format_version": FORMAT_VERSION,
     }

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .errors import CatalogError, DefinitionError
@@ -31,7 +31,7 @@ _FEATURE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-class DType(str, Enum):
+class DType(StrEnum):
     """The value types a feature can have; each has one encoding (docs/storage-format.md)."""
 
     INT64 = "int64"
@@ -46,7 +46,7 @@ class DType(str, Enum):
         return self in (DType.INT64, DType.FLOAT64, DType.FLOAT32, DType.BOOL)
 
 
-class ViewKind(str, Enum):
+class ViewKind(StrEnum):
     """Who writes a view: the nightly batch job or a streaming pipeline."""
 
     BATCH = "batch"
@@ -67,8 +67,7 @@ def _seconds(value: timedelta | int | float | None, what: str) -> int | None:
 def _check_name(pattern: re.Pattern[str], name: object, what: str) -> None:
     if not isinstance(name, str) or not pattern.match(name):
         raise DefinitionError(
-            f"{what} name {name!r} is invalid: use {pattern.pattern} "
-            "(names become part of Redis keys and fields)"
+            f"{what} name {name!r} is invalid: use {pattern.pattern} (names become part of Redis keys and fields)"
         )
 
 
@@ -90,9 +89,7 @@ class Entity:
         if not isinstance(self.join_key, str) or not self.join_key:
             raise DefinitionError(f"entity {self.name!r}: join_key must be a non-empty column name")
         if self.id_dtype not in ("int64", "string"):
-            raise DefinitionError(
-                f"entity {self.name!r}: id_dtype must be 'int64' or 'string', got {self.id_dtype!r}"
-            )
+            raise DefinitionError(f"entity {self.name!r}: id_dtype must be 'int64' or 'string', got {self.id_dtype!r}")
 
 
 @dataclass(frozen=True)
@@ -116,9 +113,7 @@ class Feature:
             dtype = DType(self.dtype)
         except ValueError:
             allowed = ", ".join(d.value for d in DType)
-            raise DefinitionError(
-                f"feature {self.name!r}: unknown dtype {self.dtype!r} (one of: {allowed})"
-            ) from None
+            raise DefinitionError(f"feature {self.name!r}: unknown dtype {self.dtype!r} (one of: {allowed})") from None
         object.__setattr__(self, "dtype", dtype)
         if dtype is DType.VECTOR:
             if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
@@ -136,9 +131,7 @@ class Feature:
 
 def _checked_default(feature: Feature) -> Any:
     value, dtype = feature.default, DType(feature.dtype)
-    bad = DefinitionError(
-        f"feature {feature.name!r}: default {value!r} does not fit dtype {dtype.value}"
-    )
+    bad = DefinitionError(f"feature {feature.name!r}: default {value!r} does not fit dtype {dtype.value}")
     if dtype is DType.BOOL:
         if not isinstance(value, bool):
             raise bad
@@ -383,7 +376,6 @@ def load_catalog(module: str | None = None) -> Catalog:
     catalog = getattr(loaded, "catalog", None)
     if not isinstance(catalog, Catalog):
         raise CatalogError(
-            f"catalogue module {name!r} must define `catalog = Catalog(views=(...))`, "
-            f"found {type(catalog).__name__}"
+            f"catalogue module {name!r} must define `catalog = Catalog(views=(...))`, found {type(catalog).__name__}"
         )
     return catalog

@@ -92,7 +92,15 @@ class ReadPlan:
             for p in positions:
                 mask |= 1 << p
             slots.append(
-                ViewSlot(view, ts_base + i, view.max_age_seconds * 1000, positions, mask, packed_at.get(view.name, -1), packed)
+                ViewSlot(
+                    view,
+                    ts_base + i,
+                    view.max_age_seconds * 1000,
+                    positions,
+                    mask,
+                    packed_at.get(view.name, -1),
+                    packed,
+                )
             )
         self.views: tuple[ViewSlot, ...] = tuple(slots)
         self.has_packed = bool(packed_views)
@@ -118,13 +126,9 @@ class ReadPlan:
 
     def keys(self, entity_ids: Sequence[object]) -> list[bytes]:
         entity, prefix = self.entity, self.key_prefix
-        if entity.id_dtype == "int64":
-            try:
-                # the fast path: plain ints (not bools) in the int64 range
-                if all(type(i) is int and -(2**63) <= i < 2**63 for i in entity_ids):  # type: ignore[operator]
-                    return [b"%s%d}" % (prefix, i) for i in entity_ids]  # type: ignore[str-bytes-safe]
-            except TypeError:
-                pass
+        # the fast path: plain ints (not bools) in the int64 range
+        if entity.id_dtype == "int64" and all(type(i) is int and -(2**63) <= i < 2**63 for i in entity_ids):
+            return [b"%s%d}" % (prefix, i) for i in entity_ids]  # type: ignore[str-format]
         return [prefix + codec.encode_id(entity, i) + b"}" for i in entity_ids]
 
     # --- decoding -----------------------------------------------------------------
@@ -211,9 +215,7 @@ class Planner:
         if isinstance(features, str):
             view = self.catalog.view(features)  # a view name selects all its features
             if entity is not None and entity != view.entity.name:
-                raise FeatureNotFoundError(
-                    f"view {view.name!r} belongs to entity {view.entity.name!r}, not {entity!r}"
-                )
+                raise FeatureNotFoundError(f"view {view.name!r} belongs to entity {view.entity.name!r}, not {entity!r}")
             return ReadPlan(view.entity, [(view, f) for f in view.features])
         if not features:
             raise FeatureNotFoundError("no features requested")
@@ -246,4 +248,3 @@ class Planner:
         where = f" of entity {entity!r}" if entity else ""
         hint = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
         return f"unknown feature {name!r}{where} (known: {hint})"
-

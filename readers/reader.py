@@ -48,7 +48,7 @@ def translate_error(exc: Exception, settings: ConnectionSettings, what: str) -> 
     """A redis-py error as one of ours, with the URL redacted."""
     where = settings.redacted_url
     message = redact_text(str(exc))
-    if isinstance(exc, RedisTimeoutError) or isinstance(exc, TimeoutError):
+    if isinstance(exc, (RedisTimeoutError, TimeoutError)):
         return FeatureStoreTimeout(f"{what} timed out against {where}: {message}")
     if isinstance(exc, (RedisConnectionError, OSError)):
         return FeatureStoreConnectionError(f"{what}: cannot reach Redis at {where}: {message}")
@@ -78,13 +78,13 @@ def check_registry(catalog: Catalog, entries: dict[bytes, bytes]) -> dict[str, s
         for feature in ours["features"]:
             other = stored_features.get(feature["name"])
             if other is not None and (other.get("dtype"), other.get("dim")) != (feature["dtype"], feature.get("dim")):
-                problems.append(
-                    f"feature {feature['name']!r} is {_describe(feature)} here but was materialized as {_describe(other)}"
-                )
+                name, ours_, theirs = feature["name"], _describe(feature), _describe(other)
+                problems.append(f"feature {name!r} is {ours_} here but was materialized as {theirs}")
         if problems:
             raise RegistryMismatchError(
                 f"view {view.name!r} would be decoded differently from how it was materialized "
-                f"(run {stored.get('run_id') or '?'}): " + "; ".join(problems)
+                f"(run {stored.get('run_id') or '?'}): "
+                + "; ".join(problems)
                 + ". Deploy the matching definitions, or re-materialize the view."
             )
         report[view.name] = "ok"
@@ -92,7 +92,7 @@ def check_registry(catalog: Catalog, entries: dict[bytes, bytes]) -> dict[str, s
 
 
 def _describe(feature: dict[str, Any]) -> str:
-    return feature["dtype"] + (f"[{feature['dim']}]" if feature.get("dim") else "")
+    return str(feature["dtype"]) + (f"[{feature['dim']}]" if feature.get("dim") else "")
 
 
 def group_by_node(
@@ -162,11 +162,15 @@ class _StandaloneTransport(_Transport):
                 conn.send_packed_command([payload], check_health=False)
                 replies = []
                 for _ in range(len(commands)):
-                    replies.append(conn.read_response(disable_decoding=True, timeout=max(deadline - time.monotonic(), 0.0001)))
+                    replies.append(
+                        conn.read_response(disable_decoding=True, timeout=max(deadline - time.monotonic(), 0.0001))
+                    )
                 return replies
             except ResponseError as exc:
                 conn.disconnect()  # replies after the error are still unread
-                raise ServerError(f"Redis at {self.settings.redacted_url} refused HMGET: {redact_text(str(exc))}") from None
+                raise ServerError(
+                    f"Redis at {self.settings.redacted_url} refused HMGET: {redact_text(str(exc))}"
+                ) from None
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 conn.disconnect()
                 # one quick retry on a fresh connection: a pooled one may predate a restart
@@ -270,8 +274,9 @@ class _ClusterTransport(_Transport):
                 retry += indexes
                 last_error = exc
         for pool, conn, indexes in sent:
+            done = 0
             try:
-                for n, i in enumerate(indexes):
+                for i in indexes:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise RedisTimeoutError("deadline reached")
@@ -287,6 +292,7 @@ class _ClusterTransport(_Transport):
                             asking[i] = ask_node
                         retry.append(i)
                         last_error = exc
+                    done += 1
             except RedisTimeoutError:
                 conn.disconnect()
                 self._abandon(sent, pool, conn)
@@ -295,7 +301,7 @@ class _ClusterTransport(_Transport):
                 ) from None
             except RedisConnectionError as exc:
                 conn.disconnect()
-                retry += indexes[n:]
+                retry += indexes[done:]
                 last_error = exc
             except BaseException:
                 conn.disconnect()
@@ -320,7 +326,7 @@ class _ClusterTransport(_Transport):
 
     def hgetall(self, key: bytes) -> dict[bytes, bytes]:
         try:
-            return self.client.hgetall(key)  # type: ignore[no-any-return]
+            return self.client.hgetall(key)  # type: ignore[return-value]
         except RedisError as exc:
             raise translate_error(exc, self.settings, "reading the registry") from None
 

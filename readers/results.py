@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .definitions import DType
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 _NEVER = -1
 
 
-class FeatureStatus(str, Enum):
+class FeatureStatus(StrEnum):
     """Why a value is what it is."""
 
     PRESENT = "present"  # the stored value, fresh
@@ -168,7 +168,7 @@ class FeatureBatch(Sequence[FeatureVector]):
     def status(self, index: int, name: str) -> FeatureStatus:
         return self[index].status(name)
 
-    def count(self, status: FeatureStatus) -> int:  # type: ignore[override]
+    def count(self, status: FeatureStatus) -> int:
         """How many (entity, feature) values have ``status``."""
         total = 0
         for i in range(len(self.rows)):

@@ -25,7 +25,11 @@ def client_for(url: str) -> Any:
 
 
 def write_view(
-    client: Any, catalog: Catalog, view: FeatureView, rows: Mapping[object, Mapping[str, Any]], computed_at_ms: int | None = None
+    client: Any,
+    catalog: Catalog,
+    view: FeatureView,
+    rows: Mapping[object, Mapping[str, Any]],
+    computed_at_ms: int | None = None,
 ) -> None:
     """HSET/HDEL/EXPIRE/HEXPIRE each row, then publish the view in the registry."""
     plan = BatchWritePlan.build(catalog, view)
@@ -59,9 +63,7 @@ compact = FeatureView(
     ttl=3600,
     packed=True,
 )
-live = FeatureView(
-    "live", user, (Feature("clicks_1m", "int64", default=0, ttl=60),), kind="streaming"
-)
+live = FeatureView("live", user, (Feature("clicks_1m", "int64", default=0, ttl=60),), kind="streaming")
 balances = FeatureView("balances", account, (Feature("balance", "float64"),), ttl=600)
 test_catalog = Catalog(views=(scores, compact, live, balances))
 

@@ -8,8 +8,15 @@ import time
 import pytest
 import redis
 
-from featurestore.readers import AsyncFeatureReader, FeatureStatus, FeatureStoreTimeout, RegistryMismatchError
-from featurestore.readers import Catalog, Feature, FeatureView
+from featurestore.readers import (
+    AsyncFeatureReader,
+    Catalog,
+    Feature,
+    FeatureStatus,
+    FeatureStoreTimeout,
+    FeatureView,
+    RegistryMismatchError,
+)
 from tests.reader.conftest import client_for, scores, test_catalog, user, write_view
 
 ROWS = {i: {"n_orders": i, "segment": f"s{i}"} for i in range(1, 201)}

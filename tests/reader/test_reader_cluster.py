@@ -43,10 +43,16 @@ def test_replicas_can_serve_reads(redis_cluster, cluster_url: str) -> None:  # t
     for port in redis_cluster.master_ports:  # let replication catch up before reading from replicas
         redis_cluster.client(port).execute_command("WAIT", 1, 2000)
     replica_ports = redis_cluster.ports[3:]
-    before = sum(int(redis_cluster.client(p).info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)) for p in replica_ports)
+    before = sum(
+        int(redis_cluster.client(p).info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
+        for p in replica_ports
+    )
     reader = FeatureReader(cluster_url, catalog=test_catalog, read_from_replicas=True)
     assert reader.get_many(IDS, ["n_orders"]).to_list() == [[i] for i in IDS]
-    after = sum(int(redis_cluster.client(p).info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)) for p in replica_ports)
+    after = sum(
+        int(redis_cluster.client(p).info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
+        for p in replica_ports
+    )
     assert after - before == len(IDS)  # every HMGET went to a replica
 
 

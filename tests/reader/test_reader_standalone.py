@@ -109,7 +109,9 @@ def test_packed_view_round_trip(redis_url: str) -> None:
 def test_features_of_several_views_in_one_hmget(redis_url: str) -> None:
     client = client_for(redis_url)
     write_view(client, test_catalog, scores, {8: ROW})
-    write_view(client, test_catalog, compact, {8: {"c1": 2.0, "c_count": 1, "c2": 3.0}}, computed_at_ms=now_ms() - 4_000_000)
+    write_view(
+        client, test_catalog, compact, {8: {"c1": 2.0, "c_count": 1, "c2": 3.0}}, computed_at_ms=now_ms() - 4_000_000
+    )
     v = FeatureReader(redis_url, catalog=test_catalog).get(8, ["c1", "n_orders", "c_count"])
     assert v.to_list() == [-1.0, 7, None]  # compact is stale, scores fresh
     assert v.statuses == {"c1": FeatureStatus.STALE, "n_orders": FeatureStatus.PRESENT, "c_count": FeatureStatus.STALE}
@@ -121,7 +123,11 @@ def test_features_of_several_views_in_one_hmget(redis_url: str) -> None:
     [
         (lambda r: r.get(1, ["nope"]), FeatureNotFoundError, "unknown feature 'nope'"),
         (lambda r: r.get(1, "nope_view"), FeatureNotFoundError, "no view 'nope_view'"),
-        (lambda r: r.get(1, ["balance"], entity="user"), FeatureNotFoundError, "unknown feature 'balance' of entity 'user'"),
+        (
+            lambda r: r.get(1, ["balance"], entity="user"),
+            FeatureNotFoundError,
+            "unknown feature 'balance' of entity 'user'",
+        ),
         (lambda r: r.get(1, "scores", entity="account"), FeatureNotFoundError, "belongs to entity 'user'"),
         (lambda r: r.get("1", "scores"), EncodingError, "entity 'user' has int64 ids"),
         (lambda r: r.get_many([1, None], "scores"), EncodingError, "entity 'user'"),
@@ -146,7 +152,9 @@ def test_registry_mismatch_fails_loudly_at_start_up(redis_url: str) -> None:
     client = client_for(redis_url)
     write_view(client, test_catalog, scores, {1: ROW})
     changed = FeatureView("scores", user, (Feature("n_orders", "float64"), Feature("spend", "float64")), ttl=3600)
-    with pytest.raises(RegistryMismatchError, match=r"view 'scores'.*feature 'n_orders' is float64 here but was materialized as int64"):
+    with pytest.raises(
+        RegistryMismatchError, match=r"view 'scores'.*feature 'n_orders' is float64 here but was materialized as int64"
+    ):
         FeatureReader(redis_url, catalog=Catalog(views=(changed,)))
     # a feature that is defined but not materialized yet is fine: it reads as missing
     added = FeatureView("scores", user, (*scores.features, Feature("brand_new", "int64", default=-1)), ttl=3600)
@@ -167,7 +175,9 @@ def test_server_down_is_a_clear_error_without_hanging() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
     start = time.monotonic()
-    with pytest.raises(FeatureStoreConnectionError, match=f"cannot reach Redis at redis://app:\\*\\*\\*@127.0.0.1:{port}"):
+    with pytest.raises(
+        FeatureStoreConnectionError, match=f"cannot reach Redis at redis://app:\\*\\*\\*@127.0.0.1:{port}"
+    ):
         FeatureReader(f"redis://app:s3cret@127.0.0.1:{port}", catalog=test_catalog, timeout=0.5)
     assert time.monotonic() - start < 3
 

@@ -130,10 +130,18 @@ def test_vectors_are_packed_little_endian_float32() -> None:
 
 @pytest.mark.parametrize(
     ("dtype", "value"),
-    [("int64", 2**63), ("int64", 1.5), ("int64", "3"), ("bool", 1), ("string", 5), ("float64", "1.0"), ("float32", True)],
+    [
+        ("int64", 2**63),
+        ("int64", 1.5),
+        ("int64", "3"),
+        ("bool", 1),
+        ("string", 5),
+        ("float64", "1.0"),
+        ("float32", True),
+    ],
 )
 def test_values_that_do_not_fit_are_refused_naming_the_feature(dtype: str, value: object) -> None:
-    with pytest.raises(EncodingError, match=f"feature 'x'"):
+    with pytest.raises(EncodingError, match="feature 'x'"):
         codec.encode_value(Feature("x", dtype), value)
 
 
