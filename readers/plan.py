@@ -137,9 +137,8 @@ class ReadPlan:
         """Decode one HMGET reply in place; returns (missing mask, stale mask).
 
         Appends each view's ``_ts`` (epoch ms, or -1 if absent) to ``stamps``.
-        Afterwards ``row[:n_features]`` holds typed values, defaults where missing or
-        stale (or the old value where stale and ``serve_stale``).  ``row`` is truncated
-        to the features.
+        Afterwards ``row`` holds the typed values in request order: defaults where missing
+        or stale (or the old value where stale and ``serve_stale``).
         """
         stale_mask = 0
         for slot in self.views:
@@ -150,28 +149,42 @@ class ReadPlan:
                 stale_mask |= slot.mask
         if self.has_packed:
             self._unpack(row)
-        missing_mask = 0
-        decoders, defaults = self.decoders, self.defaults
-        i = 0
-        try:
-            for decode in decoders:
-                raw = row[i]
-                if raw is None:
-                    row[i] = defaults[i]
-                    missing_mask |= 1 << i
-                elif stale_mask >> i & 1 and not serve_stale:
-                    row[i] = defaults[i]
-                elif type(raw) is bytes:
-                    row[i] = decode(raw)
-                i += 1
-        except (ValueError, KeyError, struct.error, UnicodeDecodeError):
-            feature = self.features[i]
-            raise DecodingError(
-                f"entity {self.entity.name!r}: feature {feature.name!r} ({DType(feature.dtype).value}) "
-                f"holds {row[i][:64]!r}, which cannot be decoded; was it written by another tool?"
-            ) from None
         del row[self.n_features :]
+        decoders = self.decoders
+        try:
+            if not stale_mask and None not in row:  # the common case: everything fresh and present
+                row[:] = [decode(raw) for decode, raw in zip(decoders, row)]
+                return 0, 0
+            return self._decode_slow(row, stale_mask, serve_stale)
+        except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError):
+            raise self._decoding_error(row) from None
+
+    def _decode_slow(self, row: list[Any], stale_mask: int, serve_stale: bool) -> tuple[int, int]:
+        missing_mask = 0
+        defaults = self.defaults
+        for i, decode in enumerate(self.decoders):
+            raw = row[i]
+            if raw is None:
+                row[i] = defaults[i]
+                missing_mask |= 1 << i
+            elif stale_mask >> i & 1 and not serve_stale:
+                row[i] = defaults[i]
+            else:
+                row[i] = decode(raw)
         return missing_mask, stale_mask & ~missing_mask
+
+    def _decoding_error(self, row: list[Any]) -> DecodingError:
+        for i, feature in enumerate(self.features):  # find the culprit (slow path: errors only)
+            raw = row[i]
+            if type(raw) is bytes:
+                try:
+                    codec.decode_value(feature, raw)
+                except DecodingError:
+                    return DecodingError(
+                        f"entity {self.entity.name!r}: feature {feature.name!r} ({DType(feature.dtype).value}) "
+                        f"holds {raw[:64]!r}, which cannot be decoded; was it written by another tool?"
+                    )
+        return DecodingError(f"entity {self.entity.name!r}: a stored value cannot be decoded")
 
     def _unpack(self, row: list[Any]) -> None:
         for slot in self.views:
@@ -180,7 +193,7 @@ class ReadPlan:
             blob = row[slot.packed_index]
             values = codec.unpack_packed(slot.view, blob) if blob is not None else None
             for position, offset in slot.packed_positions:
-                # floats are already decoded: decode_row leaves non-bytes values alone
+                # a float passes through its decoder (float) unchanged
                 row[position] = None if values is None else values[offset]
 
 

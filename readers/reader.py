@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import hiredis
 import redis
 from redis.cluster import LoadBalancingStrategy, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import codec
@@ -111,22 +112,65 @@ def group_by_node(
     return groups
 
 
-def classify_reply_error(exc: ResponseError) -> tuple[bool, str | None]:
+def classify_error_reply(message: str) -> tuple[bool, str | None]:
     """For an error reply in a cluster: (worth a retry?, node named by an ASK redirect).
 
     Redirects and transient cluster states are retried after a topology refresh;
     anything else (a wrong type, an ACL refusal) is the caller's problem.
     """
-    if isinstance(exc, MovedError):  # MovedError derives from AskError: test it first
-        return True, None
-    if isinstance(exc, AskError):
-        return True, f"{exc.host}:{exc.port}"
-    if isinstance(exc, (TryAgainError, ClusterDownError)):
-        return True, None
-    return str(exc).startswith(_RETRYABLE_REPLY), None
+    if message.startswith("ASK "):
+        return True, message.split()[2]
+    return message.startswith(_RETRYABLE_REPLY), None
 
 
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
+_READ_SIZE = 65536
+
+
+# --- the I/O chokepoint --------------------------------------------------------------
+# redis-py connects, authenticates, negotiates TLS and sends READONLY to replicas; then
+# the reader writes its prepared RESP on the connection's socket and parses the replies
+# with its own hiredis.Reader, all at once: no per-command objects, no per-reply calls.
+# The connection's parser is left untouched (it holds no data: the pool checks that).
+
+
+def _send(conn: Any, payload: bytes, deadline: float) -> None:
+    if conn._sock is None:  # redis-py keeps the connected (TLS-wrapped) socket here
+        conn.connect()
+    sock = conn._sock
+    sock.settimeout(max(deadline - time.monotonic(), 0.0001))
+    sock.sendall(payload)
+
+
+def _receive(conn: Any, count: int, deadline: float) -> list[Any]:
+    """Read ``count`` replies; error replies come back as ``hiredis.ReplyError`` values."""
+    sock = conn._sock
+    reader = hiredis.Reader()
+    buffer = bytearray(_READ_SIZE)
+    replies: list[Any] = []
+    append = replies.append
+    try:
+        while True:
+            reply = reader.gets()
+            while reply is not False:
+                append(reply)
+                if len(replies) == count:
+                    return replies
+                reply = reader.gets()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("deadline reached")
+            sock.settimeout(remaining)
+            received = sock.recv_into(buffer)
+            if not received:
+                raise ConnectionResetError("Redis closed the connection")
+            reader.feed(buffer, 0, received)  # type: ignore[arg-type]  # accepts any buffer
+    finally:
+        sock.settimeout(conn.socket_timeout)  # as redis-py expects it
+
+
+def _error_replies(replies: list[Any]) -> list[tuple[int, str]]:
+    return [(i, str(r)) for i, r in enumerate(replies) if r.__class__ is not list]
 
 
 class _Transport:
@@ -159,28 +203,23 @@ class _StandaloneTransport(_Transport):
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 raise translate_error(exc, self.settings, "reading features") from None
             try:
-                conn.send_packed_command([payload], check_health=False)
-                replies = []
-                for _ in range(len(commands)):
-                    replies.append(
-                        conn.read_response(disable_decoding=True, timeout=max(deadline - time.monotonic(), 0.0001))
-                    )
-                return replies
-            except ResponseError as exc:
-                conn.disconnect()  # replies after the error are still unread
-                raise ServerError(
-                    f"Redis at {self.settings.redacted_url} refused HMGET: {redact_text(str(exc))}"
-                ) from None
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                conn.disconnect()
+                _send(conn, payload, deadline)
+                replies = _receive(conn, len(commands), deadline)
+            except (OSError, RedisConnectionError) as exc:
+                conn.disconnect()  # unread replies may remain: never reuse it
                 # one quick retry on a fresh connection: a pooled one may predate a restart
-                if attempt == 2 or isinstance(exc, RedisTimeoutError) or time.monotonic() >= deadline:
+                if attempt == 2 or isinstance(exc, TimeoutError) or time.monotonic() >= deadline:
                     raise translate_error(exc, self.settings, "reading features") from None
+                continue
             except BaseException:
                 conn.disconnect()
                 raise
             finally:
                 self.pool.release(conn)
+            errors = _error_replies(replies)
+            if errors:
+                raise ServerError(f"Redis at {self.settings.redacted_url} refused HMGET: {redact_text(errors[0][1])}")
+            return replies
         raise AssertionError("unreachable")  # pragma: no cover
 
     def hgetall(self, key: bytes) -> dict[bytes, bytes]:
@@ -224,23 +263,18 @@ class _ClusterTransport(_Transport):
                 time.sleep(min(_BACKOFF_SECONDS * 2 ** min(attempt - 1, 3), remaining))
                 self._refresh_topology()
             try:
-                groups = self._group(keys, pending, asking)
+                groups = group_by_node(keys, pending, asking, self.nodes.get_node_from_slot, self.strategy)
             except RedisError as exc:  # e.g. a slot not covered while a failover runs
                 last_error = exc
                 continue
-            pending, asking, last_error = self._send_groups(groups, asking, commands, replies, deadline)
+            pending, asking, last_error = self._exchange(groups, asking, commands, replies, deadline)
             if not pending:
                 return replies
-        if isinstance(last_error, FeatureStoreError):
-            raise last_error
         raise translate_error(
             last_error or RedisConnectionError("no reply"), self.settings, f"reading {len(pending)} entities"
         ) from None
 
-    def _group(self, keys: Sequence[bytes], pending: list[int], asking: dict[int, str]) -> dict[str, list[int]]:
-        return group_by_node(keys, pending, asking, self.nodes.get_node_from_slot, self.strategy)
-
-    def _send_groups(
+    def _exchange(
         self,
         groups: dict[str, list[int]],
         asked: dict[int, str],
@@ -248,75 +282,70 @@ class _ClusterTransport(_Transport):
         replies: list[Any],
         deadline: float,
     ) -> tuple[list[int], dict[int, str], Exception | None]:
+        """Send every node its commands, then read every node's replies."""
         retry: list[int] = []
         asking: dict[int, str] = {}
         last_error: Exception | None = None
-        sent = []
-        for name, indexes in groups.items():
-            node = self.nodes.get_node(node_name=name)
-            if node is None:
-                retry += indexes
-                continue
-            pool = self.client.get_redis_connection(node).connection_pool
-            payload = b"".join((ASKING if i in asked else b"") + commands[i] for i in indexes)
-            try:
-                conn = pool.get_connection()
-            except (RedisConnectionError, RedisTimeoutError) as exc:  # the node is down: retry elsewhere
-                retry += indexes
-                last_error = exc
-                continue
-            try:
-                conn.send_packed_command([payload], check_health=False)
+        sent: list[tuple[Any, Any, list[int]]] = []
+        try:
+            for name, indexes in groups.items():
+                node = self.nodes.get_node(node_name=name)
+                if node is None:
+                    retry += indexes
+                    continue
+                pool = self.client.get_redis_connection(node).connection_pool
+                try:
+                    conn = pool.get_connection()
+                except (RedisConnectionError, RedisTimeoutError) as exc:  # the node is down: retry
+                    retry += indexes
+                    last_error = exc
+                    continue
+                payload = b"".join((ASKING + commands[i]) if i in asked else commands[i] for i in indexes)
+                try:
+                    _send(conn, payload, deadline)
+                except OSError as exc:
+                    conn.disconnect()
+                    pool.release(conn)
+                    retry += indexes
+                    last_error = exc
+                    continue
                 sent.append((pool, conn, indexes))
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                conn.disconnect()
-                pool.release(conn)
-                retry += indexes
-                last_error = exc
-        for pool, conn, indexes in sent:
-            done = 0
-            try:
-                for i in indexes:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise RedisTimeoutError("deadline reached")
-                    try:
-                        if i in asked:  # the +OK of ASKING comes first
-                            conn.read_response(disable_decoding=True, timeout=remaining)
-                        replies[i] = conn.read_response(disable_decoding=True, timeout=remaining)
-                    except ResponseError as exc:
-                        retryable, ask_node = classify_reply_error(exc)
+            while sent:
+                pool, conn, indexes = sent[0]
+                count = len(indexes) + sum(1 for i in indexes if i in asked)  # +OK of each ASKING
+                try:
+                    node_replies = _receive(conn, count, deadline)
+                except TimeoutError:
+                    raise FeatureStoreTimeout(
+                        f"reading features timed out against the cluster at {self.settings.redacted_url}"
+                    ) from None
+                except OSError as exc:
+                    conn.disconnect()
+                    retry += indexes
+                    last_error = exc
+                else:
+                    values = iter(node_replies)
+                    for i in indexes:
+                        if i in asked:
+                            next(values)
+                        reply = next(values)
+                        if reply.__class__ is list:
+                            replies[i] = reply
+                            continue
+                        retryable, ask_node = classify_error_reply(str(reply))
                         if not retryable:
-                            raise ServerError(f"Redis Cluster refused HMGET: {redact_text(str(exc))}") from None
+                            raise ServerError(f"Redis Cluster refused HMGET: {redact_text(str(reply))}")
                         if ask_node:
                             asking[i] = ask_node
                         retry.append(i)
-                        last_error = exc
-                    done += 1
-            except RedisTimeoutError:
+                        last_error = RedisConnectionError(str(reply))
+                sent.pop(0)
+                pool.release(conn)
+        finally:
+            for pool, conn, _ in sent:  # left unread after an error: never reuse them
                 conn.disconnect()
-                self._abandon(sent, pool, conn)
-                raise FeatureStoreTimeout(
-                    f"reading features timed out against the cluster at {self.settings.redacted_url}"
-                ) from None
-            except RedisConnectionError as exc:
-                conn.disconnect()
-                retry += indexes[done:]
-                last_error = exc
-            except BaseException:
-                conn.disconnect()
-                self._abandon(sent, pool, conn)
-                raise
-            pool.release(conn)
+                pool.release(conn)
         return retry, asking, last_error
-
-    @staticmethod
-    def _abandon(sent: list[Any], failed_pool: Any, failed_conn: Any) -> None:
-        """Disconnect every connection that still has unread replies."""
-        for pool, conn, _ in sent:
-            if conn is not failed_conn:
-                conn.disconnect()
-            pool.release(conn)
 
     def _refresh_topology(self) -> None:
         try:

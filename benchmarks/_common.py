@@ -1,0 +1,47 @@
+"""Shared bits of the benchmarks: the 20-feature benchmark view and percentiles."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from featurestore.readers import Catalog, Entity, Feature, FeatureView
+
+user = Entity("user", join_key="user_id")
+
+
+def bench_view(packed: bool = False) -> FeatureView:
+    """20 features: 16 floats, 2 ints, 2 short strings (the issue's shape)."""
+    floats = [Feature(f"amount_stat_{i:02d}", "float32") for i in range(16)]
+    return FeatureView(
+        "bench_view",
+        user,
+        (*floats, Feature("txn_count", "int64"), Feature("age_days", "int64"),
+         Feature("country", "string"), Feature("device", "string")),
+        ttl=timedelta(days=2),
+        packed=packed,
+    )  # fmt: skip
+
+
+def bench_catalog(packed: bool = False) -> Catalog:
+    return Catalog(views=(bench_view(packed),))
+
+
+def bench_row(rng: random.Random) -> dict[str, object]:
+    row: dict[str, object] = {f"amount_stat_{i:02d}": rng.lognormvariate(3, 1.2) for i in range(16)}
+    row.update(
+        txn_count=rng.randint(0, 500),
+        age_days=rng.randint(0, 4000),
+        country=rng.choice(["FR", "DE", "US", "GB", "BR", "IN"]),
+        device=rng.choice(["ios", "android", "web"]),
+    )
+    return row
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0  # microseconds
+
+    return {"p50": at(0.50), "p99": at(0.99), "p99.9": at(0.999), "n": len(ordered)}
