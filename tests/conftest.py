@@ -8,16 +8,22 @@
 
 All use the same code as ``featurestore redis start`` (featurestore.jobs.local_redis).
 The ``*_url`` fixtures flush the server first, so each test starts empty.
+
+``FEATURESTORE_TEST_ENGINE=valkey python -m pytest`` runs the whole suite with Valkey 9
+in place of Redis 8 (the ``redis8`` and ``redis_cluster`` fixtures).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from featurestore.jobs import local_redis
+
+ENGINE = os.environ.get("FEATURESTORE_TEST_ENGINE", "redis")
 
 
 def _server(tmp_path_factory: pytest.TempPathFactory, name: str, **options: object) -> Iterator[local_redis.LocalRedis]:
@@ -31,7 +37,7 @@ def _server(tmp_path_factory: pytest.TempPathFactory, name: str, **options: obje
 
 @pytest.fixture(scope="session")
 def redis8(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
-    yield from _server(tmp_path_factory, "redis8", engine="redis")
+    yield from _server(tmp_path_factory, "redis8", engine=ENGINE)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +54,7 @@ def redis7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.Loc
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
-    yield from _server(tmp_path_factory, "cluster", engine="redis", cluster=True)
+    yield from _server(tmp_path_factory, "cluster", engine=ENGINE, cluster=True)
 
 
 def flush(server: local_redis.LocalRedis) -> None:
