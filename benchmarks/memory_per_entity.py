@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_row, bench_view, user  # noqa: E402
+from _common import bench_row, bench_view, user
 
-from featurestore.jobs import local_redis  # noqa: E402
-from featurestore.jobs.commands import BatchWritePlan  # noqa: E402
-from featurestore.readers import Catalog, Feature, FeatureView  # noqa: E402
+from featurestore.jobs import local_redis
+from featurestore.jobs.commands import BatchWritePlan
+from featurestore.readers import Catalog, Feature, FeatureView
 
 
 def _varint(value: int) -> bytes:

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_catalog, bench_row, bench_view, percentiles  # noqa: E402
+from _common import bench_catalog, bench_row, bench_view, percentiles
 
 SCENARIOS = {
     "raw_get": ("raw", 1, 20000),

@@ -80,7 +80,21 @@ class LocalRedis:
 
     @property
     def master_ports(self) -> list[int]:
+        """The ports that started as masters (see :meth:`primary_ports` after a failover)."""
         return self.ports[:3] if self.cluster else self.ports[:1]
+
+    def primary_ports(self) -> list[int]:
+        """The ports of the nodes that are masters now (a failover swaps roles)."""
+        if not self.cluster:
+            return self.ports[:1]
+        primaries = []
+        for port in self.ports:
+            try:
+                if self.client(port).info("replication").get("role") == "master":
+                    primaries.append(port)
+            except Exception:  # a dead node is nobody's primary
+                continue
+        return primaries
 
     def client(self, port: int | None = None):  # type: ignore[no-untyped-def]
         """A plain redis-py client to one node (for tests and set-up)."""
@@ -128,7 +142,7 @@ def _server_config(node_dir: Path, host: str, port: int, cluster: bool, password
     if cluster:
         args += [
             "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
-            "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
+            "--cluster-node-timeout", "5000", "--cluster-require-full-coverage", "no",
         ]  # fmt: skip
     if password:
         args += ["--requirepass", password, "--masterauth", password]

@@ -142,8 +142,11 @@ def format_float32(value: float) -> str:
         return "inf" if x32 > 0 else "-inf"
     for precision in range(1, 10):
         text = f"{abs(x32):.{precision - 1}e}"
-        if _F32.unpack(_F32.pack(float(text)))[0] == abs(x32):
-            break
+        try:
+            if _F32.unpack(_F32.pack(float(text)))[0] == abs(x32):
+                break
+        except OverflowError:  # too few digits near FLT_MAX round above it: try more
+            continue
     digits, exponent = _split_scientific(text)
     return _shortest_text(digits, exponent, math.copysign(1.0, x32) < 0)
 

@@ -177,15 +177,19 @@ class _Transport:
     """Sends prepared commands and returns the raw replies, in order."""
 
     settings: ConnectionSettings
+    client: redis.Redis | RedisCluster
 
     def round_trip(self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float) -> list[Any]:
         raise NotImplementedError
 
     def hgetall(self, key: bytes) -> dict[bytes, bytes]:
-        raise NotImplementedError
+        try:
+            return self.client.hgetall(key)  # type: ignore[return-value]
+        except RedisError as exc:
+            raise translate_error(exc, self.settings, "reading the registry") from None
 
     def close(self) -> None:
-        raise NotImplementedError
+        self.client.close()
 
 
 class _StandaloneTransport(_Transport):
@@ -222,18 +226,11 @@ class _StandaloneTransport(_Transport):
             return replies
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def hgetall(self, key: bytes) -> dict[bytes, bytes]:
-        try:
-            return self.client.hgetall(key)  # type: ignore[return-value]
-        except RedisError as exc:
-            raise translate_error(exc, self.settings, "reading the registry") from None
-
-    def close(self) -> None:
-        self.client.close()
-
 
 class _ClusterTransport(_Transport):
     """Groups commands by the node that serves their slot; writes to every node, then reads."""
+
+    client: RedisCluster
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
@@ -352,15 +349,6 @@ class _ClusterTransport(_Transport):
             self.nodes.initialize()
         except RedisError:
             pass  # the next attempt will try again (the deadline bounds the loop)
-
-    def hgetall(self, key: bytes) -> dict[bytes, bytes]:
-        try:
-            return self.client.hgetall(key)  # type: ignore[return-value]
-        except RedisError as exc:
-            raise translate_error(exc, self.settings, "reading the registry") from None
-
-    def close(self) -> None:
-        self.client.close()
 
 
 class FeatureReader:

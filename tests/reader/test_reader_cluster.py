@@ -23,7 +23,7 @@ def rows(ids: list[int]) -> dict[int, dict[str, object]]:
 
 
 def masters_holding_keys(server: local_redis.LocalRedis) -> list[int]:
-    return [server.client(port).dbsize() for port in server.master_ports]
+    return [server.client(port).dbsize() for port in server.primary_ports()]
 
 
 def test_keys_spread_over_all_masters_and_get_many_keeps_order(redis_cluster, cluster_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ def test_keys_spread_over_all_masters_and_get_many_keeps_order(redis_cluster, cl
 
 def test_replicas_can_serve_reads(redis_cluster, cluster_url: str) -> None:  # type: ignore[no-untyped-def]
     write_view(client_for(cluster_url), test_catalog, scores, rows(IDS))
-    for port in redis_cluster.master_ports:  # let replication catch up before reading from replicas
+    for port in redis_cluster.primary_ports():  # let replication catch up before reading from replicas
         redis_cluster.client(port).execute_command("WAIT", 1, 2000)
     replica_ports = redis_cluster.ports[3:]
     before = sum(
@@ -65,7 +65,7 @@ def test_reads_follow_a_slot_that_moves(redis_cluster, cluster_url: str) -> None
     reader = FeatureReader(cluster_url, catalog=test_catalog)
     assert reader.get(7, ["n_orders"]).to_list() == [7]  # topology cached
     slot = key_slot(b"fs:user:{7}")
-    masters = {p: redis_cluster.client(p) for p in redis_cluster.master_ports}
+    masters = {p: redis_cluster.client(p) for p in redis_cluster.primary_ports()}
     source_port = next(p for p, c in masters.items() if c.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot))
     target_port = next(p for p in masters if p != source_port)
     source, target = masters[source_port], masters[target_port]
@@ -88,7 +88,7 @@ def test_reads_keep_working_when_a_master_fails_over(tmp_path) -> None:  # type:
     try:
         client = client_for(server.url)
         write_view(client, test_catalog, scores, rows(IDS))
-        for port in server.master_ports:
+        for port in server.primary_ports():
             server.client(port).execute_command("WAIT", 1, 2000)
         reader = FeatureReader(server.url, catalog=test_catalog, timeout=1.0)
         assert reader.get_many(IDS, ["n_orders"]).to_list() == [[i] for i in IDS]

@@ -90,6 +90,7 @@ def test_float64_values(value: float | None, stored: bytes | None) -> None:
         (1 / 3, b"0.33333334"),
         (16777217.0, b"16777216"),  # rounds to the nearest float32
         (3.4e38, b"3.4e+38"),
+        (3.4028234663852886e38, b"3.4028235e+38"),  # FLT_MAX: shorter texts round above it
         (1e39, b"inf"),  # overflows float32
         (-2.5, b"-2.5"),
     ],
