@@ -24,8 +24,8 @@ from .errors import ConfigurationError, FeatureStoreTimeout, ServerError
 from .plan import Planner, ReadPlan
 from .reader import (
     ASKING,
+    BatchDecoder,
     Features,
-    _decode_batch,
     _now_ms,
     check_registry,
     group_by_node,
@@ -117,7 +117,7 @@ class AsyncFeatureReader:
         key = plan.key(entity_id)
         row = (await self._round_trip([key], [plan.command(key)], timeout))[0]
         now = _now_ms()
-        stamps: list[int] = []
+        stamps = [0] * len(plan.views)
         missing, stale = plan.decode_row(row, now, serve_stale, stamps)
         return FeatureVector(entity_id, plan, row, missing, stale, stamps, now)
 
@@ -138,7 +138,10 @@ class AsyncFeatureReader:
             return FeatureBatch([], plan, [], [], [], [], _now_ms())
         keys = plan.keys(entity_ids)
         rows = await self._round_trip(keys, [plan.command(k) for k in keys], timeout)
-        return _decode_batch(plan, entity_ids, rows, serve_stale)
+        decoder = BatchDecoder(plan, len(rows), serve_stale)
+        for index, row in enumerate(rows):
+            decoder(index, row)
+        return decoder.result(entity_ids, rows)
 
     async def _round_trip(self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float | None) -> list[Any]:
         seconds = timeout or self.settings.timeout

@@ -10,6 +10,7 @@ of its own (which keeps Python's cyclic GC, and its pauses, out of the tail late
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .definitions import Catalog, DType, Entity, Feature, FeatureView
 from .errors import DecodingError, FeatureNotFoundError
 
 _NEVER = -1  # stands for "no _ts field": age unknown
+_call = operator.call  # map(_call, decoders, row): each decoder on its value, in C
 
 
 def _bulk(data: bytes) -> bytes:
@@ -133,10 +135,12 @@ class ReadPlan:
 
     # --- decoding -----------------------------------------------------------------
 
-    def decode_row(self, row: list[Any], now_ms: int, serve_stale: bool, stamps: list[int]) -> tuple[int, int]:
+    def decode_row(
+        self, row: list[Any], now_ms: int, serve_stale: bool, stamps: list[int], offset: int = 0
+    ) -> tuple[int, int]:
         """Decode one HMGET reply in place; returns (missing mask, stale mask).
 
-        Appends each view's ``_ts`` (epoch ms, or -1 if absent) to ``stamps``.
+        Writes each view's ``_ts`` (epoch ms, or -1 if absent) to ``stamps[offset:]``.
         Afterwards ``row`` holds the typed values in request order: defaults where missing
         or stale (or the old value where stale and ``serve_stale``).
         """
@@ -144,7 +148,8 @@ class ReadPlan:
         for slot in self.views:
             raw_ts = row[slot.ts_index]
             ts = int(raw_ts) if raw_ts is not None else _NEVER
-            stamps.append(ts)
+            stamps[offset] = ts
+            offset += 1
             if ts != _NEVER and now_ms - ts > slot.max_age_ms:
                 stale_mask |= slot.mask
         if self.has_packed:
@@ -153,7 +158,7 @@ class ReadPlan:
         decoders = self.decoders
         try:
             if not stale_mask and None not in row:  # the common case: everything fresh and present
-                row[:] = [decode(raw) for decode, raw in zip(decoders, row)]
+                row[:] = map(_call, decoders, row)
                 return 0, 0
             return self._decode_slow(row, stale_mask, serve_stale)
         except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError):

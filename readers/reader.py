@@ -142,8 +142,15 @@ def _send(conn: Any, payload: bytes, deadline: float) -> None:
     sock.sendall(payload)
 
 
-def _receive(conn: Any, count: int, deadline: float) -> list[Any]:
-    """Read ``count`` replies; error replies come back as ``hiredis.ReplyError`` values."""
+OnReply = Callable[[int, list[Any]], object]
+
+
+def _receive(conn: Any, count: int, deadline: float, on_reply: OnReply | None = None) -> list[Any]:
+    """Read ``count`` replies; error replies come back as ``hiredis.ReplyError`` values.
+
+    ``on_reply(position, reply)`` runs for each HMGET reply as soon as it is parsed, so
+    decoding overlaps with Redis still computing the rest of the pipeline.
+    """
     sock = conn._sock
     reader = hiredis.Reader()
     buffer = bytearray(_READ_SIZE)
@@ -153,6 +160,8 @@ def _receive(conn: Any, count: int, deadline: float) -> list[Any]:
         while True:
             reply = reader.gets()
             while reply is not False:
+                if on_reply is not None and reply.__class__ is list:
+                    on_reply(len(replies), reply)
                 append(reply)
                 if len(replies) == count:
                     return replies
@@ -179,7 +188,10 @@ class _Transport:
     settings: ConnectionSettings
     client: redis.Redis | RedisCluster
 
-    def round_trip(self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float) -> list[Any]:
+    def round_trip(
+        self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float, on_reply: OnReply | None = None
+    ) -> list[Any]:
+        """The replies in command order; ``on_reply(index, reply)`` runs once per HMGET reply."""
         raise NotImplementedError
 
     def hgetall(self, key: bytes) -> dict[bytes, bytes]:
@@ -198,7 +210,9 @@ class _StandaloneTransport(_Transport):
         self.client = redis.Redis.from_url(settings.url, **settings.client_options())
         self.pool = self.client.connection_pool
 
-    def round_trip(self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float) -> list[Any]:
+    def round_trip(
+        self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float, on_reply: OnReply | None = None
+    ) -> list[Any]:
         payload = commands[0] if len(commands) == 1 else b"".join(commands)
         deadline = time.monotonic() + timeout
         for attempt in (1, 2):
@@ -208,7 +222,7 @@ class _StandaloneTransport(_Transport):
                 raise translate_error(exc, self.settings, "reading features") from None
             try:
                 _send(conn, payload, deadline)
-                replies = _receive(conn, len(commands), deadline)
+                replies = _receive(conn, len(commands), deadline, on_reply)
             except (OSError, RedisConnectionError) as exc:
                 conn.disconnect()  # unread replies may remain: never reuse it
                 # one quick retry on a fresh connection: a pooled one may predate a restart
@@ -244,7 +258,9 @@ class _ClusterTransport(_Transport):
         self.nodes = self.client.nodes_manager
         self.strategy = options.get("load_balancing_strategy")
 
-    def round_trip(self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float) -> list[Any]:
+    def round_trip(
+        self, keys: Sequence[bytes], commands: Sequence[bytes], timeout: float, on_reply: OnReply | None = None
+    ) -> list[Any]:
         deadline = time.monotonic() + timeout
         replies: list[Any] = [None] * len(commands)
         pending = list(range(len(commands)))
@@ -264,7 +280,7 @@ class _ClusterTransport(_Transport):
             except RedisError as exc:  # e.g. a slot not covered while a failover runs
                 last_error = exc
                 continue
-            pending, asking, last_error = self._exchange(groups, asking, commands, replies, deadline)
+            pending, asking, last_error = self._exchange(groups, asking, commands, replies, deadline, on_reply)
             if not pending:
                 return replies
         raise translate_error(
@@ -278,6 +294,7 @@ class _ClusterTransport(_Transport):
         commands: Sequence[bytes],
         replies: list[Any],
         deadline: float,
+        on_reply: OnReply | None,
     ) -> tuple[list[int], dict[int, str], Exception | None]:
         """Send every node its commands, then read every node's replies."""
         retry: list[int] = []
@@ -309,9 +326,11 @@ class _ClusterTransport(_Transport):
                 sent.append((pool, conn, indexes))
             while sent:
                 pool, conn, indexes = sent[0]
-                count = len(indexes) + sum(1 for i in indexes if i in asked)  # +OK of each ASKING
+                # reply position -> command index (-1: the +OK of an ASKING)
+                order = [j for i in indexes for j in ((-1, i) if i in asked else (i,))]
+                consume = None if on_reply is None else (lambda pos, reply, order=order: on_reply(order[pos], reply))
                 try:
-                    node_replies = _receive(conn, count, deadline)
+                    node_replies = _receive(conn, len(order), deadline, consume)
                 except TimeoutError:
                     raise FeatureStoreTimeout(
                         f"reading features timed out against the cluster at {self.settings.redacted_url}"
@@ -419,7 +438,7 @@ class FeatureReader:
         key = plan.key(entity_id)
         row = self._transport.round_trip((key,), (plan.command(key),), timeout or self.settings.timeout)[0]
         now = _now_ms()
-        stamps: list[int] = []
+        stamps = [0] * len(plan.views)
         missing, stale = plan.decode_row(row, now, serve_stale, stamps)
         return FeatureVector(entity_id, plan, row, missing, stale, stamps, now)
 
@@ -440,8 +459,9 @@ class FeatureReader:
             return FeatureBatch([], plan, [], [], [], [], _now_ms())
         keys = plan.keys(entity_ids)
         command = plan.command
-        rows = self._transport.round_trip(keys, [command(k) for k in keys], timeout or self.settings.timeout)
-        return _decode_batch(plan, entity_ids, rows, serve_stale)
+        decoder = BatchDecoder(plan, len(keys), serve_stale)
+        rows = self._transport.round_trip(keys, [command(k) for k in keys], timeout or self.settings.timeout, decoder)
+        return decoder.result(entity_ids, rows)
 
     def close(self) -> None:
         self._transport.close()
@@ -456,14 +476,24 @@ class FeatureReader:
         return f"FeatureReader({self.settings!r})"
 
 
-def _decode_batch(plan: ReadPlan, entity_ids: Sequence[object], rows: list[Any], serve_stale: bool) -> FeatureBatch:
-    now = _now_ms()
-    decode: Callable[[list[Any], int, bool, list[int]], tuple[int, int]] = plan.decode_row
-    missing: list[int] = []
-    stale: list[int] = []
-    stamps: list[int] = []  # flat: len(plan.views) per row, so no list per entity
-    for row in rows:
-        m, s = decode(row, now, serve_stale, stamps)
-        missing.append(m)
-        stale.append(s)
-    return FeatureBatch(entity_ids, plan, rows, missing, stale, stamps, now)
+class BatchDecoder:
+    """Decodes the replies of a ``get_many`` in place, one by one as they arrive."""
+
+    __slots__ = ("missing", "now", "plan", "serve_stale", "stale", "stamps", "width")
+
+    def __init__(self, plan: ReadPlan, count: int, serve_stale: bool) -> None:
+        self.plan = plan
+        self.now = _now_ms()
+        self.serve_stale = serve_stale
+        self.width = len(plan.views)
+        self.missing = [0] * count
+        self.stale = [0] * count
+        self.stamps = [0] * (count * self.width)  # flat: no list per entity
+
+    def __call__(self, index: int, row: list[Any]) -> None:
+        self.missing[index], self.stale[index] = self.plan.decode_row(
+            row, self.now, self.serve_stale, self.stamps, index * self.width
+        )
+
+    def result(self, entity_ids: Sequence[object], rows: list[Any]) -> FeatureBatch:
+        return FeatureBatch(entity_ids, self.plan, rows, self.missing, self.stale, self.stamps, self.now)
