@@ -17,6 +17,7 @@ in place of Redis 8 (the ``redis8`` and ``redis_cluster`` fixtures).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -28,6 +29,9 @@ import pytest
 from featurestore.jobs import local_redis
 
 ENGINE = os.environ.get("FEATURESTORE_TEST_ENGINE", "redis")
+# py4j logs "closing down" from __del__ at interpreter exit, after pytest closed the
+# streams: keep its INFO lines out so the run ends on pytest's summary.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def _server(tmp_path_factory: pytest.TempPathFactory, name: str, **options: object) -> Iterator[local_redis.LocalRedis]:
