@@ -20,15 +20,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from . import codec
 from .definitions import Catalog, load_catalog
-from .errors import ConfigurationError, FeatureStoreTimeout, ServerError
+from .errors import FeatureStoreTimeout, ServerError
 from .plan import Planner, ReadPlan
 from .reader import (
     ASKING,
     BatchDecoder,
     Features,
-    _now_ms,
     check_registry,
+    decode_one,
     group_by_node,
+    plan_many,
     translate_error,
 )
 from .results import FeatureBatch, FeatureVector
@@ -116,10 +117,7 @@ class AsyncFeatureReader:
         plan = self._planner.plan(features, entity)
         key = plan.key(entity_id)
         row = (await self._round_trip([key], [plan.command(key)], timeout))[0]
-        now = _now_ms()
-        stamps = [0] * len(plan.views)
-        missing, stale = plan.decode_row(row, now, serve_stale, stamps)
-        return FeatureVector(entity_id, plan, row, missing, stale, stamps, now)
+        return decode_one(plan, entity_id, row, serve_stale)
 
     async def get_many(
         self,
@@ -131,14 +129,9 @@ class AsyncFeatureReader:
         serve_stale: bool = False,
     ) -> FeatureBatch:
         """Many entities' features in one pipelined round trip (see :meth:`FeatureReader.get_many`)."""
-        plan = self._planner.plan(features, entity)
-        if isinstance(entity_ids, (str, bytes)):
-            raise ConfigurationError("get_many() takes a sequence of ids; use get() for one id")
-        if not entity_ids:
-            return FeatureBatch([], plan, [], [], [], [], _now_ms())
-        keys = plan.keys(entity_ids)
-        rows = await self._round_trip(keys, [plan.command(k) for k in keys], timeout)
-        decoder = BatchDecoder(plan, len(rows), serve_stale)
+        plan, keys, commands = plan_many(self._planner, entity_ids, features, entity)
+        decoder = BatchDecoder(plan, len(keys), serve_stale)
+        rows = await self._round_trip(keys, commands, timeout) if keys else []
         for index, row in enumerate(rows):
             decoder(index, row)
         return decoder.result(entity_ids, rows)

@@ -437,10 +437,7 @@ class FeatureReader:
         plan = self._planner.plan(features, entity)
         key = plan.key(entity_id)
         row = self._transport.round_trip((key,), (plan.command(key),), timeout or self.settings.timeout)[0]
-        now = _now_ms()
-        stamps = [0] * len(plan.views)
-        missing, stale = plan.decode_row(row, now, serve_stale, stamps)
-        return FeatureVector(entity_id, plan, row, missing, stale, stamps, now)
+        return decode_one(plan, entity_id, row, serve_stale)
 
     def get_many(
         self,
@@ -452,15 +449,11 @@ class FeatureReader:
         serve_stale: bool = False,
     ) -> FeatureBatch:
         """Many entities' features in one pipelined round trip, in the caller's order."""
-        plan = self._planner.plan(features, entity)
-        if isinstance(entity_ids, (str, bytes)):
-            raise ConfigurationError("get_many() takes a sequence of ids; use get() for one id")
-        if not entity_ids:
-            return FeatureBatch([], plan, [], [], [], [], _now_ms())
-        keys = plan.keys(entity_ids)
-        command = plan.command
+        plan, keys, commands = plan_many(self._planner, entity_ids, features, entity)
         decoder = BatchDecoder(plan, len(keys), serve_stale)
-        rows = self._transport.round_trip(keys, [command(k) for k in keys], timeout or self.settings.timeout, decoder)
+        if not keys:
+            return decoder.result(entity_ids, [])
+        rows = self._transport.round_trip(keys, commands, timeout or self.settings.timeout, decoder)
         return decoder.result(entity_ids, rows)
 
     def close(self) -> None:
@@ -474,6 +467,26 @@ class FeatureReader:
 
     def __repr__(self) -> str:
         return f"FeatureReader({self.settings!r})"
+
+
+def plan_many(
+    planner: Planner, entity_ids: Sequence[object], features: Features, entity: str | None
+) -> tuple[ReadPlan, list[bytes], list[bytes]]:
+    """The plan, keys and HMGET commands of a ``get_many`` (ids checked before any I/O)."""
+    plan = planner.plan(features, entity)
+    if isinstance(entity_ids, (str, bytes)):
+        raise ConfigurationError("get_many() takes a sequence of ids; use get() for one id")
+    keys = plan.keys(entity_ids)
+    command = plan.command
+    return plan, keys, [command(k) for k in keys]
+
+
+def decode_one(plan: ReadPlan, entity_id: object, row: list[Any], serve_stale: bool) -> FeatureVector:
+    """A ``get`` reply as a :class:`FeatureVector` (decoded in place)."""
+    now = _now_ms()
+    stamps = [0] * len(plan.views)
+    missing, stale = plan.decode_row(row, now, serve_stale, stamps)
+    return FeatureVector(entity_id, plan, row, missing, stale, stamps, now)
 
 
 class BatchDecoder:
