@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView, load_catalog
@@ -50,7 +49,7 @@ from featurestore.readers.errors import (
     UnsupportedServerError,
     WriteError,
 )
-from featurestore.readers.reader import translate_error
+from featurestore.readers.reader import classify_reply_error, group_by_node, translate_error
 from featurestore.readers.settings import ConnectionSettings, redact_text
 
 if TYPE_CHECKING:
@@ -506,12 +505,8 @@ class _ClusterLink(_Link):
         return [(n.name, self._client.get_redis_connection(n)) for n in self._client.get_primaries()]
 
     def route(self, keys: Sequence[bytes], pending: list[int], asking: dict[int, str]) -> dict[str, list[int]]:
-        groups: dict[str, list[int]] = {}
-        for i in pending:
-            # writes go to the slot's primary, or where an ASK redirect pointed
-            name = asking.get(i) or self.nodes.get_node_from_slot(key_slot(keys[i])).name
-            groups.setdefault(name, []).append(i)
-        return groups
+        # writes go to the slot's primary (no load balancing), or where an ASK redirect pointed
+        return group_by_node(keys, pending, asking, self.nodes.get_node_from_slot, None)
 
     def _node(self, name: str) -> Any:
         node = self.nodes.get_node(node_name=name)
@@ -539,20 +534,6 @@ class _ClusterLink(_Link):
 
     def close(self) -> None:
         self._client.close()
-
-
-_RETRYABLE = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "LOADING")
-
-
-def _redirect(error: ResponseError) -> tuple[bool, str | None]:
-    """(worth a retry after a topology refresh?, the node an ASK redirect names)."""
-    if isinstance(error, MovedError):  # MovedError derives from AskError: test it first
-        return True, None
-    if isinstance(error, AskError):
-        return True, f"{error.host}:{error.port}"
-    if isinstance(error, (TryAgainError, ClusterDownError)):
-        return True, None
-    return str(error).startswith(_RETRYABLE), None
 
 
 def _first_error(replies: list[Any]) -> ResponseError | None:
@@ -730,7 +711,7 @@ class StreamingWriter:
                         results[i] = replies
                         continue
                     message = str(error)
-                    retryable, ask_node = _redirect(error)
+                    retryable, ask_node = classify_reply_error(error)
                     if message.startswith(_NOT_LOADED):
                         # a node that joined, or lost its functions, after we connected
                         if node not in reloaded:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from featurestore.jobs.commands import BatchWritePlan
 from featurestore.readers.definitions import Catalog, DType, FeatureView
 from featurestore.readers.errors import FeatureStoreError, UnsupportedServerError, WriteError
+from featurestore.readers.reader import classify_error_reply
 from featurestore.readers.settings import ConnectionSettings, redact_text
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ DEFAULT_IN_FLIGHT = 4  # pipelines per task sent before the oldest one's replies
 DEFAULT_RETRY_SECONDS = 30.0
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_FAILURE_SAMPLES = 10
-# Replies after which a topology refresh and a retry can succeed.
-_TRANSIENT = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY")
 # Replies that would refuse every row alike: stop at once instead of failing row by row.
 _FATAL_REPLIES = ("NOPERM", "NOAUTH", "WRONGPASS", "OOM", "MISCONF")
 _SPARK_TYPES = {
@@ -657,11 +656,12 @@ class PartitionWriter:
                 message = str(error)
                 if message.startswith(_FATAL_REPLIES):
                     raise WriteError(f"{self.where}: Redis refused the write: {redact_text(message)}")
-                if message.startswith(_TRANSIENT):
+                retryable, ask_node = classify_error_reply(message)
+                if retryable:
                     retry.append(np.array([row], dtype=np.int64))
                     last_error = message
-                    if message.startswith("ASK "):
-                        asking[row] = message.split()[2]
+                    if ask_node:
+                        asking[row] = ask_node
                 else:
                     entity_id = flight.encoded.ids[row].as_py().decode(errors="replace")
                     self.stats.fail(f"{self.where}: the key of id {entity_id!r} was refused: {message}")

@@ -15,8 +15,8 @@ from typing import Any
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import LoadBalancingStrategy
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 
 from . import codec
 from .definitions import Catalog, load_catalog
@@ -27,6 +27,7 @@ from .reader import (
     BatchDecoder,
     Features,
     check_registry,
+    classify_reply_error,
     decode_one,
     group_by_node,
     plan_many,
@@ -36,15 +37,6 @@ from .results import FeatureBatch, FeatureVector
 from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings, redact_text
 
 _BACKOFF_SECONDS = 0.025
-
-
-def classify_reply_error(exc: ResponseError) -> tuple[bool, str | None]:
-    """redis-py's parsed cluster errors: (worth a retry?, node named by an ASK redirect)."""
-    if isinstance(exc, MovedError):  # MovedError derives from AskError: test it first
-        return True, None
-    if isinstance(exc, AskError):
-        return True, f"{exc.host}:{exc.port}"
-    return isinstance(exc, (TryAgainError, ClusterDownError)), None
 
 
 class AsyncFeatureReader:

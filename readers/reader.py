@@ -18,8 +18,8 @@ import hiredis
 import redis
 from redis.cluster import LoadBalancingStrategy, RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import codec
@@ -37,7 +37,9 @@ from .results import FeatureBatch, FeatureVector
 from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings, redact_text
 
 Features = str | FeatureView | Sequence[str]
-_RETRYABLE_REPLY = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN")
+# Error replies after which a topology refresh and a retry can succeed (READONLY: a
+# write reached a master that was just demoted to replica).
+RETRYABLE_REPLIES = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY")
 _BACKOFF_SECONDS = 0.025
 
 
@@ -120,7 +122,18 @@ def classify_error_reply(message: str) -> tuple[bool, str | None]:
     """
     if message.startswith("ASK "):
         return True, message.split()[2]
-    return message.startswith(_RETRYABLE_REPLY), None
+    return message.startswith(RETRYABLE_REPLIES), None
+
+
+def classify_reply_error(exc: ResponseError) -> tuple[bool, str | None]:
+    """The same for an error redis-py already parsed (it strips the MOVED/ASK prefix)."""
+    if isinstance(exc, MovedError):  # MovedError derives from AskError: test it first
+        return True, None
+    if isinstance(exc, AskError):
+        return True, f"{exc.host}:{exc.port}"
+    if isinstance(exc, (TryAgainError, ClusterDownError)):
+        return True, None
+    return classify_error_reply(str(exc))
 
 
 ASKING = b"*1\r\n$6\r\nASKING\r\n"
