@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,52 +66,39 @@ def run_scenario(name: str, url: str, entities: int) -> dict[str, Any]:
     features = list(view.feature_names)
     rng = random.Random(11)
     id_batches = [[rng.randrange(entities) for _ in range(batch)] for _ in range(iterations)]
-    samples: list[int] = []
-    clock = time.perf_counter_ns
+    call: Callable[[Any], object]
     if kind == "raw":
         import redis
 
         client = redis.Redis.from_url(url)
         fields = [f.encode() for f in features]
-        key_batches = [[f"fs:user:{{{i}}}".encode() for i in ids] for ids in id_batches]
-        if batch == 1:
-            for keys in key_batches[:500]:
-                client.hmget(keys[0], fields)
-            for keys in key_batches:
-                start = clock()
-                client.hmget(keys[0], fields)
-                samples.append(clock() - start)
-        else:
-            for keys in key_batches[:50]:
-                pipe = client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.hmget(key, fields)
-                pipe.execute()
-            for keys in key_batches:
-                start = clock()
-                pipe = client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.hmget(key, fields)
-                pipe.execute()
-                samples.append(clock() - start)
+
+        args: list[Any] = [[f"fs:user:{{{i}}}".encode() for i in ids] for ids in id_batches]  # keys, untimed
+
+        def call(keys: list[bytes]) -> object:
+            if batch == 1:
+                return client.hmget(keys[0], fields)
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, fields)
+            return pipe.execute()
     else:
         from featurestore.readers import FeatureReader
 
         reader = FeatureReader(url, catalog=bench_catalog())
-        if batch == 1:
-            for ids in id_batches[:500]:
-                reader.get(ids[0], features)
-            for ids in id_batches:
-                start = clock()
-                reader.get(ids[0], features)
-                samples.append(clock() - start)
-        else:
-            for ids in id_batches[:50]:
-                reader.get_many(ids, features)
-            for ids in id_batches:
-                start = clock()
-                reader.get_many(ids, features)
-                samples.append(clock() - start)
+        args = id_batches
+
+        def call(ids: list[int]) -> object:
+            return reader.get(ids[0], features) if batch == 1 else reader.get_many(ids, features)
+
+    for arg in args[: max(50, iterations // 40)]:  # warm up connections and caches
+        call(arg)
+    samples: list[int] = []
+    clock = time.perf_counter_ns
+    for arg in args:
+        start = clock()
+        call(arg)
+        samples.append(clock() - start)
     return percentiles(samples)
 
 
