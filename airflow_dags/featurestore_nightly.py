@@ -41,28 +41,12 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, BaseHook, CronDataIntervalTimetable, TaskGroup, Variable, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from featurestore.jobs.post_load_check import DEFAULT_SAMPLE, check_view, connection_url, latest_run_record
-from featurestore.jobs.run_records import REDIS_URL_ENV_VAR
-from featurestore.jobs.spark import DELTA_PACKAGE, JARS_ENV_VAR
-from featurestore.readers.definitions import CATALOG_ENV_VAR, load_catalog
+from featurestore.jobs.config import REDIS_URL_ENV_VAR, DagSettings, env_value
+from featurestore.jobs.ops.post_load_check import DEFAULT_SAMPLE, check_view, connection_url, latest_run_record
+from featurestore.jobs.spark import DELTA_PACKAGE
+from featurestore.readers.definitions import load_catalog
 
 log = logging.getLogger("featurestore.airflow")
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(f"FEATURESTORE_{name}") or None
-
-
-def _setting(name: str, default: str) -> str:
-    return _env(name) or default
-
-
-def _env_int(name: str, default: int) -> int:
-    value = _env(name)
-    try:
-        return default if value is None else int(value)
-    except ValueError:
-        raise ValueError(f"FEATURESTORE_{name}={value!r} is not a whole number") from None
 
 
 def _default_job_file() -> str:
@@ -73,21 +57,21 @@ def _default_job_file() -> str:
     return os.path.realpath(spec.origin)
 
 
-DAG_ID = _setting("DAG_ID", "featurestore_nightly")
-CATALOG_MODULE = os.environ.get(CATALOG_ENV_VAR) or None
-SPARK_CONN_ID = _setting("SPARK_CONN_ID", "featurestore_spark")
-REDIS_CONN_ID = _setting("REDIS_CONN_ID", "featurestore_redis")
-# 02:00 UTC over a daily data interval: the run for ds=D starts once day D is complete.
-SCHEDULE = _setting("SCHEDULE", "0 2 * * *")
-JOB_FILE = _env("JOB_FILE") or _default_job_file()
-WAREHOUSE = _env("WAREHOUSE")
-EXPECTATIONS = _env("EXPECTATIONS")
-RETRIES = _env_int("RETRIES", 2)
-RETRY_DELAY = timedelta(seconds=_env_int("RETRY_DELAY_SECONDS", 300))
-MATERIALIZE_TIMEOUT = timedelta(minutes=_env_int("MATERIALIZE_TIMEOUT_MINUTES", 120))
-CHECK_TIMEOUT = timedelta(minutes=_env_int("CHECK_TIMEOUT_MINUTES", 10))
-# Spark's INFO output is thousands of lines per run: too much for a task log.
-SPARK_LOG_LEVEL = _setting("SPARK_LOG_LEVEL", "WARN")
+# every FEATURESTORE_* setting, read once per parse (featurestore.jobs.config has the defaults)
+SETTINGS = DagSettings.from_env()
+DAG_ID = SETTINGS.dag_id
+CATALOG_MODULE = SETTINGS.catalog
+SPARK_CONN_ID = SETTINGS.spark_conn_id
+REDIS_CONN_ID = SETTINGS.redis_conn_id
+SCHEDULE = SETTINGS.schedule
+JOB_FILE = SETTINGS.job_file or _default_job_file()
+WAREHOUSE = SETTINGS.warehouse
+EXPECTATIONS = SETTINGS.expectations_dir
+RETRIES = SETTINGS.retries
+RETRY_DELAY = timedelta(seconds=SETTINGS.retry_delay_seconds)
+MATERIALIZE_TIMEOUT = timedelta(minutes=SETTINGS.materialize_timeout_minutes)
+CHECK_TIMEOUT = timedelta(minutes=SETTINGS.check_timeout_minutes)
+SPARK_LOG_LEVEL = SETTINGS.spark_log_level
 
 
 # --- run time: connections and variables are resolved here, never at parse time -----
@@ -110,7 +94,7 @@ def redis_url(conn_id: str) -> str:
 
 def _variable(name: str, default: str | None) -> str | None:
     value = Variable.get(name, default=None)
-    return value if value not in (None, "") else os.environ.get(name.upper(), default)
+    return value if value not in (None, "") else (env_value(name.upper()) or default)
 
 
 def _for_view(raw: str | None, view: str, what: str) -> int | None:
@@ -194,7 +178,7 @@ def _application_args(view: str) -> list[str]:
 
 
 _catalog = load_catalog(CATALOG_MODULE)
-_jars = os.environ.get(JARS_ENV_VAR)
+_jars = SETTINGS.spark_jars
 
 with DAG(
     dag_id=DAG_ID,

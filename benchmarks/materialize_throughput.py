@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from featurestore.jobs import local_redis
+from featurestore.jobs.dev import local_redis
 from featurestore.readers.definitions import Catalog, Entity, Feature, FeatureView
 
 FEATURE_TYPES = ["int64"] * 5 + ["float64"] * 5 + ["float32"] * 5 + ["string"] * 3 + ["bool"] * 2
@@ -79,7 +79,7 @@ def build_frame(spark: Any, entities: int, partitions: int) -> Any:
 
 
 def run_ours(df: Any, url: str, entities: int) -> float:
-    from featurestore.jobs.writer import write_view
+    from featurestore.jobs.write.partition_writer import write_view
 
     started = time.monotonic()
     stats = write_view(df, catalog, bench20, url, computed_at_ms=int(time.time() * 1000))

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_row, bench_view, user
 
-from featurestore.jobs import local_redis
-from featurestore.jobs.commands import BatchWritePlan
+from featurestore.jobs.dev import local_redis
+from featurestore.jobs.write.commands import BatchWritePlan
 from featurestore.readers import Catalog, Feature, FeatureView
 
 

@@ -41,7 +41,7 @@ SCENARIOS = {
 def load(url: str, entities: int) -> None:
     import redis
 
-    from featurestore.jobs.commands import BatchWritePlan
+    from featurestore.jobs.write.commands import BatchWritePlan
     from featurestore.readers import codec
 
     catalog, view = bench_catalog(), bench_view()
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = None
     url = args.redis_url
     if url is None:
-        from featurestore.jobs import local_redis
+        from featurestore.jobs.dev import local_redis
 
         workdir = tempfile.mkdtemp(prefix="fs-bench-")
         url = local_redis.start(workdir).url
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         if workdir:
-            from featurestore.jobs import local_redis
+            from featurestore.jobs.dev import local_redis
 
             local_redis.stop(workdir)
 

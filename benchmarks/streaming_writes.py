@@ -33,8 +33,9 @@ from typing import Any
 
 import redis
 
-from featurestore.jobs import local_redis
-from featurestore.jobs.streaming import HSET_HEXPIRE, StreamingWritePlan, StreamingWriter, resp
+from featurestore.jobs.dev import local_redis
+from featurestore.jobs.streaming import HSET_HEXPIRE, StreamingWritePlan, StreamingWriter
+from featurestore.jobs.streaming.plan import resp
 from featurestore.readers.example_catalog import catalog, user_realtime
 
 
@@ -139,15 +140,19 @@ def _run(args: argparse.Namespace, url: str) -> int:
     measure("raw HSETEX pipeline (baseline)", client, n, lambda: raw_pipeline(client, prebuilt, pipe), raw, rows)
     ceiling = "raw RESP socket (server ceiling)"
     measure(ceiling, client, n, lambda: raw_socket(client, payloads, replies, pipe), raw, rows)
-    with StreamingWriter(url, user_realtime, catalog=catalog, guard=False, max_pipeline=args.pipeline) as writer:
+    with StreamingWriter.connect(
+        url, user_realtime, catalog=catalog, guard=False, max_pipeline=args.pipeline
+    ) as writer:
         measure("StreamingWriter guard=False", client, n, lambda: writer.write_many(data), ["hsetex", "hdel"], rows)
         version = writer.server_version
-    with StreamingWriter(url, user_realtime, catalog=catalog, max_pipeline=args.pipeline) as writer:
+    with StreamingWriter.connect(url, user_realtime, catalog=catalog, max_pipeline=args.pipeline) as writer:
         measure("StreamingWriter guard=True (default)", client, n, lambda: writer.write_many(data), ["fcall"], rows)
-    with StreamingWriter(url, user_realtime, catalog=catalog, method=HSET_HEXPIRE, max_pipeline=args.pipeline) as w74:
+    with StreamingWriter.connect(
+        url, user_realtime, catalog=catalog, method=HSET_HEXPIRE, max_pipeline=args.pipeline
+    ) as w74:
         measure("  ... method=hset_hexpire (Redis 7.4)", client, n, lambda: w74.write_many(data), ["fcall"], rows)
     single = data[: args.single]
-    with StreamingWriter(url, user_realtime, catalog=catalog) as writer:
+    with StreamingWriter.connect(url, user_realtime, catalog=catalog) as writer:
 
         def one_by_one() -> None:
             for entity, values, ms in single:

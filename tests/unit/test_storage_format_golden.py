@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from featurestore.jobs.commands import BatchWritePlan, resp
+from featurestore.jobs.write.commands import BatchWritePlan, resp
 from featurestore.readers import Entity, Feature, FeatureView, codec, load_catalog
 from featurestore.readers.errors import DecodingError, EncodingError
 

@@ -1,0 +1,509 @@
+"""The batch materialization job: Delta source -> transform -> cast -> validate -> Redis.
+
+``featurestore materialize --view V --ds YYYY-MM-DD [--redis-url URL] ...`` (and the
+``spark-submit`` entry file ``featurestore/jobs/materialize_job.py``) run one
+materialization, a straight line of stages, each returning a value:
+
+0. :func:`prepare` — without Spark: the view, its transform, its suite, the Redis URL
+   parsed once (:class:`PreparedRun`); then Redis is reached (fail fast) and the view's
+   last successful run is looked up, once;
+1. :func:`read_snapshot` -> :class:`~featurestore.jobs.batch.sources.SourceSnapshot`:
+   every input table of the transform at one pinned Delta version (``--version`` for the
+   view's own source, else the latest, resolved once and recorded), pruned to the ``ds``
+   partitions the transform can use; a source with no rows in partition ``ds`` is refused;
+2. :func:`compute_features` -> :class:`Features`: the transform (pure, point-in-time
+   correct as of the end of ``ds``), cast to the view's schema, cached, row checks counted;
+3. :func:`validate` -> :class:`~featurestore.jobs.batch.validation.ValidationReport`:
+   row checks, the view's Great Expectations suite and the collapse guard.  A failure
+   writes nothing, records a ``failed_validation`` run and exits 2;
+4. :func:`write` -> ``BatchWriteStats``: publish the view's **registry** entry, then write on
+   the executors (``featurestore.jobs.write.partition_writer.write_view``); rows that
+   could not be written make the run ``failed`` (exit 1) — a re-run is safe, writes are
+   idempotent;
+5. :func:`run_record` -> :class:`RunRecord`, built from whatever the stages returned
+   (also when one failed), appended to ``fs:runs``; the CLI prints a short summary.
+
+``--redis-url`` defaults to ``$FEATURESTORE_REDIS_URL`` so a scheduler need not put a
+password on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurestore.jobs.batch import run_records, schema, transforms, validation
+from featurestore.jobs.batch.run_records import RunRecord
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot, parse_date
+from featurestore.jobs.batch.validation import Failure, RowChecks, ValidationReport
+from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
+from featurestore.jobs.config import WAREHOUSE_ENV_VAR as WAREHOUSE_ENV_VAR
+from featurestore.jobs.spark import session
+from featurestore.readers import codec
+from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
+from featurestore.readers.errors import (
+    ConfigurationError,
+    FeatureStoreError,
+    JobError,
+    ValidationFailed,
+    WriteError,
+)
+from featurestore.readers.settings import ConnectionSettings, redact_text
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurestore.jobs.write.partition_writer import BatchWriteStats
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILED = 1
+EXIT_VALIDATION = 2
+
+
+@dataclass(frozen=True)
+class MaterializeRequest:
+    """Everything one run needs besides the SparkSession."""
+
+    view: str
+    ds: date
+    redis_url: str
+    warehouse: str | os.PathLike[str] = DEFAULT_WAREHOUSE
+    catalog: Catalog | str | None = None
+    expectations_dir: str | os.PathLike[str] | None = None
+    version: int | None = None
+    max_writes_per_sec: float | None = None
+    min_row_ratio: float = validation.DEFAULT_MIN_ROW_RATIO
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.version is not None and self.version < 0:
+            raise ConfigurationError(f"--version must be >= 0, got {self.version}")
+        if self.max_writes_per_sec is not None and self.max_writes_per_sec <= 0:
+            raise ConfigurationError(f"--max-writes-per-sec must be > 0, got {self.max_writes_per_sec}")
+        if not 0 <= self.min_row_ratio <= 1:
+            raise ConfigurationError(f"--min-row-ratio must be between 0 and 1, got {self.min_row_ratio}")
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`materialize` did: the record (as stored in ``fs:runs``) and the details."""
+
+    record: RunRecord
+    seconds: float = 0.0
+    entities_per_second: float = 0.0
+    ignored_columns: list[str] = field(default_factory=list)
+    source_partitions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return {"succeeded": 0, "failed_validation": EXIT_VALIDATION}.get(self.record.status, EXIT_FAILED)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(view: str, ds: date) -> str:
+    """``<view>-<ds>-<12 hex>``: readable in ``featurestore runs``, unique per run."""
+    return f"{view}-{ds.isoformat()}-{uuid.uuid4().hex[:12]}"
+
+
+# --- 0. what can be checked without Spark ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A request resolved without Spark: the view, its transform and suite, the Redis settings."""
+
+    request: MaterializeRequest
+    catalog: Catalog
+    view: FeatureView
+    transform: transforms.Transform
+    suite_file: Path
+    suite: Mapping[str, Any]
+    settings: ConnectionSettings  # the request's URL, parsed once
+
+
+def prepare(request: MaterializeRequest) -> PreparedRun:
+    """Everything that can be checked without Spark nor Redis: a typo or a missing suite fails here."""
+    catalog = request.catalog if isinstance(request.catalog, Catalog) else load_catalog(request.catalog)
+    view = catalog.view(request.view)
+    if not view.is_batch:
+        raise ConfigurationError(
+            f"view {view.name!r} is a streaming view; it is written by the streaming hook, not materialized"
+        )
+    transform = transforms.transform_for(view.name)
+    if view.source and transform.sources[0] != view.source:
+        raise ConfigurationError(
+            f"view {view.name!r}: its source is {view.source!r} but its transform reads {transform.sources[0]!r} first"
+        )
+    suite_file = validation.suite_path(view, request.expectations_dir)
+    suite = validation.load_suite(suite_file, view)
+    settings = run_records.job_settings(request.redis_url)
+    return PreparedRun(request, catalog, view, transform, suite_file, suite, settings)
+
+
+# --- the stages -----------------------------------------------------------------------------
+
+
+def read_snapshot(spark: SparkSession, request: MaterializeRequest, transform: transforms.Transform) -> SourceSnapshot:
+    """1. Every input of the transform at one pinned version, rows counted (one scan)."""
+    from featurestore.jobs.batch.sources import read_snapshot as read
+
+    return read(spark, transform, request.warehouse, request.ds, request.version)
+
+
+def require_ds_partition(snapshot: SourceSnapshot, view: FeatureView) -> None:
+    """A partitioned source with no rows for the run's date is a load that did not happen, not a quiet day."""
+    if snapshot.rows_in_ds == 0:
+        primary = snapshot.primary
+        raise ValidationFailed(
+            f"view {view.name!r} failed validation, nothing was written: source {primary.table!r} "
+            f"(version {primary.version}) has no rows in partition {PARTITION_COLUMN}={snapshot.ds}"
+        )
+
+
+@dataclass(frozen=True)
+class Features:
+    """The view's rows for the run, cast to its schema and cached (call :meth:`release` after the run)."""
+
+    frame: DataFrame  # NaN floats as null: what the suite sees and the writer writes
+    cached: DataFrame  # the cast frame, persisted: the checks, the suite and the writer all scan it
+    checks: RowChecks
+    ignored_columns: tuple[str, ...] = ()
+
+    def release(self) -> None:
+        self.cached.unpersist()
+
+
+def compute_features(snapshot: SourceSnapshot, view: FeatureView, transform: transforms.Transform) -> Features:
+    """2. Transform (as of the end of ``ds``), cast, cache; the row checks' pass materializes the cache."""
+    from pyspark import StorageLevel
+
+    output = transform(snapshot.frames, transforms.as_of_for(snapshot.ds))
+    ignored = tuple(schema.extra_columns(output, view))
+    typed = schema.cast_to_view(output, view).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        checks = validation.check_rows(typed, view)
+    except BaseException:
+        typed.unpersist()
+        raise
+    return Features(validation.nan_to_null(typed, view), typed, checks, ignored)
+
+
+def collapse_guard(
+    features: Features, snapshot: SourceSnapshot, previous: RunRecord | None, min_row_ratio: float
+) -> list[Failure]:
+    """Rows to write and rows read against the view's last successful run (none: nothing to compare)."""
+    if previous is None:
+        return []
+    return validation.collapse_failures(
+        {"rows": features.checks.rows, "rows_read": snapshot.rows_read},
+        {"rows": previous.rows_out or previous.rows_written + previous.rows_failed, "rows_read": previous.rows_read},
+        min_row_ratio,
+        previous_run=f"{previous.run_id} (ds {previous.ds})",
+    )
+
+
+def validate(
+    features: Features, snapshot: SourceSnapshot, job: PreparedRun, previous: RunRecord | None
+) -> ValidationReport:
+    """3. Row checks, the suite and the collapse guard: every failure at once."""
+    view = job.view
+    failures = features.checks.failures(view)
+    _, suite_failures = validation.run_suite(features.frame, view, job.suite)
+    failures += suite_failures
+    failures += collapse_guard(features, snapshot, previous, job.request.min_row_ratio)
+    return ValidationReport(view, str(job.suite_file), tuple(failures))
+
+
+def write(client: Any, job: PreparedRun, features: Features, run_id: str) -> BatchWriteStats:
+    """4. Publish the view's definition, then write its rows on the executors.
+
+    Published first: from the first row on, Redis holds values in this definition's
+    encoding, and a reader with other definitions must refuse to start rather than
+    mis-decode them.
+    """
+    from featurestore.jobs.write.partition_writer import write_view
+
+    now_ms = int(time.time() * 1000)
+    client.hset(codec.REGISTRY_KEY, job.view.name, codec.registry_entry(job.view, now_ms, run_id))
+    return write_view(
+        features.frame, job.catalog, job.view,
+        job.request.redis_url,  # as given: the writer reads the cluster options from it
+        computed_at_ms=now_ms, max_writes_per_sec=job.request.max_writes_per_sec,
+    )  # fmt: skip
+
+
+def require_written(stats: BatchWriteStats, job: PreparedRun) -> None:
+    """Rows that could not be written fail the run (a re-run completes it)."""
+    if stats.failed:
+        raise WriteError(
+            f"view {job.view.name!r}: {stats.failed} of {stats.rows} rows could not be written to "
+            f"{job.settings.redacted_url} after retries (re-run to complete; writes are idempotent): "
+            + "; ".join(redact_text(f) for f in stats.failures[:3])
+        )
+
+
+def _verdict(error: Exception | None, stats: BatchWriteStats | None) -> tuple[str, str | None, list[str]]:
+    """(status, error message, failures) of a run that ended with ``error`` (None: it succeeded)."""
+    write_failures = [redact_text(f) for f in stats.failures] if stats is not None else []
+    if error is None:
+        return "succeeded", None, write_failures
+    if isinstance(error, ValidationFailed):
+        return "failed_validation", redact_text(str(error)), [str(f) for f in getattr(error, "failures", [])]
+    if isinstance(error, FeatureStoreError):
+        return "failed", redact_text(str(error)), write_failures
+    # Spark, Delta or Redis errors: the first line says what happened
+    first_line = str(error).splitlines()[0] if str(error) else ""
+    return "failed", redact_text(f"{type(error).__name__}: {first_line}"), write_failures
+
+
+def run_record(
+    job: PreparedRun,
+    run_id: str,
+    started: float,
+    finished: float,
+    durations: Mapping[str, float],
+    snapshot: SourceSnapshot | None,
+    features: Features | None,
+    stats: BatchWriteStats | None,
+    error: Exception | None,
+) -> RunRecord:
+    """5. The run as stored in ``fs:runs``, from what the stages returned before the run ended."""
+    status, message, failures = _verdict(error, stats)
+    return RunRecord(
+        run_id=run_id,
+        view=job.view.name,
+        ds=job.request.ds.isoformat(),
+        source_table=job.transform.sources[0],
+        source_version=snapshot.primary.version if snapshot is not None else None,
+        status=status,
+        rows_read=snapshot.rows_read if snapshot is not None else 0,
+        rows_written=stats.written if stats is not None else 0,
+        rows_failed=stats.failed if stats is not None else 0,
+        entities_written=stats.entities if stats is not None else 0,
+        retries=stats.retries if stats is not None else 0,
+        started_at=_iso(started),
+        finished_at=_iso(finished),
+        durations=dict(durations),
+        error=message,
+        rows_out=features.checks.rows if features is not None else 0,
+        source_versions=snapshot.versions if snapshot is not None else {},
+        nan_as_null=dict(features.checks.nan_as_null) if features is not None else {},
+        failures=failures,
+    )
+
+
+class StageClock:
+    """Seconds per stage, for the run record: a stage that did not finish has no entry."""
+
+    def __init__(self) -> None:
+        self.durations: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        self.durations[name] = round(time.monotonic() - started, 3)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def materialize(spark: SparkSession, request: MaterializeRequest) -> RunOutcome:
+    """Run one materialization and record it in ``fs:runs``.
+
+    * A configuration problem (unknown view, no transform, missing suite, unreachable
+      Redis) raises before anything runs, and nothing is recorded.
+    * A validation, schema or write failure is *recorded* (status ``failed_validation`` /
+      ``failed``) and returned, with the error in ``outcome.record.error``; call
+      :func:`raise_for_outcome` to turn it into an exception.
+    * Any other error (Spark, Delta) is recorded as ``failed`` and re-raised.
+    """
+    job = prepare(request)
+    client = run_records.connect(job.settings)  # fail fast: no point computing without a target
+    return execute(spark, job, client)
+
+
+def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
+    """The stages of a prepared run, then its record; closes ``client`` (see :func:`materialize`)."""
+    started = time.time()
+    run_id = job.request.run_id or new_run_id(job.view.name, job.request.ds)
+    clock = StageClock()
+    snapshot: SourceSnapshot | None = None
+    features: Features | None = None
+    stats: BatchWriteStats | None = None
+    error: Exception | None = None
+    try:
+        previous = run_records.latest_run(client, job.view.name, status="succeeded")
+        with clock.stage("read"):
+            snapshot = read_snapshot(spark, job.request, job.transform)
+        require_ds_partition(snapshot, job.view)
+        with clock.stage("transform"):
+            features = compute_features(snapshot, job.view, job.transform)
+        with clock.stage("validate"):
+            report = validate(features, snapshot, job, previous)
+        report.raise_if_failed()  # nothing is written, not even the registry
+        with clock.stage("write"):
+            stats = write(client, job, features, run_id)
+        require_written(stats, job)
+    except Exception as exc:  # recorded below; a FeatureStoreError is an outcome, anything else re-raised
+        error = exc
+    finally:
+        if features is not None:
+            features.release()
+    finished = time.time()
+    record = run_record(job, run_id, started, finished, clock.durations, snapshot, features, stats, error)
+    unexpected = error is not None and not isinstance(error, FeatureStoreError)
+    try:
+        run_records.record_run(client, record)
+    except Exception:
+        if not unexpected:
+            raise
+        log.exception("run %s: could not record the run; raising the run's own error", run_id)
+    finally:
+        client.close()
+    if unexpected:
+        assert error is not None
+        raise error
+    return RunOutcome(
+        record,
+        seconds=finished - started,
+        entities_per_second=stats.entities / stats.seconds if stats is not None and stats.seconds > 0 else 0.0,
+        ignored_columns=list(features.ignored_columns) if features is not None else [],
+        source_partitions=snapshot.partitions if snapshot is not None else {},
+    )
+
+
+def raise_for_outcome(outcome: RunOutcome) -> None:
+    """Turn a recorded failure back into the exception (for API callers that want one)."""
+    record = outcome.record
+    if record.status == "failed_validation":
+        raise ValidationFailed(record.error or f"view {record.view!r} failed validation")
+    if record.status != "succeeded":
+        raise JobError(record.error or f"view {record.view!r}: run {record.run_id} failed")
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def summary(outcome: RunOutcome) -> str:
+    """A few lines for the job's log: what was read, validated, written, and how fast."""
+    r = outcome.record
+    lines = [f"materialize {r.view} ds={r.ds}: {r.status.upper()} in {outcome.seconds:.1f}s (run {r.run_id})"]
+    sources = ", ".join(
+        f"{table}@v{version} ({outcome.source_partitions.get(table, '')})"
+        for table, version in r.source_versions.items()
+    )
+    if sources:
+        lines.append(f"  read     {r.rows_read:,} rows of {r.source_table}; inputs {sources}")
+    lines.append(f"  rows     {r.rows_out:,} entities to write")
+    if r.nan_as_null:
+        lines.append("  NaN      stored as null (absent): " + ", ".join(f"{k} {v}" for k, v in r.nan_as_null.items()))
+    if outcome.ignored_columns:
+        lines.append(f"  ignored  columns not in the view: {', '.join(outcome.ignored_columns)}")
+    if r.status != "failed_validation" and "write" in r.durations:
+        lines.append(
+            f"  wrote    {r.entities_written:,} entities ({r.rows_written:,} rows, {r.rows_failed:,} failed, "
+            f"{r.retries:,} retries) at {outcome.entities_per_second:,.0f} entities/s"
+        )
+    lines.append("  seconds  " + ", ".join(f"{k} {v:.1f}" for k, v in r.durations.items()))
+    if r.error:
+        lines.append(f"  error    {r.error}")
+    return "\n".join(lines)
+
+
+# --- `featurestore materialize` --------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--view", required=True, help="the batch view to materialize")
+    parser.add_argument("--ds", required=True, help="the run date YYYY-MM-DD: features as of the end of that UTC day")
+    parser.add_argument("--redis-url", default=None, help=f"target Redis (default: ${REDIS_URL_ENV_VAR})")
+    parser.add_argument(
+        "--warehouse",
+        default=None,
+        help=f"folder of the Delta tables (default: ${WAREHOUSE_ENV_VAR} or {DEFAULT_WAREHOUSE})",
+    )
+    parser.add_argument("--catalog", default=None, help="module defining `catalog` (default: $FEATURESTORE_CATALOG)")
+    parser.add_argument("--expectations", default=None, help="folder of the GX suites (default: expectations/)")
+    parser.add_argument(
+        "--version", type=int, default=None, help="Delta version of the view's source (default: latest)"
+    )
+    parser.add_argument(
+        "--max-writes-per-sec", type=float, default=None, help="cap the load rate (entities/s, all writers)"
+    )
+    parser.add_argument(
+        "--min-row-ratio", type=float, default=validation.DEFAULT_MIN_ROW_RATIO,
+        help="fail if rows fall below this share of the last successful run (default 0.5; 0 disables)",
+    )  # fmt: skip
+    parser.add_argument("--run-id", default=None, help="an id for the run (default: generated)")
+    parser.add_argument("--json", action="store_true", help="also print the run record as one JSON line")
+
+
+def request_from_args(args: argparse.Namespace) -> MaterializeRequest:
+    env = JobEnvironment.from_env()
+    return MaterializeRequest(
+        view=args.view,
+        ds=parse_date(args.ds),
+        redis_url=env.require_redis_url(args.redis_url),
+        warehouse=args.warehouse or env.warehouse or DEFAULT_WAREHOUSE,
+        catalog=args.catalog,
+        expectations_dir=args.expectations,
+        version=args.version,
+        max_writes_per_sec=args.max_writes_per_sec,
+        min_row_ratio=args.min_row_ratio,
+        run_id=args.run_id,
+    )
+
+
+def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
+    """Run from parsed arguments; prints the summary, returns 0 / 1 (failed) / 2 (failed validation)."""
+    request = request_from_args(args)
+    # a typo, a missing suite or an unreachable Redis fails in a second, before Spark starts
+    job = prepare(request)
+    client = run_records.connect(job.settings)
+    try:
+        spark, own_session = session(spark, f"featurestore-materialize-{request.view}")
+    except BaseException:
+        client.close()
+        raise
+    try:
+        outcome = execute(spark, job, client)
+    finally:
+        if own_session:
+            spark.stop()
+    stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
+    print(summary(outcome), file=stream)
+    if args.json:
+        print(json.dumps(json.loads(outcome.record.to_json()), sort_keys=True))
+    return outcome.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m featurestore.jobs.batch.materialize``: same as ``featurestore materialize``."""
+    parser = argparse.ArgumentParser(prog="featurestore materialize", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except FeatureStoreError as exc:
+        print(f"featurestore materialize: error: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

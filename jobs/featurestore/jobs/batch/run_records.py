@@ -1,0 +1,199 @@
+"""Run records: one entry per materialization run in the Redis Stream ``fs:runs``, and ``featurestore runs``.
+
+Each stream entry has one field, ``record``: the run as JSON —
+``{run_id, view, ds, source_table, source_version, status, rows_read, rows_written,
+rows_failed, entities_written, retries, started_at, finished_at,
+durations{read,transform,validate,write}, error}`` plus a few details (``rows_out``,
+``source_versions``, ``nan_as_null``, ``failures``).  ``status`` is ``succeeded``,
+``failed_validation`` or ``failed``.  The stream is capped (``MAXLEN ~ 10000``).
+
+One stream key, so the same calls work on a standalone server and on a Cluster client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from featurestore.jobs.config import REDIS_URL_ENV_VAR as REDIS_URL_ENV_VAR
+from featurestore.jobs.config import JobEnvironment
+from featurestore.readers.errors import ConfigurationError, FeatureStoreConnectionError, FeatureStoreError
+from featurestore.readers.settings import ConnectionSettings, redact_text
+from featurestore.readers.wire import redis_client
+
+RUNS_KEY = "fs:runs"
+MAX_RUNS = 10_000
+STATUSES = ("succeeded", "failed_validation", "failed")
+JOB_TIMEOUT_SECONDS = 10.0
+_PAGE = 200
+
+
+@dataclass
+class RunRecord:
+    """One materialization run (times are ISO 8601 UTC, durations seconds)."""
+
+    run_id: str
+    view: str
+    ds: str
+    source_table: str
+    source_version: int | None
+    status: str
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_failed: int = 0
+    entities_written: int = 0
+    retries: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    durations: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    # details beyond the required fields
+    rows_out: int = 0  # rows handed to the writer (what the collapse guard compares)
+    source_versions: dict[str, int] = field(default_factory=dict)
+    nan_as_null: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        if self.status not in STATUSES:
+            raise ConfigurationError(f"run {self.run_id}: status {self.status!r} is not one of {STATUSES}")
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> RunRecord:
+        data = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        # records written by a newer version may carry more keys: keep what we know
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def job_settings(url: str, *, timeout: float = JOB_TIMEOUT_SECONDS) -> ConnectionSettings:
+    """The job side's connection settings for ``url`` (a longer timeout than inference's)."""
+    return ConnectionSettings.from_url(url, timeout=timeout)
+
+
+def connect(target: str | ConnectionSettings | None = None, *, timeout: float = JOB_TIMEOUT_SECONDS) -> Any:
+    """A redis-py client (``Redis`` or ``RedisCluster``) for the job side, connected (PING) or an error.
+
+    ``target`` is a URL (default ``$FEATURESTORE_REDIS_URL``, parsed with ``timeout``) or
+    settings parsed once by the caller (their own timeout applies).
+    """
+    import redis
+
+    if isinstance(target, ConnectionSettings):
+        settings = target
+    else:
+        settings = job_settings(JobEnvironment.from_env().require_redis_url(target), timeout=timeout)
+    client = redis_client(settings)  # the wire's client factory: TLS, ACL user, timeouts
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        raise FeatureStoreConnectionError(
+            f"cannot reach Redis at {settings.redacted_url}: {redact_text(str(exc))}"
+        ) from None
+    return client
+
+
+def record_run(client: Any, record: RunRecord) -> str:
+    """Append the run to ``fs:runs``; returns the stream entry id."""
+    entry = client.xadd(RUNS_KEY, {"record": record.to_json()}, maxlen=MAX_RUNS, approximate=True)
+    return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+
+def _newest_first(client: Any) -> Iterator[RunRecord]:
+    upper: bytes | str = "+"
+    while True:
+        page = client.xrevrange(RUNS_KEY, max=upper, min="-", count=_PAGE)
+        for _entry_id, values in page:
+            raw = values.get(b"record", values.get("record"))
+            if raw is not None:
+                yield RunRecord.from_json(raw)
+        if len(page) < _PAGE:
+            return
+        last = page[-1][0]
+        upper = "(" + (last.decode() if isinstance(last, bytes) else last)  # exclusive: the next older entry
+
+
+def list_runs(client: Any, view: str | None = None, limit: int = 20) -> list[RunRecord]:
+    """The most recent runs, newest first (of one view if given)."""
+    out: list[RunRecord] = []
+    if limit <= 0:
+        return out
+    for record in _newest_first(client):
+        if view is None or record.view == view:
+            out.append(record)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def latest_run(client: Any, view: str, ds: str | None = None, status: str | None = None) -> RunRecord | None:
+    """The newest run of ``view`` (for ``ds`` and with ``status`` if given), or None."""
+    if status is not None and status not in STATUSES:
+        raise ConfigurationError(f"status must be one of {STATUSES}, got {status!r}")
+    for record in _newest_first(client):
+        if record.view == view and (ds is None or record.ds == ds) and (status is None or record.status == status):
+            return record
+    return None
+
+
+# --- `featurestore runs` -----------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=None, help=f"where the runs are (default: ${REDIS_URL_ENV_VAR})")
+    parser.add_argument("--view", default=None, help="only runs of this view")
+    parser.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default 20)")
+    parser.add_argument("--json", action="store_true", help="one JSON record per line instead of a table")
+
+
+def format_table(records: list[RunRecord]) -> str:
+    """The runs as an aligned text table."""
+    header = ("finished_at", "view", "ds", "status", "rows_read", "written", "failed", "source", "seconds", "run_id")
+    rows = [header]
+    for r in records:
+        total = sum(r.durations.values())
+        rows.append(
+            (
+                r.finished_at[:19],
+                r.view,
+                r.ds,
+                r.status,
+                str(r.rows_read),
+                str(r.rows_written),
+                str(r.rows_failed),
+                f"{r.source_table}@v{r.source_version}" if r.source_version is not None else r.source_table,
+                f"{total:.1f}",
+                r.run_id,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    for r in records:
+        if r.error:
+            error = r.error if len(r.error) <= 300 else r.error[:297] + "..."
+            lines.append(f"  {r.run_id}: {error}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    client = connect(args.redis_url)
+    try:
+        records = list_runs(client, view=args.view, limit=args.limit)
+    except FeatureStoreError:
+        raise
+    except Exception as exc:  # redis-py errors: say where, without the password
+        raise FeatureStoreConnectionError(f"reading {RUNS_KEY}: {redact_text(str(exc))}") from None
+    finally:
+        client.close()
+    if args.json:
+        for record in records:
+            print(record.to_json())
+    elif not records:
+        print("no runs recorded" + (f" for view {args.view!r}" if args.view else ""))
+    else:
+        print(format_table(records))
+    return 0

@@ -1,0 +1,143 @@
+"""The source side of a batch run: warehouse tables read at one pinned Delta version.
+
+The warehouse is a folder with one Delta table per sub-folder (``<warehouse>/<table>``);
+tables with a ``ds`` column are partitioned by it.  :func:`read_snapshot` reads every
+input of a view's transform at one version (resolved once, or ``--version`` for the view's
+own source), pruned to the ``ds`` partitions the transform can use, and counts the rows
+read in one scan: the first stage of a run (``featurestore.jobs.batch.materialize``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from featurestore.readers.errors import ConfigurationError, JobError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurestore.jobs.batch.transforms import Transform
+
+DEFAULT_WAREHOUSE = Path(".featurestore/warehouse")
+PARTITION_COLUMN = "ds"
+
+
+def table_path(warehouse: str | os.PathLike[str], table: str) -> Path:
+    """Where a table of the warehouse lives (one Delta table per folder)."""
+    return Path(warehouse).absolute() / table
+
+
+def parse_date(text: str, what: str = "--ds") -> date:
+    """A ``YYYY-MM-DD`` date or a ConfigurationError naming the option."""
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{what} must be a date like 2024-05-31, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """One input table as the run reads it."""
+
+    table: str
+    version: int
+    df: DataFrame
+    partitions: str  # e.g. "ds 2024-05-02..2024-05-31" or "all rows"
+
+
+def latest_version(spark: SparkSession, path: Path) -> int:
+    """The table's current Delta version (read once, so the run reads one consistent snapshot)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, str(path)).history(1).select("version").first()
+    assert row is not None  # a Delta table has at least version 0
+    return int(row[0])
+
+
+def read_source(
+    spark: SparkSession, warehouse: str | os.PathLike[str], table: str, ds: date, lookback_days: int | None,
+    version: int | None = None,
+) -> SourceRead:  # fmt: skip
+    """One input table at a pinned version, pruned to ``ds`` partitions ``[ds - lookback + 1, ds]``."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    path = table_path(warehouse, table)
+    if not DeltaTable.isDeltaTable(spark, str(path)):
+        raise JobError(
+            f"source table {table!r} not found: {path} is not a Delta table "
+            "(create the sample warehouse with `featurestore generate --warehouse DIR`)"
+        )
+    pinned = latest_version(spark, path) if version is None else version
+    try:
+        df = spark.read.format("delta").option("versionAsOf", pinned).load(str(path))
+    except Exception as exc:  # Delta's error for a version that does not exist (yet, or any more)
+        raise JobError(f"source table {table!r}: cannot read version {pinned}: {str(exc).splitlines()[0]}") from None
+    partitions = "all rows"
+    if PARTITION_COLUMN in df.columns:
+        upper = ds.isoformat()
+        condition = F.col(PARTITION_COLUMN) <= F.lit(upper)
+        partitions = f"{PARTITION_COLUMN} <= {upper}"
+        if lookback_days:
+            lower = (ds - timedelta(days=lookback_days - 1)).isoformat()
+            condition &= F.col(PARTITION_COLUMN) >= F.lit(lower)
+            partitions = f"{PARTITION_COLUMN} {lower}..{upper}"
+        # a partition filter: Delta reads only these folders
+        df = df.where(condition)
+    return SourceRead(table, pinned, df, partitions)
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """Every input of a run at its pinned version, and what was counted in the view's own source.
+
+    ``rows_in_ds`` is the number of rows of the view's source in the run's own ``ds``
+    partition (``None`` when the source is not partitioned).
+    """
+
+    ds: date
+    reads: tuple[SourceRead, ...]  # the transform's sources, its own first
+    rows_read: int
+    rows_in_ds: int | None
+
+    @property
+    def primary(self) -> SourceRead:
+        return self.reads[0]
+
+    @property
+    def frames(self) -> dict[str, DataFrame]:
+        return {read.table: read.df for read in self.reads}
+
+    @property
+    def versions(self) -> dict[str, int]:
+        return {read.table: read.version for read in self.reads}
+
+    @property
+    def partitions(self) -> dict[str, str]:
+        return {read.table: read.partitions for read in self.reads}
+
+
+def read_snapshot(
+    spark: SparkSession,
+    transform: Transform,
+    warehouse: str | os.PathLike[str],
+    ds: date,
+    version: int | None = None,
+) -> SourceSnapshot:
+    """Read every source of ``transform`` (``version`` pins the first), then count its rows in one scan."""
+    from pyspark.sql import functions as F
+
+    reads = tuple(
+        read_source(spark, warehouse, table, ds, transform.lookback_days.get(table), version if i == 0 else None)
+        for i, table in enumerate(transform.sources)
+    )
+    primary = reads[0].df
+    partitioned = PARTITION_COLUMN in primary.columns
+    in_ds = F.col(PARTITION_COLUMN) == F.lit(ds.isoformat()) if partitioned else F.lit(True)
+    counts = primary.agg(F.count(F.lit(1)), F.count(F.when(in_ds, True))).first()  # one scan for both
+    assert counts is not None  # a global aggregate has one row
+    return SourceSnapshot(ds, reads, int(counts[0]), int(counts[1]) if partitioned else None)

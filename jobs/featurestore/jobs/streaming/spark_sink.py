@@ -1,0 +1,143 @@
+"""Spark Structured Streaming: ``foreachBatch(sink)`` writes each micro-batch from the executors.
+
+:class:`ForeachBatchSink` (made by :meth:`.writer.StreamingWriter.foreach_batch`) checks
+a micro-batch's columns on the driver, then writes its rows where they are, with
+``mapInArrow``: each executor's Python worker keeps one writer per sink across
+micro-batches, and only one ``(written, skipped)`` row per partition comes back to the
+driver.  This module knows Spark and Arrow, not Redis: the sink carries ``open_writer``,
+which builds an executor's writer (:func:`.writer.writer_for_sink`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from featurestore.readers.errors import ConfigurationError
+
+from .plan import EventTime, StreamingWritePlan, WriteStats
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["EventWriter", "ForeachBatchSink"]
+
+
+class EventWriter(Protocol):
+    """What an executor needs of a writer: :meth:`.writer.StreamingWriter.write_many`."""
+
+    def write_many(self, events: Iterable[tuple[object, Mapping[str, Any], EventTime]]) -> WriteStats: ...
+
+
+@dataclass
+class ForeachBatchSink:
+    """``foreachBatch(sink)``: writes each micro-batch with a streaming writer per executor.
+
+    Picklable (no connection inside); each executor's Python worker keeps one writer per
+    sink and reuses it across micro-batches.  The rows never come to the driver:
+    ``mapInArrow`` writes them where they are and returns one ``(written, skipped)`` row
+    per partition.  Totals since the query started: ``batches``, ``written``, ``skipped``.
+    """
+
+    url: str
+    plan: StreamingWritePlan
+    id_col: str
+    event_time_col: str | None
+    guard: bool
+    method: str
+    timeout: float
+    retry_seconds: float
+    max_pipeline: int
+    open_writer: Callable[[ForeachBatchSink], EventWriter]  # a module-level function: pickled by name
+    batches: int = 0
+    written: int = 0
+    skipped: int = 0
+
+    def feature_columns(self, columns: Sequence[str]) -> list[str]:
+        """The feature columns of a DataFrame; raises on a missing id or a foreign column."""
+        required = [self.id_col] + ([self.event_time_col] if self.event_time_col else [])
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise ConfigurationError(
+                f"streaming view {self.plan.view.name!r}: the DataFrame has no column {missing[0]!r} "
+                f"(columns: {', '.join(columns)})"
+            )
+        rest = [c for c in columns if c not in required]
+        self.plan.check_names(rest)
+        return rest
+
+    def __call__(self, df: DataFrame, epoch_id: int) -> None:
+        stats = self.write_dataframe(df)
+        self.batches += 1
+        self.written += stats.written
+        self.skipped += stats.skipped
+
+    def write_dataframe(self, df: DataFrame) -> WriteStats:
+        """Write a micro-batch (or any DataFrame) from the executors; return the counts."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
+
+        features = self.feature_columns(df.columns)
+        selected = [F.col(self.id_col)] + [F.col(c) for c in features]
+        if self.event_time_col:
+            event = F.col(self.event_time_col)
+            if isinstance(df.schema[self.event_time_col].dataType, (TimestampType, TimestampNTZType, DateType)):
+                event = F.unix_millis(event.cast("timestamp"))  # epoch ms, whatever the session time zone
+            selected.append(event.cast("long"))
+        job = _ArrowJob(self, tuple(features))
+        rows = df.select(*selected).mapInArrow(job, "written long, skipped long").collect()  # type: ignore[arg-type]
+        return WriteStats(sum(r.written for r in rows), sum(r.skipped for r in rows))
+
+
+# --- on the executors --------------------------------------------------------------------
+
+_EXECUTOR_WRITERS: dict[tuple[Any, ...], EventWriter] = {}
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor_writer(sink: ForeachBatchSink) -> EventWriter:
+    """One writer per sink per Python worker, kept across micro-batches (worker reuse)."""
+    key = (
+        sink.open_writer, sink.url, sink.plan.view, sink.guard, sink.method,
+        sink.timeout, sink.retry_seconds, sink.max_pipeline,
+    )  # fmt: skip
+    with _EXECUTOR_LOCK:
+        writer = _EXECUTOR_WRITERS.get(key)
+        if writer is None:
+            writer = _EXECUTOR_WRITERS[key] = sink.open_writer(sink)
+        return writer
+
+
+@dataclass(frozen=True)
+class _ArrowJob:
+    """The ``mapInArrow`` function: runs on an executor and writes its partition's rows.
+
+    Columns: the id, the feature columns in ``features`` order, then the event time.
+    """
+
+    sink: ForeachBatchSink
+    features: tuple[str, ...]
+
+    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        writer = _executor_writer(self.sink)
+        total = WriteStats()
+        names = self.features
+        for batch in batches:
+            ids = batch.column(0).to_pylist()
+            columns = [batch.column(i + 1).to_pylist() for i in range(len(names))]
+            if self.sink.event_time_col:
+                times: list[Any] = batch.column(len(names) + 1).to_pylist()
+            else:
+                times = [None] * len(ids)
+            rows = zip(*columns) if columns else ((),) * len(ids)
+            total += writer.write_many(
+                (entity_id, dict(zip(names, row)), event) for entity_id, row, event in zip(ids, rows, times)
+            )
+        yield pa.RecordBatch.from_pydict(
+            {"written": [total.written], "skipped": [total.skipped]},
+            schema=pa.schema([("written", pa.int64()), ("skipped", pa.int64())]),
+        )

@@ -1,0 +1,44 @@
+"""The one Redis wire: every byte between the store and Redis goes through this package.
+
+* :mod:`.connection` — the client factory (TLS, ACL users, timeouts) on redis-py's
+  public ``connection_class=`` extension point;
+* :mod:`.resp` — commands as RESP bytes, and what an error reply means;
+* :mod:`.retry` — the one retry policy: keep trying until a deadline;
+* :mod:`.topology` — the cluster's slot map and routing (pure data);
+* :mod:`.engine` — the round-trip engine: redirects, retries, refresh (no I/O);
+* :mod:`.sync` / :mod:`.aio` — the drivers doing the socket I/O;
+* :mod:`.link` — a connection with several pipelines in flight (the batch writer's).
+"""
+
+from .connection import WireConnection, WireSSLConnection, connection_options, redis_client
+from .engine import Batch, RefusedReply, RoundTrip
+from .link import Link
+from .resp import ASKING, ReplyKind, classify, encode, error_message
+from .retry import WRITER_RETRY_SECONDS, Deadline, RetryPolicy
+from .sync import Wire, is_refused, translate_error
+from .topology import Router, SlotMap, key_slot
+
+__all__ = [
+    "ASKING",
+    "WRITER_RETRY_SECONDS",
+    "Batch",
+    "Deadline",
+    "Link",
+    "RefusedReply",
+    "ReplyKind",
+    "RetryPolicy",
+    "RoundTrip",
+    "Router",
+    "SlotMap",
+    "Wire",
+    "WireConnection",
+    "WireSSLConnection",
+    "classify",
+    "connection_options",
+    "encode",
+    "error_message",
+    "is_refused",
+    "key_slot",
+    "redis_client",
+    "translate_error",
+]

@@ -1,0 +1,124 @@
+"""The client factory: every connection to Redis is built here, from the settings.
+
+redis-py does what it is good at — connect, TLS, ``HELLO``/``AUTH`` (ACL user and
+password), ``SELECT``, and ``READONLY`` for replica reads — through a ``Connection``
+subclass passed as ``connection_class=`` (its public extension point: ``_connect`` is
+the hook redis-py's own TCP, TLS and Unix-socket classes implement).  The subclass
+keeps the connected socket for the wire, which then writes prepared RESP and parses
+replies with one hiredis reader per call, instead of one Python call per command.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import parse_url
+from redis.retry import Retry
+
+from ..settings import ConnectionSettings
+
+
+class _WireMixin:
+    """Keeps the connected socket as ``wire_socket``; sends ``READONLY`` when asked."""
+
+    wire_socket: socket.socket | None = None
+    readonly: bool = False
+
+    def _connect(self) -> socket.socket:
+        sock: socket.socket = super()._connect()  # type: ignore[misc]  # TCP, or TLS-wrapped
+        self.wire_socket = sock
+        return sock
+
+    def _after_handshake(self) -> None:
+        if self.readonly:  # a replica serves reads only to connections that ask for it
+            self.send_command("READONLY")  # type: ignore[attr-defined]
+            if self.read_response() not in (b"OK", "OK"):  # type: ignore[attr-defined]
+                raise redis.ConnectionError("the replica refused READONLY")
+
+    if hasattr(redis.Connection, "on_connect_check_health"):  # redis-py >= 6
+
+        def on_connect_check_health(self, check_health: bool = True) -> None:
+            super().on_connect_check_health(check_health)  # type: ignore[misc]
+            self._after_handshake()
+
+    else:  # pragma: no cover - older redis-py
+
+        def on_connect(self) -> None:
+            super().on_connect()  # type: ignore[misc]
+            self._after_handshake()
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        self.wire_socket = None
+        super().disconnect(*args, **kwargs)  # type: ignore[misc]
+
+
+class WireConnection(_WireMixin, redis.Connection):
+    """A plain TCP connection whose socket the wire reads and writes."""
+
+    def __init__(self, *args: Any, readonly: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.readonly = readonly
+
+
+class WireSSLConnection(_WireMixin, redis.SSLConnection):
+    """The same over TLS (``rediss://``)."""
+
+    def __init__(self, *args: Any, readonly: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.readonly = readonly
+
+
+def connection_options(settings: ConnectionSettings, timeout: float | None = None) -> dict[str, Any]:
+    """Keyword arguments of every connection to the server(s) of ``settings``.
+
+    From the URL: host, port, ACL user and password, db, TLS options.  Always: RESP2
+    (the wire parses replies itself), the socket timeouts, and no redis-py retries —
+    the wire's :class:`~.retry.RetryPolicy` is the one retry loop.
+    """
+    seconds = settings.timeout if timeout is None else timeout
+    options: dict[str, Any] = parse_url(settings.url)
+    tls = options.pop("connection_class", None) is redis.SSLConnection or settings.tls
+    options.update(
+        connection_class=WireSSLConnection if tls else WireConnection,
+        protocol=2,
+        socket_timeout=seconds,
+        socket_connect_timeout=min(seconds, 5.0),
+        retry=Retry(NoBackoff(), 0),
+    )
+    return options
+
+
+def node_pool(options: dict[str, Any], node: str | None = None, *, readonly: bool = False) -> redis.ConnectionPool:
+    """A connection pool for one node (``host:port``; default: the URL's host)."""
+    kwargs = dict(options)
+    if node:
+        host, _, port = node.rpartition(":")
+        kwargs.update(host=host, port=int(port))
+    if readonly:
+        kwargs["readonly"] = True
+    return redis.ConnectionPool(**kwargs)
+
+
+def redis_client(settings: ConnectionSettings, timeout: float | None = None) -> Any:
+    """A redis-py client on the same connections, for the jobs' control-plane commands
+    (run records, registry, SCAN) where redis-py's reply parsing is welcome.
+
+    ``Redis`` for a standalone server, ``RedisCluster`` for a cluster.  No I/O yet.
+    """
+    if settings.cluster:
+        from redis.cluster import RedisCluster
+
+        seconds = settings.timeout if timeout is None else timeout
+        # redis-py's cluster client builds its node clients itself (TLS and ACL from the
+        # URL) and follows MOVED and failovers with its own retries
+        return RedisCluster.from_url(
+            settings.url,
+            require_full_coverage=False,
+            protocol=2,
+            socket_timeout=seconds,
+            socket_connect_timeout=min(seconds, 5.0),
+        )
+    return redis.Redis(connection_pool=redis.ConnectionPool(**connection_options(settings, timeout)))

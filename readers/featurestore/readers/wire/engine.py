@@ -1,0 +1,150 @@
+"""The cluster round-trip engine: routing, redirects, retries and the deadline, with no I/O.
+
+Callers send *units*: the commands of one key (one ``HMGET`` for the reader, a row's
+``HSET``/``HDEL``/``EXPIRE`` for the batch writer, an event's ``HSETEX``/``FCALL`` for
+the streaming writer).  A :class:`RoundTrip` says which units go to which node in each
+attempt, takes what came back, and decides what happens next::
+
+    trip = RoundTrip(slots, router.group, deadline)
+    while True:
+        for batch in trip.batches():
+            ...send batch.units to batch.node (ASKING before each command if batch.asking)
+        for batch in sent:
+            ...read the replies; trip.replied(batch, errors) or trip.lost(batch, exc, answered)
+        if trip.done:
+            break
+        wait = trip.next_wait()            # None: the deadline has passed
+        ...sleep(wait); if trip.refresh_needed: reload the slot map, trip.reroute(router.group)
+
+The drivers (sync: :mod:`.sync`, asyncio: :mod:`.aio`) do the I/O; this class can be
+unit-tested with byte-level fake replies and an injected clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .resp import ReplyKind, classify
+from .retry import Deadline
+
+Group = Callable[[Sequence[int], list[int]], dict[str, list[int]]]
+
+
+class RefusedReply(Exception):
+    """An error reply no retry can fix (permission, authentication, out of memory)."""
+
+    def __init__(self, message: str, node: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The units one attempt sends to one node; ``asking``: each command follows an ``ASKING``."""
+
+    node: str
+    units: list[int]
+    asking: bool = False
+
+
+@dataclass
+class RoundTrip:
+    """The state of one operation over many units, across attempts until its deadline."""
+
+    slots: Sequence[int]
+    group: Group
+    deadline: Deadline
+    pending: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # unit -> error reply (e.g. WRONGTYPE)
+    failed_on: dict[int, str] = field(default_factory=dict)  # unit -> the node that refused it
+    last_error: BaseException | str | None = None
+    refresh_needed: bool = False
+    retries: int = 0  # units re-sent after a transient error
+    _asking: dict[int, str] = field(default_factory=dict)  # unit -> node named by ASK
+
+    def __post_init__(self) -> None:
+        if not self.pending:
+            self.pending = list(range(len(self.slots)))
+
+    @classmethod
+    def of(cls, slots: Sequence[int], group: Group, deadline: Deadline) -> RoundTrip:
+        return cls(slots=slots, group=group, deadline=deadline)
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+    def reroute(self, group: Group) -> None:
+        """Route with a fresh slot map from the next attempt on."""
+        self.group = group
+        self.refresh_needed = False
+
+    def batches(self) -> list[Batch]:
+        """This attempt's batches: pending units grouped by node (redirected ones apart).
+
+        Units whose slot no node serves right now stay pending (the failover is not
+        over): they are retried after a topology refresh.
+        """
+        asked = self._asking
+        plain = [u for u in self.pending if u not in asked] if asked else self.pending
+        out: list[Batch] = []
+        unserved: list[int] = []
+        for node, units in self.group(self.slots, plain).items():
+            if node:
+                out.append(Batch(node, units))
+            else:
+                unserved += units
+        if asked:
+            by_node: dict[str, list[int]] = {}
+            for unit in self.pending:
+                if unit in asked:
+                    by_node.setdefault(asked[unit], []).append(unit)
+            out += [Batch(node, units, asking=True) for node, units in by_node.items()]
+        self.pending, self._asking = unserved, {}
+        if unserved:
+            self.refresh_needed = True
+            self.last_error = f"no node serves the slots of {len(unserved)} keys (the cluster is reconfiguring)"
+        return out
+
+    def replied(self, batch: Batch, errors: Sequence[tuple[int, str]] = ()) -> None:
+        """Every unit of ``batch`` got its replies; ``errors`` holds (position, error reply) pairs.
+
+        A unit with several commands is judged by its first error reply that is not
+        ``EXECABORT`` (which only echoes the error that aborted a transaction).
+        """
+        seen: set[int] = set()
+        for position, message in sorted(errors, key=lambda e: (e[0], e[1].startswith("EXECABORT"))):
+            if position in seen:
+                continue
+            seen.add(position)
+            unit = batch.units[position]
+            kind, node = classify(message)
+            if kind is ReplyKind.FATAL:
+                raise RefusedReply(message, batch.node)
+            if kind is ReplyKind.FAILED:
+                self.failed[unit] = message
+                self.failed_on[unit] = batch.node
+                continue
+            self._retry(unit, message)
+            if kind is ReplyKind.ASK and node:
+                self._asking[unit] = node
+            else:
+                self.refresh_needed = True
+
+    def lost(self, batch: Batch, error: BaseException | str, answered: int = 0) -> None:
+        """The connection to ``batch.node`` broke; units from ``answered`` on have no reply."""
+        for unit in batch.units[answered:]:
+            self._retry(unit, error)
+        self.refresh_needed = True
+
+    def _retry(self, unit: int, error: BaseException | str) -> None:
+        self.pending.append(unit)
+        self.retries += 1
+        self.last_error = error
+
+    def next_wait(self) -> float | None:
+        """The wait before the next attempt, or None when the deadline has passed."""
+        self.pending.sort()
+        return self.deadline.next_wait()

@@ -1,0 +1,449 @@
+"""The sync wire: raw RESP send/receive on the connections of :mod:`.connection`, driven
+by the :class:`~.engine.RoundTrip` engine.  Every synchronous byte to and from Redis —
+the reader, the batch writer and the streaming writer — goes through :class:`Wire`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import hiredis
+import redis
+
+from ..errors import FeatureStoreConnectionError, FeatureStoreTimeout, ServerError
+from ..settings import ConnectionSettings, redact_text
+from .connection import connection_options, node_pool
+from .engine import Batch, RefusedReply, RoundTrip
+from .resp import ASKING, encode
+from .retry import Clock, Deadline, RetryPolicy
+from .topology import Router, SlotMap, key_slot
+
+OnReply = Callable[[int, Any], object]
+# (node name, read-only?) -> a pool with get_connection()/release()/disconnect(); tests inject fakes
+PoolFactory = Callable[[str, bool], Any]
+Sleep = Callable[[float], None]
+_READ_SIZE = 65536
+_STANDALONE = "server"  # the one node's name in a standalone "slot map"
+
+
+# --- raw send / receive on one connection ---------------------------------------------------
+
+
+def send(conn: Any, payload: bytes, deadline: Deadline) -> None:
+    """Write ``payload`` on the connection's socket (connecting first if needed)."""
+    if conn.wire_socket is None:
+        conn.connect()  # redis-py: TCP/TLS, AUTH/HELLO, SELECT, READONLY
+    sock = conn.wire_socket
+    sock.settimeout(max(deadline.remaining(), 0.0001))
+    sock.sendall(payload)
+
+
+def receive(
+    conn: Any, count: int, deadline: Deadline, on_reply: Callable[[int, Any], object] | None = None
+) -> list[Any]:
+    """Read ``count`` replies; error replies come back as ``hiredis.ReplyError`` values.
+
+    ``on_reply(position, reply)`` runs for each array reply as soon as it is parsed, so
+    the caller's decoding overlaps with Redis still computing the rest of the pipeline.
+    If the connection breaks, the exception carries the replies read so far as
+    ``exc.replies`` (their commands need no retry).
+    """
+    sock = conn.wire_socket
+    reader = hiredis.Reader()
+    buffer = bytearray(_READ_SIZE)
+    replies: list[Any] = []
+    append = replies.append
+    try:
+        while True:
+            reply = reader.gets()
+            while reply is not False:
+                if on_reply is not None and reply.__class__ is list:
+                    on_reply(len(replies), reply)
+                append(reply)
+                if len(replies) == count:
+                    return replies
+                reply = reader.gets()
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise TimeoutError("deadline reached")
+            # one read waits at most the socket timeout: a hung node is retried, not waited for
+            sock.settimeout(min(remaining, conn.socket_timeout or remaining))
+            received = sock.recv_into(buffer)
+            if not received:
+                raise ConnectionResetError("Redis closed the connection")
+            reader.feed(buffer, 0, received)  # type: ignore[arg-type]  # accepts any buffer
+    except BaseException as exc:
+        exc.replies = replies  # type: ignore[attr-defined]
+        raise
+    finally:
+        if conn.wire_socket is not None:
+            sock.settimeout(conn.socket_timeout)  # as redis-py expects it
+
+
+def is_error(reply: Any) -> bool:
+    return reply.__class__ is hiredis.ReplyError
+
+
+# --- the wire -------------------------------------------------------------------------------
+
+
+class Wire:
+    """Connections to a standalone server or a cluster, and round trips over them.
+
+    No I/O in the constructor: connections open on first use (or :meth:`connect`).
+    ``replicas=True`` (cluster only) serves reads from replicas.  ``clock`` and
+    ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+        replicas: bool | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        pool_factory: PoolFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool_factory = pool_factory or self._real_pool
+        self.policy = policy or RetryPolicy(seconds=None)
+        self.cluster = settings.cluster
+        self.replicas = settings.read_from_replicas if replicas is None else replicas
+        self.clock = clock
+        self.sleep = sleep
+        self.options = connection_options(settings, timeout)
+        seed = f"{self.options['host']}:{self.options['port']}"
+        self.seeds = [seed]
+        self.pools: dict[str, redis.ConnectionPool] = {}
+        self.slot_map: SlotMap | None = None if self.cluster else SlotMap.single(_STANDALONE)
+        self.router: Router | None = None if self.cluster else Router(self.slot_map)  # type: ignore[arg-type]
+
+    # --- connections ------------------------------------------------------------------
+
+    def pool(self, node: str) -> redis.ConnectionPool:
+        """The connection pool of ``node`` (``host:port``), created on first use."""
+        found = self.pools.get(node)
+        if found is None:
+            readonly = self.replicas and self.slot_map is not None and node not in self.slot_map.primary_nodes
+            found = self.pools[node] = self.pool_factory(node, readonly)
+        return found
+
+    def _real_pool(self, node: str, readonly: bool) -> redis.ConnectionPool:
+        return node_pool(self.options, None if node == _STANDALONE else node, readonly=readonly)
+
+    def connect(self, deadline: Deadline | None = None) -> None:
+        """Load the cluster's slot map (a standalone server needs nothing up front).
+
+        Raises :class:`FeatureStoreConnectionError` (URL redacted) if no node answers.
+        """
+        if self.cluster and self.slot_map is None:
+            try:
+                self.refresh(deadline or self.policy.start(self.clock, self.settings.timeout))
+            except (OSError, redis.RedisError) as exc:
+                raise self.translate(exc, "loading the cluster's slot map") from None
+
+    def refresh(self, deadline: Deadline) -> None:
+        """Reload the slot map from the first node that answers ``CLUSTER SLOTS``."""
+        if not self.cluster:
+            return
+        known = self.slot_map.nodes if self.slot_map is not None else []
+        last: BaseException | None = None
+        for node in [*known, *self.seeds]:
+            conn = None
+            pool = self.pool(node)
+            try:
+                conn = pool.get_connection()
+                send(conn, encode("CLUSTER", "SLOTS"), deadline)
+                reply = receive(conn, 1, deadline)[0]
+            except (OSError, redis.RedisError) as exc:
+                if conn is not None:
+                    conn.disconnect()
+                last = exc
+                continue
+            finally:
+                if conn is not None:
+                    pool.release(conn)
+            if is_error(reply) or not reply:
+                last = redis.ResponseError(str(reply) if is_error(reply) else "CLUSTER SLOTS returned no slots")
+                continue
+            self.slot_map = SlotMap.from_cluster_slots(reply)
+            self.router = Router(self.slot_map, replicas=self.replicas)
+            for name in list(self.pools):  # a node that left the cluster: close its connections
+                if name not in self.slot_map.nodes and name not in self.seeds:
+                    self.pools.pop(name).disconnect()
+            return
+        raise last or redis.ConnectionError("no cluster node answered")
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.disconnect()
+        self.pools.clear()
+
+    # --- round trips ------------------------------------------------------------------
+
+    def slots(self, keys: Sequence[bytes]) -> list[int]:
+        return [key_slot(k) for k in keys] if self.cluster else [0] * len(keys)
+
+    def start(self, seconds: float | None = None) -> Deadline:
+        return self.policy.start(self.clock, seconds)
+
+    def round_trip(
+        self,
+        keys: Sequence[bytes],
+        payloads: Sequence[bytes],
+        deadline: Deadline,
+        *,
+        counts: Sequence[int] | None = None,
+        on_reply: OnReply | None = None,
+        with_asking: Callable[[int], bytes] | None = None,
+    ) -> tuple[list[Any], RoundTrip]:
+        """Send one unit per key and return each unit's replies, in order.
+
+        ``payloads[i]`` is the RESP of unit ``i`` (one command, or ``counts[i]``
+        commands of the same key); its entry in the result is the reply, or the list of
+        ``counts[i]`` replies.  ``on_reply(i, reply)`` runs as each one-command unit's
+        array reply arrives.  ``with_asking(i)`` is unit ``i`` with ``ASKING`` before each
+        of its commands (default: one command).  Retries follow the engine until
+        ``deadline``; the returned :class:`RoundTrip` tells which units Redis refused
+        (``trip.failed``) and how many were retried.
+        """
+        replies: list[Any] = [None] * len(keys)
+        if not keys:
+            return replies, RoundTrip.of([], self._group, deadline)
+        self.connect(deadline)
+        trip = RoundTrip.of(self.slots(keys), self._group, deadline)
+        while True:
+            sent = [
+                (batch, *self._send(batch, payloads, counts, with_asking, deadline, trip)) for batch in trip.batches()
+            ]
+            for batch, conn, pool, expected in sent:
+                if conn is not None:
+                    self._collect(trip, batch, conn, pool, expected, counts, replies, on_reply, deadline)
+            if trip.done:
+                return replies, trip
+            wait = trip.next_wait()
+            if wait is None:
+                raise self.give_up(trip, len(keys))
+            self.sleep(wait)
+            if trip.refresh_needed:
+                try:
+                    self.refresh(deadline)
+                except (OSError, redis.RedisError) as exc:
+                    trip.last_error = exc
+                trip.reroute(self._group)
+
+    def _group(self, slots: Sequence[int], units: list[int]) -> dict[str, list[int]]:
+        assert self.router is not None
+        return self.router.group(slots, units)
+
+    def _send(
+        self,
+        batch: Batch,
+        payloads: Sequence[bytes],
+        counts: Sequence[int] | None,
+        with_asking: Callable[[int], bytes] | None,
+        deadline: Deadline,
+        trip: RoundTrip,
+    ) -> tuple[Any, Any, int]:
+        units = batch.units
+        if batch.asking:
+            asking = with_asking or (lambda i: ASKING + payloads[i])
+            payload = b"".join(asking(i) for i in units)
+        else:
+            payload = payloads[units[0]] if len(units) == 1 else b"".join(payloads[i] for i in units)
+        expected = len(units) if counts is None else sum(counts[i] for i in units)
+        if batch.asking:
+            expected *= 2  # the +OK of each ASKING
+        pool = self.pool(batch.node)
+        conn = None
+        try:
+            conn = pool.get_connection()
+            send(conn, payload, deadline)
+        except (OSError, redis.RedisError) as exc:
+            if conn is not None:
+                conn.disconnect()
+                pool.release(conn)
+            if _refused(exc):
+                raise self.refused(str(exc), batch.node) from None
+            trip.lost(batch, exc)
+            return None, None, 0
+        return conn, pool, expected
+
+    def _collect(
+        self,
+        trip: RoundTrip,
+        batch: Batch,
+        conn: Any,
+        pool: redis.ConnectionPool,
+        expected: int,
+        counts: Sequence[int] | None,
+        replies: list[Any],
+        on_reply: OnReply | None,
+        deadline: Deadline,
+    ) -> None:
+        units = batch.units
+        simple = counts is None and not batch.asking
+        consume = None
+        if on_reply is not None and simple:
+            # units ascend without gaps from 0 (a standalone batch): positions are units
+            consume = on_reply if units[-1] == len(units) - 1 else (lambda pos, reply: on_reply(units[pos], reply))
+        try:
+            flat = receive(conn, expected, deadline, consume)
+        except (OSError, redis.RedisError, hiredis.ProtocolError) as exc:
+            conn.disconnect()
+            pool.release(conn)
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                raise self.timeout(deadline) from None
+            # a node that hung for one socket timeout is retried (maybe after a failover)
+            got = getattr(exc, "replies", [])
+            answered, errors = self._distribute(batch, got, counts, replies, on_reply if not simple else None)
+            trip.replied(Batch(batch.node, units[:answered], batch.asking), errors)
+            trip.lost(batch, exc, answered)
+            return
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        pool.release(conn)
+        if simple:
+            errors = []
+            for position, reply in enumerate(flat):
+                replies[units[position]] = reply
+                if reply.__class__ is hiredis.ReplyError:
+                    errors.append((position, str(reply)))
+        else:
+            _, errors = self._distribute(batch, flat, counts, replies, on_reply)
+        if errors:
+            try:
+                trip.replied(batch, errors)
+            except RefusedReply as exc:
+                raise self.refused(exc.message, exc.node) from None
+
+    @staticmethod
+    def _distribute(
+        batch: Batch, flat: list[Any], counts: Sequence[int] | None, replies: list[Any], on_reply: OnReply | None
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """Split a node's flat replies into units (dropping ASKING's +OK); (units answered, errors)."""
+        errors: list[tuple[int, str]] = []
+        step = 2 if batch.asking else 1
+        at = 0
+        answered = 0
+        for position, unit in enumerate(batch.units):
+            n = (1 if counts is None else counts[unit]) * step
+            if at + n > len(flat):
+                break
+            own = flat[at + step - 1 : at + n : step]
+            at += n
+            answered += 1
+            bad = next((r for r in own if is_error(r)), None)
+            if bad is None:  # an EXEC reply holds its commands' errors
+                bad = next((x for r in own if r.__class__ is list for x in r if is_error(x)), None)
+            if counts is None:
+                replies[unit] = own[0]
+                if on_reply is not None and own[0].__class__ is list:
+                    on_reply(unit, own[0])
+            else:
+                replies[unit] = own
+            if bad is not None:
+                errors.append((position, str(bad)))
+        return answered, errors
+
+    # --- control plane ----------------------------------------------------------------
+
+    def execute(self, *args: bytes | str | int | float, key: bytes | None = None, seconds: float | None = None) -> Any:
+        """One command, routed by ``key`` (default: any primary); its reply, or ServerError."""
+        deadline = self.start(seconds if seconds is not None else self.settings.timeout)
+        slot_key = key if key is not None else b"{}"
+        replies, trip = self.round_trip([slot_key], [encode(*args)], deadline)
+        if trip.failed:
+            raise ServerError(f"Redis at {self.settings.redacted_url} refused {args[0]!s}: {trip.failed[0]}")
+        return replies[0]
+
+    def primaries(self) -> list[str]:
+        """The node names of every primary (the one server when standalone)."""
+        self.connect()
+        assert self.slot_map is not None
+        return self.slot_map.primary_nodes
+
+    def execute_on(self, node: str, *args: bytes | str | int | float, seconds: float | None = None) -> Any:
+        """One command on one node (e.g. ``FUNCTION LOAD`` on every primary), no redirects."""
+        deadline = self.start(seconds if seconds is not None else self.settings.timeout)
+        pool = self.pool(node)
+        conn = None
+        try:
+            conn = pool.get_connection()
+            send(conn, encode(*args), deadline)
+            reply = receive(conn, 1, deadline)[0]
+        except TimeoutError:
+            if conn is not None:
+                conn.disconnect()
+            raise self.timeout(deadline) from None
+        except (OSError, redis.RedisError) as exc:
+            if conn is not None:
+                conn.disconnect()
+            raise self.translate(exc, f"sending {args[0]!s} to {node}") from None
+        finally:
+            if conn is not None:
+                pool.release(conn)
+        if is_error(reply):
+            raise ServerError(f"Redis at {self.settings.redacted_url} ({node}) refused {args[0]!s}: {reply}")
+        return reply
+
+    # --- errors -----------------------------------------------------------------------
+
+    def timeout(self, deadline: Deadline) -> FeatureStoreTimeout:
+        return timeout_error(self.settings, deadline)
+
+    def refused(self, message: str, node: str) -> ServerError:
+        return refused_error(self.settings, message, node)
+
+    def translate(self, exc: BaseException | str | None, what: str) -> Exception:
+        return translate_error(exc, self.settings, what)
+
+    def give_up(self, trip: RoundTrip, count: int) -> Exception:
+        return give_up_error(self.settings, trip, count)
+
+
+def timeout_error(settings: ConnectionSettings, deadline: Deadline) -> FeatureStoreTimeout:
+    return FeatureStoreTimeout(f"timed out after {deadline.seconds:g}s: no reply from Redis at {settings.redacted_url}")
+
+
+def refused_error(settings: ConnectionSettings, message: str, node: str) -> ServerError:
+    where = settings.redacted_url + (f" ({node})" if settings.cluster else "")
+    return ServerError(f"Redis at {where} refused the command: {redact_text(message)}")
+
+
+def give_up_error(settings: ConnectionSettings, trip: RoundTrip, count: int) -> Exception:
+    error = trip.last_error
+    if isinstance(error, (TimeoutError, redis.TimeoutError)):
+        return timeout_error(settings, trip.deadline)
+    what = f"{len(trip.pending)} of {count} commands not done within {trip.deadline.seconds:g}s"
+    return translate_error(error, settings, what)
+
+
+def _refused(exc: BaseException) -> bool:
+    """redis-py's handshake raised an error no retry fixes (wrong password, ACL)."""
+    return isinstance(exc, (redis.AuthenticationError, redis.exceptions.NoPermissionError))
+
+
+def is_refused(exc: BaseException) -> bool:
+    """Opening a connection failed for good: a wrong password or a missing ACL permission
+    (for drivers of their own connections, e.g. the batch writer's pipelining links)."""
+    return _refused(exc)
+
+
+def translate_error(exc: BaseException | str | None, settings: ConnectionSettings, what: str) -> Exception:
+    """A transport failure as one of ours, with the URL redacted."""
+    where = settings.redacted_url
+    message = redact_text(str(exc) if exc is not None else "no reply")
+    if isinstance(exc, (redis.TimeoutError, TimeoutError)):
+        return FeatureStoreTimeout(f"{what}: timed out against {where}: {message}")
+    if isinstance(exc, (redis.ConnectionError, OSError)) or exc is None:
+        return FeatureStoreConnectionError(f"{what}: cannot reach Redis at {where}: {message}")
+    if isinstance(exc, str):  # the last error reply of a retried command
+        return FeatureStoreConnectionError(f"{what}: Redis at {where} kept answering: {message}")
+    return ServerError(f"{what}: Redis at {where} answered an error: {message}")

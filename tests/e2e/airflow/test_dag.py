@@ -1,0 +1,155 @@
+"""The nightly DAG as Airflow sees it: a real DagBag, a real metadata DB, real connections."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from featurestore.jobs.batch.run_records import RunRecord, record_run
+from featurestore.readers import DType, FeatureView
+from featurestore.readers.definitions import load_catalog
+from featurestore.readers.example_catalog import catalog
+from tests.helpers.airflow import DAG_ID, DAGS_FOLDER, REPO, load_dag, task_states, write_view
+
+
+def test_the_dagbag_loads_one_task_group_per_batch_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    dag = load_dag(monkeypatch)
+    batch = [v.name for v in catalog.batch_views]
+    assert batch == ["user_transactions", "user_profile", "merchant_risk"]
+    assert sorted(dag.task_dict) == sorted(f"{v}.{t}" for v in batch for t in ("materialize", "post_load_check"))
+    for view in batch:
+        materialize, check = dag.get_task(f"{view}.materialize"), dag.get_task(f"{view}.post_load_check")
+        assert materialize.downstream_task_ids == {check.task_id}
+        assert check.upstream_task_ids == {materialize.task_id}
+        assert materialize.task_group.group_id == view
+        # the job gets the view and the run's date; the Redis URL is not in its arguments
+        args = materialize.application_args
+        assert args[:4] == ["--view", view, "--ds", "{{ ds }}"]
+        assert materialize._conn_id == "featurestore_spark"
+        assert not any("redis" in str(a) for a in args) and not materialize.env_vars
+        assert materialize.application.endswith("materialize_job.py")
+    # streaming views are written by the streaming hook, not by this DAG
+    assert not any(t.startswith("user_realtime") for t in dag.task_dict)
+
+
+def test_the_dag_is_safe_to_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    dag = load_dag(monkeypatch)
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.dagrun_timeout is not None and dag.dagrun_timeout <= timedelta(hours=12)
+    for task in dag.tasks:
+        assert task.retries == 2
+        assert task.retry_exponential_backoff == 2.0
+        assert task.max_retry_delay == timedelta(hours=1)
+        assert task.execution_timeout is not None
+    assert dag.get_task("user_profile.materialize").execution_timeout == timedelta(hours=2)
+    assert dag.get_task("user_profile.post_load_check").execution_timeout == timedelta(minutes=10)
+    # ds is the day that closed: the run at 02:00 on day D+1 has logical date D
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    interval = timetable.infer_manual_data_interval(run_after=datetime(2025, 6, 15, 2, 0, tzinfo=UTC))
+    assert (interval.start, interval.end) == (
+        datetime(2025, 6, 14, 2, tzinfo=UTC),
+        datetime(2025, 6, 15, 2, tzinfo=UTC),
+    )
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    dag = load_dag(
+        monkeypatch, catalog="tests.e2e.airflow.one_view_catalog", spark_conn_id="spark_prod", retries="0",
+        warehouse="/data/warehouse", materialize_timeout_minutes="30",
+    )  # fmt: skip
+    one = load_catalog("tests.e2e.airflow.one_view_catalog")
+    assert sorted(dag.task_dict) == [
+        f"{one.batch_views[0].name}.materialize",
+        f"{one.batch_views[0].name}.post_load_check",
+    ]
+    materialize = dag.get_task("orders.materialize")
+    assert materialize._conn_id == "spark_prod"
+    assert materialize.retries == 0 and materialize.execution_timeout == timedelta(minutes=30)
+    assert materialize.application_args == [
+        "--view", "orders", "--ds", "{{ ds }}", "--catalog", "tests.e2e.airflow.one_view_catalog",
+        "--warehouse", "/data/warehouse",
+    ]  # fmt: skip
+
+
+def test_a_broken_catalogue_is_an_import_error_naming_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("FEATURESTORE_CATALOG", "no_such_catalogue_module")
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    [error] = bag.import_errors.values()
+    assert "cannot import catalogue module 'no_such_catalogue_module'" in error
+
+
+_PARSE = """
+import json, socket, sys
+connects = []
+sys.addaudithook(lambda event, args: connects.append(repr(args)) if event == "socket.connect" else None)
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "py4j", "great_expectations", "delta"))
+print(json.dumps({"errors": bag.import_errors, "dags": sorted(bag.dag_ids), "heavy": heavy, "connects": connects}))
+"""
+
+
+def test_parsing_imports_no_spark_nor_gx_and_touches_no_server() -> None:
+    # a fresh interpreter, as the DAG processor would be; the Redis connection points at a
+    # live-looking address so any connection attempt at parse time would show up
+    env = {**os.environ, "AIRFLOW_CONN_FEATURESTORE_REDIS": "redis://:pw@127.0.0.1:1/0", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE, str(DAGS_FOLDER)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == {} and report["dags"] == [DAG_ID]
+    assert report["heavy"] == []
+    assert report["connects"] == []
+
+
+def test_checks_pass_on_a_good_load_and_fail_loudly_past_a_threshold_set_as_a_variable(
+    airflow_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loads written beforehand (the Spark tasks are marked done): the checks alone decide the run."""
+    ds = "2025-06-14"
+    client = redis.Redis.from_url(redis_url)
+    written_at = int(time.time() * 1000) - 3_600_000  # an hour ago
+    for view in catalog.batch_views:
+        ids = range(1, 31) if view.entity.id_dtype == "int64" else [f"m{i:04d}" for i in range(1, 31)]
+        write_view(client, catalog, view, {i: sample_values(view) for i in ids}, written_at)
+        record_run(client, RunRecord(
+            run_id=f"{view.name}-{ds}-test", view=view.name, ds=ds, source_table=view.source or "", source_version=0,
+            status="succeeded", rows_read=30, rows_out=30, rows_written=30, entities_written=30,
+            started_at=datetime.fromtimestamp(written_at / 1000 - 60, UTC).isoformat(),
+        ))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_FEATURESTORE_REDIS", redis_url)
+    # a stricter freshness limit for one view only, as an Airflow Variable (set through the environment)
+    monkeypatch.setenv("AIRFLOW_VAR_FEATURESTORE_CHECK_MAX_AGE_SECONDS", '{"user_profile": 600}')
+    monkeypatch.setenv("AIRFLOW_VAR_FEATURESTORE_CHECK_SAMPLE", "20")
+    dag = load_dag(monkeypatch, retry_delay_seconds="1")
+    before = {key: client.hgetall(key) for key in client.scan_iter(match="fs:*:{*")}
+
+    run = dag.test(logical_date=datetime(2025, 6, 14, 2, tzinfo=UTC), mark_success_pattern=r".*\.materialize")
+
+    states = task_states(run)
+    assert str(getattr(run.state, "value", run.state)) == "failed"
+    assert states["user_transactions.post_load_check"] == "success"
+    assert states["merchant_risk.post_load_check"] == "success"
+    assert states["user_profile.post_load_check"] == "failed"
+    [check] = [ti for ti in run.get_task_instances() if ti.task_id == "user_profile.post_load_check"]
+    assert check.try_number == 1  # a failed check is not retried
+    assert {key: client.hgetall(key) for key in client.scan_iter(match="fs:*:{*")} == before  # read only
+
+
+def sample_values(view: FeatureView) -> dict[str, object]:
+    """One valid value per feature, derived from the definitions."""
+    by_dtype = {"int64": 3, "float64": 1.5, "float32": 0.25, "string": "standard", "bool": True}
+    return {f.name: by_dtype[DType(f.dtype).value] for f in view.features}

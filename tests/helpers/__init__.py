@@ -1,0 +1,1 @@
+"""Helper modules (catalogues, rows, writers of reference data) shared by the test tiers."""

@@ -1,0 +1,1 @@
+"""Integration tier: real Redis servers (standalone, cluster, Valkey, Redis 7.0, TLS), no Spark."""

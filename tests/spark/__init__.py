@@ -1,0 +1,1 @@
+"""Spark tier: the local SparkSession (and usually Redis)."""

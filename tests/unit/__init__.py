@@ -1,0 +1,1 @@
+"""Unit tier: pure logic, no server, no Spark; `python -m pytest tests/unit` runs in seconds."""

@@ -1,0 +1,87 @@
+"""The layout: one import root in two source roots, curated public APIs, no forbidden imports."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ROOTS = {"featurestore.readers": REPO / "readers", "featurestore.jobs": REPO / "jobs"}
+PRODUCTION = ("batch", "write", "streaming", "ops")
+
+
+def test_the_package_list_matches_the_folders() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = sorted(
+        ".".join(init.parent.relative_to(root).parts) for root in ROOTS.values() for init in root.rglob("__init__.py")
+    )
+    assert sorted(config["packages"]) == found
+    assert not (REPO / "readers" / "__init__.py").exists() and not (REPO / "jobs" / "__init__.py").exists()
+    assert not (REPO / "readers" / "featurestore" / "__init__.py").exists()  # a namespace package
+
+
+def test_bare_source_roots_are_not_importable_as_our_packages() -> None:
+    with pytest.raises(ImportError):
+        importlib.import_module("readers.errors")
+    with pytest.raises(ImportError):
+        importlib.import_module("jobs.cli")
+
+
+@pytest.mark.parametrize("module", ["featurestore.readers", "featurestore.readers.wire", "featurestore.jobs.streaming"])
+def test_exported_members_are_exactly_the_public_api(module: str) -> None:
+    """httpx's habit: everything public is in ``__all__``, and ``__all__`` names only real things."""
+    package = importlib.import_module(module)
+    exported = {
+        name
+        for name, value in vars(package).items()
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("featurestore.")
+    }
+    assert exported <= set(package.__all__), "public but not exported"
+    assert all(hasattr(package, name) for name in package.__all__), "exported but missing"
+    assert list(package.__all__) == sorted(package.__all__, key=lambda n: (not n.isupper(), n))
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_production_code_imports_nothing_from_dev() -> None:
+    jobs = REPO / "jobs" / "featurestore" / "jobs"
+    files = [p for sub in PRODUCTION for p in (jobs / sub).rglob("*.py")]
+    files += [jobs / "cli.py", jobs / "spark.py", jobs / "materialize_job.py"]
+    offenders = {
+        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.startswith("featurestore.jobs.dev")) for p in files
+    }
+    # the CLI dispatches to dev commands by module *name* (a string), importing them only when run
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_reader_never_imports_the_jobs() -> None:
+    readers = REPO / "readers" / "featurestore" / "readers"
+    for path in readers.rglob("*.py"):
+        assert not any(m.startswith("featurestore.jobs") for m in _imports(path)), path
+
+
+def test_only_the_wire_touches_sockets() -> None:
+    """Every Redis byte goes through featurestore.readers.wire: no other module does socket I/O."""
+    roots = [REPO / "readers" / "featurestore" / "readers", REPO / "jobs" / "featurestore" / "jobs"]
+    offenders = []
+    for root in roots:
+        for path in root.rglob("*.py"):
+            if "wire" in path.parts or "dev" in path.parts:
+                continue
+            text = path.read_text()
+            for needle in ("._sock", "recv_into(", ".sendall(", "nodes_manager", "slots_cache", "send_packed_command"):
+                if needle in text:
+                    offenders.append(f"{path.relative_to(REPO)}: {needle}")
+    assert offenders == []
