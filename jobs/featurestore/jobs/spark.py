@@ -12,12 +12,15 @@ JVM and Python workers need before they start.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import TYPE_CHECKING
 
+from featurestore.jobs import jvm
 from featurestore.jobs.config import DEFAULT_SPARK_MASTER, JobEnvironment
 from featurestore.jobs.config import JARS_ENV_VAR as JARS_ENV_VAR
+from featurestore.readers.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -34,6 +37,14 @@ def prepare_environment() -> None:
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
+@functools.cache
+def require_java() -> None:
+    """Refuse, in one line, a Java older than Spark needs, before a JVM starts (once per process)."""
+    problem = jvm.java_problem()
+    if problem:
+        raise ConfigurationError(problem)
+
+
 def build_session(
     app_name: str = "featurestore", master: str | None = None, shuffle_partitions: int = 4
 ) -> SparkSession:
@@ -43,6 +54,8 @@ def build_session(
     submitter's master wins.
     """
     env = JobEnvironment.from_env()
+    if not env.under_spark_submit:  # under spark-submit the JVM is already running
+        require_java()
     prepare_environment()
     from pyspark.sql import SparkSession
 

@@ -1,0 +1,53 @@
+"""The reader's declared dependency ranges are the tested ones (issue 9, item 3).
+
+The main run tests the top of each range (constraints.txt pins it); scripts/test-lowest, run
+by .ci/run, installs the bottom (tests.helpers.dependency_bounds) and runs the reader's tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from tests.helpers.dependency_bounds import ROOT, lowest_requirements, lowest_version, pins, runtime_requirements
+
+
+def test_every_runtime_dependency_has_a_tested_lowest_and_a_ceiling() -> None:
+    for requirement in runtime_requirements():
+        operators = {spec.operator for spec in requirement.specifier}
+        assert {">=", "<"} <= operators, f"{requirement}: declare the lowest tested version and a ceiling"
+
+
+def test_the_main_run_pins_a_version_inside_each_range() -> None:
+    """constraints.txt is what scripts/bootstrap installs: the highest version the suite runs on."""
+    pinned = pins()
+    for requirement in runtime_requirements():
+        version = pinned[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version), f"constraints.txt pins {requirement.name}=={version}"
+        assert Version(version) > Version(lowest_version(requirement))  # two ends, two runs
+
+
+def test_the_side_environment_installs_each_lower_bound() -> None:
+    wanted = lowest_requirements()
+    for requirement in runtime_requirements():
+        assert f"{requirement.name}=={lowest_version(requirement)}" in wanted
+    assert any(line.startswith("pytest==") for line in wanted)
+    assert (ROOT / "scripts" / "test-lowest").read_text().count("tests.helpers.dependency_bounds") >= 1
+    assert "scripts/test-lowest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_reader_imports_exactly_its_declared_dependencies() -> None:
+    """Nothing is a runtime dependency that the reader does not import, and it imports nothing undeclared."""
+    imported = set()
+    for path in (ROOT / "readers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "featurestore"}
+    optional = {"numpy"}  # FeatureBatch.to_numpy() imports it when asked, and says so if it is missing
+    assert third_party - optional == {canonicalize_name(r.name) for r in runtime_requirements()}
