@@ -52,7 +52,9 @@ def receive(
     """
     sock = conn.wire_socket
     reader = hiredis.Reader()
-    buffer = bytearray(_READ_SIZE)
+    buffer = getattr(conn, "wire_buffer", None)
+    if buffer is None:  # one per connection: a connection serves one caller at a time
+        buffer = conn.wire_buffer = bytearray(_READ_SIZE)
     replies: list[Any] = []
     append = replies.append
     try:
@@ -216,13 +218,20 @@ class Wire:
             return replies, RoundTrip.of([], self._group, deadline)
         self.connect(deadline)
         trip = RoundTrip.of(self.slots(keys), self._group, deadline)
+        attempted = False
+        if not self.cluster and counts is None:  # the request path's common case, with less bookkeeping
+            attempted = self._standalone_attempt(trip, payloads, replies, on_reply, deadline)
         while True:
-            sent = [
-                (batch, *self._send(batch, payloads, counts, with_asking, deadline, trip)) for batch in trip.batches()
-            ]
-            for batch, conn, pool, expected in sent:
-                if conn is not None:
-                    self._collect(trip, batch, conn, pool, expected, counts, replies, on_reply, deadline)
+            if attempted:
+                attempted = False
+            else:
+                sent = [
+                    (batch, *self._send(batch, payloads, counts, with_asking, deadline, trip))
+                    for batch in trip.batches()
+                ]
+                for batch, conn, pool, expected in sent:
+                    if conn is not None:
+                        self._collect(trip, batch, conn, pool, expected, counts, replies, on_reply, deadline)
             if trip.done:
                 return replies, trip
             wait = trip.next_wait()
@@ -235,6 +244,33 @@ class Wire:
                 except (OSError, redis.RedisError) as exc:
                     trip.last_error = exc
                 trip.reroute(self._group)
+
+    def _standalone_attempt(
+        self,
+        trip: RoundTrip,
+        payloads: Sequence[bytes],
+        replies: list[Any],
+        on_reply: OnReply | None,
+        deadline: Deadline,
+    ) -> bool:
+        """The first attempt at a standalone server's one-command units: one write, one read,
+        replies straight into ``replies`` (positions are units).  Anything short of a clean
+        exchange is handed to the engine exactly as :meth:`_collect` would.  False when
+        nothing could be sent (the engine's loop then does the first attempt)."""
+        pool = self.pool(_STANDALONE)
+        conn = None
+        try:
+            conn = pool.get_connection()
+            send(conn, payloads[0] if len(payloads) == 1 else b"".join(payloads), deadline)
+        except (OSError, redis.RedisError):
+            if conn is not None:
+                conn.disconnect()
+                pool.release(conn)
+            return False
+        batch = Batch(_STANDALONE, trip.pending)  # what trip.batches() gives for one node, without routing
+        trip.pending = []
+        self._collect(trip, batch, conn, pool, len(payloads), None, replies, on_reply, deadline)
+        return True
 
     def _group(self, slots: Sequence[int], units: list[int]) -> dict[str, list[int]]:
         assert self.router is not None
