@@ -10,7 +10,7 @@ module).  An empty value counts as unset.
 ``FEATURESTORE_REDIS_URL``      target Redis of ``materialize``, ``runs``, ``check``,
                                 ``stream`` when ``--redis-url`` is not given
 ``FEATURESTORE_WAREHOUSE``      folder of the Delta tables (default ``.featurestore/warehouse``)
-``FEATURESTORE_EXPECTATIONS``   folder of the GX suites (default: the repository's ``expectations/``)
+``FEATURESTORE_EXPECTATIONS``   folder of the GX suites (default: the example suites in the package)
 ``FEATURESTORE_SPARK_JARS``     local Delta jars (comma-separated) instead of ``spark.jars.packages``
 ``FEATURESTORE_DRIVER_MEMORY``  ``spark.driver.memory`` of sessions the jobs build (default ``2g``)
 ``SPARK_MASTER``                master of sessions the jobs build (default ``local[2]``, or

@@ -2,8 +2,9 @@
 
 Copy this module to define your own catalogue and point ``FEATURESTORE_CATALOG`` (or
 ``--catalog``) at it.  Each batch view's transform lives in
-``featurestore.jobs.transforms`` under the view's name; each view's Great Expectations
-suite in ``expectations/<view>.json``.
+``featurestore.jobs.batch.transforms`` under the view's name; each view's Great Expectations
+suite in ``featurestore/jobs/batch/expectations/<view>.json`` (package data; a catalogue of
+your own brings its suites in a folder of its own: ``--expectations DIR``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -65,7 +66,7 @@ def test_the_dag_is_safe_to_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     dag = load_dag(
         monkeypatch, catalog="tests.e2e.airflow.one_view_catalog", spark_conn_id="spark_prod", retries="0",
-        warehouse="/data/warehouse", materialize_timeout_minutes="30",
+        warehouse="/data/warehouse", materialize_timeout_minutes="30", expectations="/data/suites",
     )  # fmt: skip
     one = load_catalog("tests.e2e.airflow.one_view_catalog")
     assert sorted(dag.task_dict) == [
@@ -77,8 +78,23 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert materialize.retries == 0 and materialize.execution_timeout == timedelta(minutes=30)
     assert materialize.application_args == [
         "--view", "orders", "--ds", "{{ ds }}", "--catalog", "tests.e2e.airflow.one_view_catalog",
-        "--warehouse", "/data/warehouse",
+        "--warehouse", "/data/warehouse", "--expectations", "/data/suites",
     ]  # fmt: skip
+
+
+def test_the_dag_is_importable_from_the_package_and_the_dag_file_only_builds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from featurestore.jobs.airflow_dag import build_dag
+    from featurestore.jobs.config import DagSettings
+
+    dag = build_dag(DagSettings(dag_id="nightly_orders", catalog="tests.e2e.airflow.one_view_catalog"))
+    assert dag.dag_id == "nightly_orders" and sorted(dag.task_dict) == ["orders.materialize", "orders.post_load_check"]
+    # the DAGs folder's file is the two lines a user copies; Airflow files the DAG under it
+    body = ast.parse((DAGS_FOLDER / f"{DAG_ID}.py").read_text()).body
+    code = [ast.unparse(node) for node in body if not isinstance(node, ast.Expr)]  # all but the docstring
+    assert code == ["from featurestore.jobs.airflow_dag import build_dag", "dag = build_dag()"]
+    assert load_dag(monkeypatch).fileloc == str(DAGS_FOLDER / f"{DAG_ID}.py")
 
 
 def test_a_broken_catalogue_is_an_import_error_naming_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +120,9 @@ print(json.dumps({"errors": bag.import_errors, "dags": sorted(bag.dag_ids), "hea
 def test_parsing_imports_no_spark_nor_gx_and_touches_no_server() -> None:
     # a fresh interpreter, as the DAG processor would be; the Redis connection points at a
     # live-looking address so any connection attempt at parse time would show up
-    env = {**os.environ, "AIRFLOW_CONN_FEATURESTORE_REDIS": "redis://:pw@127.0.0.1:1/0", "PYTHONPATH": str(REPO)}
+    # (this checkout's source roots first, as pytest's `pythonpath`, whatever is installed)
+    path = os.pathsep.join(str(p) for p in (REPO / "readers", REPO / "jobs", REPO))
+    env = {**os.environ, "AIRFLOW_CONN_FEATURESTORE_REDIS": "redis://:pw@127.0.0.1:1/0", "PYTHONPATH": path}
     result = subprocess.run(
         [sys.executable, "-c", _PARSE, str(DAGS_FOLDER)], capture_output=True, text=True, env=env, timeout=120
     )

@@ -12,7 +12,7 @@ import pytest
 
 from featurestore.jobs import cli
 from featurestore.jobs.batch import materialize, run_records, transforms
-from featurestore.jobs.batch.validation import DEFAULT_EXPECTATIONS_DIR
+from featurestore.jobs.batch.validation import example_suites
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
 from featurestore.readers import codec
 from featurestore.readers.example_catalog import catalog
@@ -137,7 +137,7 @@ def test_a_failed_suite_writes_nothing_and_exits_non_zero_naming_the_expectation
     before = snapshot(redis_url)
     registry_before = client.hgetall(codec.REGISTRY_KEY)
     strict = tmp_path / "expectations"
-    shutil.copytree(DEFAULT_EXPECTATIONS_DIR, strict)
+    shutil.copytree(str(example_suites()), strict)  # a checkout or an installed wheel: a real folder
     suite = json.loads((strict / "user_profile.json").read_text())
     suite["expectations"].append(
         {"type": "expect_column_values_to_be_between", "kwargs": {"column": "credit_limit", "max_value": 600}}

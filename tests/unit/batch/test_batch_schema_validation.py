@@ -46,6 +46,30 @@ def test_malformed_suites_are_refused_naming_the_view(tmp_path: Path) -> None:
         validation.load_suite(path, VIEW)
 
 
+def test_suites_come_from_the_flag_else_the_environment_else_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = example.view("user_profile")
+    monkeypatch.delenv(validation.EXPECTATIONS_ENV_VAR, raising=False)
+    packaged = validation.suite_path(view)
+    # the example suites are package data under featurestore/jobs/batch/, read through importlib.resources
+    assert str(packaged) == str(Path(validation.__file__).parent / "expectations" / "user_profile.json")
+    assert validation.load_suite(packaged, view)["expectations"]
+    monkeypatch.setenv(validation.EXPECTATIONS_ENV_VAR, str(tmp_path / "from_env"))
+    assert str(validation.suite_path(view)) == str(tmp_path / "from_env" / "user_profile.json")
+    assert str(validation.suite_path(view, tmp_path / "flag")) == str(tmp_path / "flag" / "user_profile.json")
+
+
+def test_a_missing_suite_says_where_it_was_looked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(validation.EXPECTATIONS_ENV_VAR, raising=False)
+    with pytest.raises(ConfigurationError, match=r"no expectation suite item_stats\.json among the example suites"):
+        validation.load_suite(validation.suite_path(VIEW), VIEW)  # a view of the user's own catalogue
+    with pytest.raises(ConfigurationError, match="--expectations DIR"):
+        validation.load_suite(validation.suite_path(VIEW), VIEW)
+    with pytest.raises(ConfigurationError, match=f"{tmp_path}/item_stats.json' not found"):
+        validation.load_suite(validation.suite_path(VIEW, tmp_path), VIEW)
+
+
 def test_collapse_guard() -> None:
     previous = {"rows": 1000, "rows_read": 50_000}
     assert validation.collapse_failures({"rows": 600, "rows_read": 30_000}, previous, 0.5) == []

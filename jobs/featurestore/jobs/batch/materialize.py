@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.batch import run_records, schema, transforms, validation
@@ -131,7 +131,7 @@ class PreparedRun:
     catalog: Catalog
     view: FeatureView
     transform: transforms.Transform
-    suite_file: Path
+    suite_file: Traversable  # the suite's file: in --expectations DIR, or package data of the examples
     suite: Mapping[str, Any]
     settings: ConnectionSettings  # the request's URL, parsed once
 
@@ -439,7 +439,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"folder of the Delta tables (default: ${WAREHOUSE_ENV_VAR} or {DEFAULT_WAREHOUSE})",
     )
     parser.add_argument("--catalog", default=None, help="module defining `catalog` (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument("--expectations", default=None, help="folder of the GX suites (default: expectations/)")
+    parser.add_argument("--expectations", default=None, metavar="DIR", help=validation.EXPECTATIONS_HELP)
     parser.add_argument(
         "--version", type=int, default=None, help="Delta version of the view's source (default: latest)"
     )

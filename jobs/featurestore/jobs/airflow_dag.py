@@ -1,0 +1,230 @@
+"""featurestore_nightly — materialize every batch view of the catalogue, then check the load.
+
+One task group per batch view, generated from the catalogue (``$FEATURESTORE_CATALOG``):
+
+    <view>.materialize      spark-submit featurestore/jobs/materialize_job.py --view <view> --ds {{ ds }}
+          |
+    <view>.post_load_check  sampled entities present, _ts:<view> fresh, run record counts add up
+
+Views are independent: one view failing does not hold back the others, and the run ends
+failed if any view fails.  A failed validation writes nothing, so the previous values
+keep serving until their TTL; the task fails at once instead of retrying (the data would
+fail the same way again).  A failed post-load check fails the run the same way.
+
+This module ships in the wheel (``pip install "redis-feature-store[jobs,airflow]"``); a DAG
+file is two lines (``airflow_dags/featurestore_nightly.py`` is that file)::
+
+    from featurestore.jobs.airflow_dag import build_dag
+
+    dag = build_dag()
+
+:func:`build_dag` reads the settings each time it is called, so every parse of the DAG
+file sees the DAG processor's current environment.
+
+Settings (docs/airflow.md has the full table):
+
+* parse time, from the environment of the DAG processor and the workers:
+  ``FEATURESTORE_CATALOG``, ``FEATURESTORE_SPARK_CONN_ID`` (default ``featurestore_spark``),
+  ``FEATURESTORE_REDIS_CONN_ID`` (default ``featurestore_redis``), ``FEATURESTORE_SCHEDULE``,
+  ``FEATURESTORE_WAREHOUSE``, ``FEATURESTORE_EXPECTATIONS`` (default: the example suites
+  shipped in the package), ``FEATURESTORE_JOB_FILE``, ``FEATURESTORE_RETRIES``,
+  ``FEATURESTORE_RETRY_DELAY_SECONDS``, ``FEATURESTORE_MATERIALIZE_TIMEOUT_MINUTES``,
+  ``FEATURESTORE_CHECK_TIMEOUT_MINUTES``;
+* run time, Airflow Variables (else the same name upper-cased in the environment):
+  ``featurestore_check_sample`` and ``featurestore_check_max_age_seconds`` (a number, or
+  a JSON object ``{"<view>": seconds}``).
+
+Importing this module or building the DAG imports neither pyspark nor great_expectations
+and touches no server: connections and variables are read only when a task runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from importlib.util import find_spec
+from typing import Any
+from urllib.parse import quote
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, BaseHook, CronDataIntervalTimetable, TaskGroup, Variable, task
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from featurestore.jobs.config import REDIS_URL_ENV_VAR, DagSettings, env_value
+from featurestore.jobs.ops.post_load_check import DEFAULT_SAMPLE, check_view, connection_url, latest_run_record
+from featurestore.jobs.spark import DELTA_PACKAGE
+from featurestore.readers.definitions import load_catalog
+
+__all__ = ["MaterializeOperator", "build_dag", "post_load_check"]
+
+log = logging.getLogger("featurestore.airflow")
+
+
+def default_job_file() -> str:
+    """The installed ``featurestore/jobs/materialize_job.py``: spark-submit's application file."""
+    # find_spec locates the file without importing it (the job imports pyspark).
+    spec = find_spec("featurestore.jobs.materialize_job")
+    if spec is None or spec.origin is None:
+        return "materialize_job.py"  # the operator then fails with spark-submit's "file not found"
+    return os.path.realpath(spec.origin)
+
+
+# --- run time: connections and variables are resolved here, never at parse time -----
+
+
+def redis_url(conn_id: str) -> str:
+    """The Redis URL of an Airflow connection, registered with the log masker first."""
+    from airflow.sdk.log import mask_secret
+
+    conn = BaseHook.get_connection(conn_id)
+    url = connection_url(
+        host=conn.host, port=conn.port, login=conn.login, password=conn.password,
+        schema=conn.schema, extra=conn.extra_dejson, conn_type=conn.conn_type,
+    )  # fmt: skip
+    if conn.password:
+        # Airflow masks the raw password; the URL holds it percent-encoded too.
+        mask_secret(quote(conn.password, safe=""))
+    return url
+
+
+def _variable(name: str, default: str | None) -> str | None:
+    value = Variable.get(name, default=None)
+    return value if value not in (None, "") else (env_value(name.upper()) or default)
+
+
+def _for_view(raw: str | None, view: str, what: str) -> int | None:
+    """A threshold given as one number, or as a JSON object with one number per view."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+        if isinstance(value, dict):
+            value = value.get(view)
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        raise AirflowFailException(
+            f"{what}={raw!r} is neither a number nor a JSON object of numbers by view name"
+        ) from None
+
+
+class MaterializeOperator(SparkSubmitOperator):
+    """spark-submit of the materialize job, with the Redis URL passed through the environment.
+
+    The URL (password included) is built from the Redis connection when the task runs,
+    so it never appears in the command line, the DAG's serialized form or the rendered
+    template fields.  A run that the job recorded as a failed validation fails the task
+    without retrying.
+    """
+
+    def __init__(self, *, view: str, redis_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.view = view
+        self.redis_conn_id = redis_conn_id
+
+    def execute(self, context: Any) -> None:
+        url = redis_url(self.redis_conn_id)
+        self.env_vars = {**(self.env_vars or {}), REDIS_URL_ENV_VAR: url}
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            reason = _validation_failure(url, self.view, context["ds"])
+            if reason:
+                raise AirflowFailException(
+                    f"view {self.view!r}: validation failed for ds {context['ds']}, nothing was written and the "
+                    f"previous values keep serving until their TTL: {reason}"
+                ) from exc
+            raise
+
+
+def _validation_failure(url: str, view: str, ds: str) -> str | None:
+    """What failed in the validation of the newest run of ``view`` for ``ds``; None if it passed."""
+    try:
+        record = latest_run_record(url, view, ds)
+    except Exception as exc:  # the job's own failure is the story; this lookup only refines it
+        log.warning("could not read the run record of view %r: %s", view, exc)
+        return None
+    if record is None or record.status != "failed_validation":
+        return None
+    return "; ".join(record.failures) or record.error or f"run {record.run_id}"
+
+
+@task
+def post_load_check(
+    view: str, catalog: str | None = None, redis_conn_id: str = "featurestore_redis", ds: str | None = None
+) -> dict[str, Any]:
+    """Fail loudly unless the view's fresh values are in Redis as the run record says."""
+    assert ds is not None  # filled in from the run's context
+    sample = int(_variable("featurestore_check_sample", str(DEFAULT_SAMPLE)) or DEFAULT_SAMPLE)
+    max_age = _for_view(_variable("featurestore_check_max_age_seconds", None), view, "max age")
+    report = check_view(
+        redis_url(redis_conn_id), view, ds, catalog=catalog, sample_size=sample, max_age_seconds=max_age
+    )
+    for line in report.summary().splitlines():
+        (log.info if report.ok else log.error)(line)
+    if not report.ok:
+        raise AirflowFailException(report.summary())
+    return report.to_dict()
+
+
+def application_args(view: str, settings: DagSettings) -> list[str]:
+    """The job's arguments: the view, the run's date, and the settings given (never the Redis URL)."""
+    args = ["--view", view, "--ds", "{{ ds }}"]
+    for flag, value in (
+        ("--catalog", settings.catalog),
+        ("--warehouse", settings.warehouse),
+        ("--expectations", settings.expectations_dir),
+    ):
+        if value:
+            args += [flag, value]
+    return args
+
+
+def build_dag(settings: DagSettings | None = None) -> DAG:
+    """The nightly DAG for ``settings`` (default: ``DagSettings.from_env()``, read now)."""
+    settings = settings or DagSettings.from_env()
+    catalog = load_catalog(settings.catalog)
+    job_file = settings.job_file or default_job_file()
+    retries = settings.retries
+    materialize_timeout = timedelta(minutes=settings.materialize_timeout_minutes)
+    check_timeout = timedelta(minutes=settings.check_timeout_minutes)
+    jars = settings.spark_jars
+    with DAG(
+        dag_id=settings.dag_id,
+        description="Materialize every batch feature view into Redis, then check each load",
+        schedule=CronDataIntervalTimetable(settings.schedule, timezone="UTC"),
+        start_date=datetime(2024, 1, 1, tzinfo=UTC),
+        catchup=False,  # a missed night is not worth replaying: the next run computes fresher values
+        max_active_runs=1,  # two runs of one view would race on the same keys
+        dagrun_timeout=(materialize_timeout + check_timeout) * (retries + 1),
+        default_args={
+            "owner": "featurestore",
+            "retries": retries,
+            "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(hours=1),
+        },
+        tags=["featurestore"],
+        doc_md=__doc__,
+    ) as dag:
+        for view in catalog.batch_views:
+            with TaskGroup(group_id=view.name, tooltip=view.description or view.name):
+                materialize = MaterializeOperator(
+                    task_id="materialize",
+                    view=view.name,
+                    redis_conn_id=settings.redis_conn_id,
+                    conn_id=settings.spark_conn_id,
+                    application=job_file,
+                    application_args=application_args(view.name, settings),
+                    name=f"featurestore-{view.name}",
+                    conf={"spark.log.level": settings.spark_log_level},
+                    packages=None if jars else DELTA_PACKAGE,
+                    jars=jars,
+                    execution_timeout=materialize_timeout,
+                )
+                check = post_load_check.override(execution_timeout=check_timeout)(
+                    view.name, catalog=settings.catalog, redis_conn_id=settings.redis_conn_id
+                )
+                materialize >> check
+    return dag

