@@ -31,7 +31,10 @@ def test_bare_source_roots_are_not_importable_as_our_packages() -> None:
         importlib.import_module("jobs.cli")
 
 
-@pytest.mark.parametrize("module", ["featurestore.readers", "featurestore.readers.wire", "featurestore.jobs.streaming"])
+@pytest.mark.parametrize(
+    "module",
+    ["featurestore.readers", "featurestore.readers.wire", "featurestore.jobs.streaming", "featurestore.jobs.write"],
+)
 def test_exported_members_are_exactly_the_public_api(module: str) -> None:
     """httpx's habit: everything public is in ``__all__``, and ``__all__`` names only real things."""
     package = importlib.import_module(module)

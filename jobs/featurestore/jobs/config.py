@@ -13,6 +13,10 @@ module).  An empty value counts as unset.
 ``FEATURESTORE_EXPECTATIONS``   folder of the GX suites (default: the example suites in the package)
 ``FEATURESTORE_SPARK_JARS``     local Delta jars (comma-separated) instead of ``spark.jars.packages``
 ``FEATURESTORE_DRIVER_MEMORY``  ``spark.driver.memory`` of sessions the jobs build (default ``2g``)
+``FEATURESTORE_HOME``           per-user state of the CLI: ``redis/`` (the server of ``featurestore
+                                redis start``), ``logs/`` (Spark/JVM output of each command),
+                                ``spark-jars/`` (the resolved Delta jars); default
+                                ``$XDG_CACHE_HOME/featurestore`` or ``~/.cache/featurestore``
 ``SPARK_MASTER``                master of sessions the jobs build (default ``local[2]``, or
                                 ``spark-submit``'s own when running under it)
 ==============================  ==========================================================
@@ -26,6 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from featurestore.readers.definitions import CATALOG_ENV_VAR
 from featurestore.readers.errors import ConfigurationError
@@ -36,6 +41,7 @@ WAREHOUSE_ENV_VAR = "FEATURESTORE_WAREHOUSE"
 EXPECTATIONS_ENV_VAR = "FEATURESTORE_EXPECTATIONS"
 JARS_ENV_VAR = "FEATURESTORE_SPARK_JARS"
 DRIVER_MEMORY_ENV_VAR = "FEATURESTORE_DRIVER_MEMORY"
+HOME_ENV_VAR = "FEATURESTORE_HOME"
 SPARK_MASTER_ENV_VAR = "SPARK_MASTER"
 DEFAULT_DRIVER_MEMORY = "2g"
 DEFAULT_SPARK_MASTER = "local[2]"
@@ -56,6 +62,18 @@ def _whole_number(environ: Mapping[str, str], name: str, default: int) -> int:
 def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """One variable by its full name (``None`` when unset or empty): for settings with a computed name."""
     return _value(os.environ if environ is None else environ, name)
+
+
+def featurestore_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user state folder (absolute, whatever the working directory): ``$FEATURESTORE_HOME``,
+    else ``$XDG_CACHE_HOME/featurestore``, else ``~/.cache/featurestore``.  Not created here."""
+    env = os.environ if environ is None else environ
+    explicit = _value(env, HOME_ENV_VAR)
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    cache = _value(env, "XDG_CACHE_HOME")
+    base = Path(cache).expanduser() if cache else Path(_value(env, "HOME") or Path.home()) / ".cache"
+    return (base / "featurestore").absolute()
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def main() -> int:
     """``python3 jobs/featurestore/jobs/jvm.py``: exit 0 if Spark's Java will do, else say why (one line) and exit 1."""
     problem = java_problem()
     if problem:
-        print(problem, file=sys.stderr)
+        sys.stderr.write(problem + "\n")  # run by scripts/bootstrap with a bare system Python: no console module
         return 1
     return 0
 

@@ -20,21 +20,27 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the arguments, run one materialization, return its exit code (0, 1 or 2)."""
+    """Parse the arguments, run one materialization, return its exit code: 0 succeeded,
+    1 failed, 2 usage error, 3 failed validation (``featurestore.jobs.console.ExitCode``)."""
+    from featurestore.jobs import console
     from featurestore.jobs.batch import materialize
     from featurestore.jobs.spark import build_session
     from featurestore.readers.errors import FeatureStoreError
     from featurestore.readers.settings import redact_text
 
-    parser = argparse.ArgumentParser(prog="materialize_job.py", description="materialize one batch view")
+    parser = argparse.ArgumentParser(
+        prog="materialize_job.py", description="materialize one batch view",
+        epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     materialize.add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    console.configure_logging(verbose=1)  # INFO: the stages of the run, with view, ds and run id
     spark = build_session(f"featurestore-materialize-{args.view}")
     try:
         return materialize.run(args, spark=spark)
     except FeatureStoreError as exc:
-        print(f"materialize_job: error: {redact_text(str(exc))}", file=sys.stderr)
-        return materialize.EXIT_FAILED
+        console.echo(f"materialize_job: error: {redact_text(str(exc))}", err=True)
+        return console.exit_code_for(exc)
     finally:
         spark.stop()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigurationError
 
@@ -42,6 +42,29 @@ def _flag(value: str, name: str, url: str) -> bool:
     raise ConfigurationError(f"{name}={value!r} in {redact_url(url)} is not a boolean")
 
 
+def _check_port(parts: SplitResult, url: str) -> None:
+    """A port, if given, is a number from 1 to 65535 (urllib raises a bare ValueError otherwise)."""
+    try:
+        port = parts.port
+    except ValueError:
+        given = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise ConfigurationError(
+            f"invalid port {given!r} in Redis URL {redact_url(url)}: use a number from 1 to 65535, "
+            "e.g. redis://localhost:6379"
+        ) from None
+    if port == 0:
+        raise ConfigurationError(f"invalid port 0 in Redis URL {redact_url(url)}: use a number from 1 to 65535")
+
+
+def _check_db(path: str, url: str) -> None:
+    """The path, if any, is a database number (``/0``), as redis-py expects."""
+    db = path.strip("/")
+    if db and not db.isdigit():
+        raise ConfigurationError(
+            f"invalid database {db!r} in Redis URL {redact_url(url)}: the path is a database number, e.g. /0"
+        )
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Where and how to connect; built with :meth:`from_url`."""
@@ -69,6 +92,8 @@ class ConnectionSettings:
             )
         if not parts.hostname:
             raise ConfigurationError(f"no host in Redis URL {redact_url(url)}")
+        _check_port(parts, url)
+        _check_db(parts.path, url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         ours = {k: v for k, v in query if k in _OUR_QUERY_KEYS}
         rest = [(k, v) for k, v in query if k not in _OUR_QUERY_KEYS]

@@ -78,9 +78,10 @@ def test_the_check_command_passes_a_good_load_and_fails_a_missing_one(
 
 
 def test_the_check_command_refuses_bad_input(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["check", "--view", "user_realtime", "--ds", "2025-06-14", "--redis-url", redis_url]) == 1
+    # usage errors (exit 2), not a failed check (exit 1)
+    assert cli.main(["check", "--view", "user_realtime", "--ds", "2025-06-14", "--redis-url", redis_url]) == 2
     assert "'user_realtime' is a streaming view" in capsys.readouterr().err
-    assert cli.main(["check", "--view", "nope", "--ds", "2025-06-14", "--redis-url", redis_url]) == 1
+    assert cli.main(["check", "--view", "nope", "--ds", "2025-06-14", "--redis-url", redis_url]) == 2
     assert "no view 'nope'" in capsys.readouterr().err
 
 

@@ -2,7 +2,7 @@
 
 | rows                                  | outcome                                            |
 |---------------------------------------|----------------------------------------------------|
-| null or duplicate entity id, +/-inf   | failed_validation, exit 2, nothing written         |
+| null or duplicate entity id, +/-inf   | failed_validation, exit 3, nothing written         |
 | NaN in a float feature                | written as null (absent field), counted, reported  |
 | wrong column type, missing column     | failed, exit 1, nothing written (before any write) |
 """

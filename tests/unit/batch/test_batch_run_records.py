@@ -20,7 +20,7 @@ def test_runs_command_without_a_url_says_how_to_give_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv(run_records.REDIS_URL_ENV_VAR, raising=False)
-    assert cli.main(["runs"]) == 1
+    assert cli.main(["runs"]) == 2  # a usage error
     assert "pass --redis-url or set FEATURESTORE_REDIS_URL" in capsys.readouterr().err
 
 

@@ -12,4 +12,4 @@ from featurestore.readers.errors import ConfigurationError
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="--users must be >= 1"):
         WarehouseSpec(n_users=0)
-    assert cli.main(["generate", "--end-date", "31/05/2024"]) == 1
+    assert cli.main(["generate", "--end-date", "31/05/2024"]) == 2  # a usage error, before Spark starts

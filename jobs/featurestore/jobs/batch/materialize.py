@@ -15,13 +15,18 @@ materialization, a straight line of stages, each returning a value:
    correct as of the end of ``ds``), cast to the view's schema, cached, row checks counted;
 3. :func:`validate` -> :class:`~featurestore.jobs.batch.validation.ValidationReport`:
    row checks, the view's Great Expectations suite and the collapse guard.  A failure
-   writes nothing, records a ``failed_validation`` run and exits 2;
+   writes nothing, records a ``failed_validation`` run and exits 3;
 4. :func:`write` -> ``BatchWriteStats``: publish the view's **registry** entry, then write on
    the executors (``featurestore.jobs.write.partition_writer.write_view``); rows that
    could not be written make the run ``failed`` (exit 1) — a re-run is safe, writes are
    idempotent;
 5. :func:`run_record` -> :class:`RunRecord`, built from whatever the stages returned
    (also when one failed), appended to ``fs:runs``; the CLI prints a short summary.
+
+Each stage logs its start at INFO on ``featurestore.jobs.batch.materialize`` with the
+view, ``ds`` and run id as structured fields (``record.view``, ``record.ds``,
+``record.run_id``).  Exit codes (:class:`featurestore.jobs.console.ExitCode`): 0 succeeded,
+1 failed, 2 usage error, 3 failed validation.
 
 ``--redis-url`` defaults to ``$FEATURESTORE_REDIS_URL`` so a scheduler need not put a
 password on a command line.
@@ -33,7 +38,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -49,6 +53,7 @@ from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN,
 from featurestore.jobs.batch.validation import Failure, RowChecks, ValidationReport
 from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
 from featurestore.jobs.config import WAREHOUSE_ENV_VAR as WAREHOUSE_ENV_VAR
+from featurestore.jobs.console import ExitCode, Steps, echo, exit_code_for
 from featurestore.jobs.spark import session
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
@@ -68,8 +73,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXIT_FAILED = 1
-EXIT_VALIDATION = 2
+EXIT_FAILED = ExitCode.FAILED  # 1
+EXIT_VALIDATION = ExitCode.VALIDATION  # 3: refused before anything was written
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return {"succeeded": 0, "failed_validation": EXIT_VALIDATION}.get(self.record.status, EXIT_FAILED)
+        return {"succeeded": ExitCode.OK, "failed_validation": EXIT_VALIDATION}.get(self.record.status, EXIT_FAILED)
 
 
 def _iso(epoch: float) -> str:
@@ -307,17 +312,36 @@ def run_record(
     )
 
 
-class StageClock:
-    """Seconds per stage, for the run record: a stage that did not finish has no entry."""
+STAGE_NAMES = {
+    "read": "the Delta sources at pinned versions",
+    "transform": "computing the features as of the end of ds",
+    "validate": "row checks, the Great Expectations suite, the collapse guard",
+    "write": "pipelines of HSET/HDEL/EXPIRE from the executors",
+}
 
-    def __init__(self) -> None:
+
+def log_fields(view: str, ds: date | str, run_id: str) -> dict[str, str]:
+    """The structured fields of a run's log records (``extra=``)."""
+    return {"view": view, "ds": ds if isinstance(ds, str) else ds.isoformat(), "run_id": run_id}
+
+
+class StageClock:
+    """Seconds per stage, for the run record: a stage that did not finish has no entry.
+
+    Each stage is logged when it starts (INFO) and ends (DEBUG) with the run's ``fields``.
+    """
+
+    def __init__(self, fields: Mapping[str, str] | None = None) -> None:
         self.durations: dict[str, float] = {}
+        self.fields = dict(fields or {})
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        log.info("%s: %s", name, STAGE_NAMES.get(name, name), extra=self.fields)
         started = time.monotonic()
         yield
         self.durations[name] = round(time.monotonic() - started, 3)
+        log.debug("%s took %.1fs", name, self.durations[name], extra=self.fields)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -342,7 +366,8 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     """The stages of a prepared run, then its record; closes ``client`` (see :func:`materialize`)."""
     started = time.time()
     run_id = job.request.run_id or new_run_id(job.view.name, job.request.ds)
-    clock = StageClock()
+    fields = log_fields(job.view.name, job.request.ds, run_id)
+    clock = StageClock(fields)
     snapshot: SourceSnapshot | None = None
     features: Features | None = None
     stats: BatchWriteStats | None = None
@@ -373,12 +398,14 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     except Exception:
         if not unexpected:
             raise
-        log.exception("run %s: could not record the run; raising the run's own error", run_id)
+        log.exception("run %s: could not record the run; raising the run's own error", run_id, extra=fields)
     finally:
         client.close()
     if unexpected:
         assert error is not None
         raise error
+    level = logging.INFO if record.status == "succeeded" else logging.WARNING
+    log.log(level, "run %s %s", run_id, record.status, extra=fields)
     return RunOutcome(
         record,
         seconds=finished - started,
@@ -471,25 +498,27 @@ def request_from_args(args: argparse.Namespace) -> MaterializeRequest:
 
 
 def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """Run from parsed arguments; prints the summary, returns 0 / 1 (failed) / 2 (failed validation)."""
+    """Run from parsed arguments; prints the summary, returns 0 / 1 (failed) / 3 (failed validation)."""
     request = request_from_args(args)
     # a typo, a missing suite or an unreachable Redis fails in a second, before Spark starts
     job = prepare(request)
     client = run_records.connect(job.settings)
-    try:
-        spark, own_session = session(spark, f"featurestore-materialize-{request.view}")
-    except BaseException:
-        client.close()
-        raise
-    try:
-        outcome = execute(spark, job, client)
-    finally:
-        if own_session:
-            spark.stop()
-    stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
-    print(summary(outcome), file=stream)
+    with Steps(2, f"materialize {request.view}") as steps:  # a bar on a terminal only
+        try:
+            with steps.step("start Spark"):
+                spark, own_session = session(spark, f"featurestore-materialize-{request.view}")
+        except BaseException:
+            client.close()
+            raise
+        try:
+            with steps.step("run"):  # the stages show as the bar's detail (their INFO records)
+                outcome = execute(spark, job, client)
+        finally:
+            if own_session:
+                spark.stop()
+    echo(summary(outcome), err=outcome.exit_code != 0)
     if args.json:
-        print(json.dumps(json.loads(outcome.record.to_json()), sort_keys=True))
+        echo(json.dumps(json.loads(outcome.record.to_json()), sort_keys=True))
     return outcome.exit_code
 
 
@@ -501,8 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except FeatureStoreError as exc:
-        print(f"featurestore materialize: error: {redact_text(str(exc))}", file=sys.stderr)
-        return EXIT_FAILED
+        echo(f"featurestore materialize: error: {redact_text(str(exc))}", err=True)
+        return exit_code_for(exc)
 
 
 if __name__ == "__main__":

@@ -189,11 +189,13 @@ def run(args: argparse.Namespace) -> int:
         raise FeatureStoreConnectionError(f"reading {RUNS_KEY}: {redact_text(str(exc))}") from None
     finally:
         client.close()
+    from featurestore.jobs.console import echo
+
     if args.json:
         for record in records:
-            print(record.to_json())
+            echo(record.to_json())
     elif not records:
-        print("no runs recorded" + (f" for view {args.view!r}" if args.view else ""))
+        echo("no runs recorded" + (f" for view {args.view!r}" if args.view else ""))
     else:
-        print(format_table(records))
+        echo(format_table(records))
     return 0

@@ -10,7 +10,9 @@
 5. reads a few users and merchants back with :class:`FeatureReader` and prints their batch
    and streaming features with each view's age, and the load throughput.
 
-The server and the files are removed at the end unless ``--keep``.
+The server and the files are removed at the end unless ``--keep``.  On a terminal a
+progress bar shows the running step; Spark's own output goes to the command's log file
+(``featurestore demo`` prints its path first).
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ import argparse
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from featurestore.jobs import console
 from featurestore.jobs.batch import materialize, validation
 from featurestore.jobs.dev import local_redis, sample_data
 from featurestore.jobs.spark import session
 from featurestore.readers.definitions import Catalog, load_catalog
-from featurestore.readers.errors import JobError
+from featurestore.readers.errors import JobError, ValidationFailed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +60,8 @@ def _ages(vector: Any) -> str:
     return ", ".join(f"{view} {'no values' if age is None else f'{age:.0f}s old'}" for view, age in vector.ages.items())
 
 
-def read_back(url: str, catalog: Catalog, echo: Any = print) -> None:
-    """Print a few entities of every entity type, with their views' ages."""
+def read_back(url: str, catalog: Catalog, echo: Callable[[str], None] = console.echo) -> None:
+    """Show a few entities of every entity type, with their views' ages."""
     from featurestore.readers.reader import FeatureReader
 
     with FeatureReader(url, catalog=catalog) as reader:
@@ -76,9 +80,8 @@ def _stream(spark: Any, url: str, workdir: Path, users: int, seconds: float) -> 
     """The streaming half of the demo: real-time features in the same hashes."""
     from featurestore.jobs.dev.streaming_demo import run_streaming_demo
 
-    print(f"\nstreaming transaction events for {seconds:.0f}s (Spark Structured Streaming -> HSETEX)...")
     result = run_streaming_demo(spark, url, workdir, users=users, seconds=seconds)
-    print(
+    console.echo(
         f"streamed {result['events']:,} events ({result['late_events']} late) in {result['micro_batches']} "
         f"micro-batches: {result['rows_written']:,} writes, {result['rows_skipped_out_of_order']} older events "
         f"refused by the out-of-order guard; served values match the stream: {result['matches']}"
@@ -92,80 +95,119 @@ def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     for view in catalog.batch_views:  # a missing suite fails now, not after Spark and the warehouse
         validation.load_suite(validation.suite_path(view, args.expectations), view)
+    streaming = args.stream_seconds > 0 and bool(catalog.streaming_views)
     temporary = args.workdir is None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="featurestore-demo-")).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     redis_dir = workdir / "redis"
     server = None
     url = args.redis_url
-    if url is None:
-        server = local_redis.start(redis_dir)
-        url = server.url
-        print(f"started Redis 8 at {url} (workdir {redis_dir})")
-    spark, own_session = session(None, "featurestore-demo")
-    failed = False
+    own_session = False
+    spark: Any = None
+    # start Redis, start Spark, generate, one step per batch view, stream, read back
+    steps = console.Steps(4 + len(catalog.batch_views) + int(streaming), "demo")
     try:
-        spark.sparkContext.setLogLevel("ERROR")
-        if own_session:
-            # Delta replays its log on 50 partitions by default: far too many for a demo-sized table
-            spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
-        yesterday = datetime.now(UTC).date() - timedelta(days=1)
-        spec = sample_data.WarehouseSpec(n_users=args.users, end_date=yesterday)
-        generated = sample_data.generate(spark, workdir / "warehouse", spec)
-        counts = ", ".join(f"{t} {n:,}" for t, n in generated.rows.items())
-        print(f"generated the sample warehouse in {generated.seconds:.1f}s: {counts} rows, ds up to {yesterday}")
-        entities = 0
-        write_seconds = 0.0
-        for view in catalog.batch_views:
-            outcome = materialize.materialize(
-                spark,
-                materialize.MaterializeRequest(
-                    view=view.name,
-                    ds=yesterday,
-                    redis_url=url,
-                    warehouse=workdir / "warehouse",
-                    catalog=catalog,
-                    expectations_dir=args.expectations,
-                ),
+        with steps:
+            if url is None:
+                with steps.step("start Redis 8"):
+                    server = local_redis.start(redis_dir)
+                    url = server.url
+                console.echo(f"started Redis 8 at {url} (workdir {redis_dir})")
+            else:
+                steps.skip()
+            with steps.step("start Spark"):
+                spark_started = time.monotonic()
+                spark, own_session = session(None, "featurestore-demo")
+            if own_session:
+                # Delta replays its log on 50 partitions by default: far too many for a demo-sized table
+                spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
+                console.echo(
+                    f"started Spark {spark.version} ({spark.sparkContext.master}) in "
+                    f"{time.monotonic() - spark_started:.1f}s"
+                )
+            yesterday = datetime.now(UTC).date() - timedelta(days=1)
+            with steps.step("generate the sample warehouse"):
+                spec = sample_data.WarehouseSpec(n_users=args.users, end_date=yesterday)
+                generated = sample_data.generate(spark, workdir / "warehouse", spec)
+            counts = ", ".join(f"{t} {n:,}" for t, n in generated.rows.items())
+            console.echo(
+                f"generated the sample warehouse in {generated.seconds:.1f}s: {counts} rows, ds up to {yesterday}"
             )
-            print(materialize.summary(outcome))
-            if outcome.exit_code:
-                failed = True
-                continue
-            entities += outcome.record.entities_written
-            write_seconds += outcome.record.durations.get("write", 0.0)
-        if failed:
-            raise JobError("a view failed to materialize (see above); nothing more to show")
-        if args.stream_seconds > 0 and catalog.streaming_views:
-            _stream(spark, url, workdir, min(args.users, 1000), args.stream_seconds)
-        print()
-        read_back(url, catalog)
+            entities, write_seconds = _materialize_all(
+                spark, catalog, url, workdir, yesterday, steps, expectations=args.expectations
+            )
+            if streaming:
+                with steps.step(f"stream events for {args.stream_seconds:g}s"):
+                    _stream(spark, url, workdir, min(args.users, 1000), args.stream_seconds)
+            with steps.step("read back"):
+                console.echo()
+                read_back(url, catalog)
         rate = entities / write_seconds if write_seconds else 0.0
-        print()
-        print(
+        console.echo()
+        console.echo(
             f"loaded {entities:,} entities of {len(catalog.batch_views)} views in {write_seconds:.1f}s of writing "
             f"({rate:,.0f} entities/s on local Spark; at this size Spark's task start-up dominates, "
             f"see benchmarks/materialize_throughput.py for a large load); demo took {time.monotonic() - started:.0f}s"
         )
     finally:
-        if own_session:
+        if own_session and spark is not None:
             spark.stop()
         if server is not None and not args.keep:
             server.stop()
         if args.keep:
-            print(f"kept: warehouse {workdir / 'warehouse'}" + (f", Redis at {url}" if server else ""))
+            console.echo(f"kept: warehouse {workdir / 'warehouse'}" + (f", Redis at {url}" if server else ""))
             if server is not None:
-                print(f"stop it with: featurestore redis stop --workdir {redis_dir}")
+                console.echo(f"stop it with: featurestore redis stop --workdir {redis_dir}")
         elif temporary:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return console.ExitCode.OK
+
+
+def _materialize_all(
+    spark: Any,
+    catalog: Catalog,
+    url: str,
+    workdir: Path,
+    ds: date,
+    steps: console.Steps,
+    *,
+    expectations: str | None = None,
+) -> tuple[int, float]:
+    """Every batch view of the catalogue, one step each; (entities written, seconds of writing)."""
+    entities = 0
+    write_seconds = 0.0
+    failed: list[materialize.RunOutcome] = []
+    for view in catalog.batch_views:
+        with steps.step(f"materialize {view.name}"):
+            outcome = materialize.materialize(
+                spark,
+                materialize.MaterializeRequest(
+                    view=view.name,
+                    ds=ds,
+                    redis_url=url,
+                    warehouse=workdir / "warehouse",
+                    catalog=catalog,
+                    expectations_dir=expectations,
+                ),
+            )
+        console.echo(materialize.summary(outcome), err=outcome.exit_code != 0)
+        if outcome.exit_code:
+            failed.append(outcome)
+            continue
+        entities += outcome.record.entities_written
+        write_seconds += outcome.record.durations.get("write", 0.0)
+    if failed:
+        first = failed[0].record
+        message = f"{len(failed)} view(s) failed to materialize (see above); nothing more to show"
+        if first.status == "failed_validation":
+            raise ValidationFailed(message)
+        raise JobError(message)
+    return entities, write_seconds
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m featurestore.jobs.dev.demo``: same as ``featurestore demo``."""
-    parser = argparse.ArgumentParser(prog="featurestore demo", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return console.command_main("demo", add_arguments, run, argv, description=__doc__, starts_spark=True)
 
 
 if __name__ == "__main__":

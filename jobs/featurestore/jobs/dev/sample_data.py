@@ -23,6 +23,7 @@ days, so memory stays bounded).
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, parse_date, table_path
 from featurestore.jobs.spark import session
 from featurestore.readers.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -279,8 +282,10 @@ def generate(
     merchants, merchant_facts = _merchants(spec, rng)
     users, user_facts = _users(spec, rng)
     rows: dict[str, int] = {}
+    log.info("merchants: %d rows", len(merchants))
     _write(spark.createDataFrame(merchants, MERCHANTS_DDL), table_path(root, "merchants"), partitioned=False)
     rows["merchants"] = len(merchants)
+    log.info("users: %d rows", len(users))
     _write(spark.createDataFrame(users, USERS_DDL), table_path(root, "users"), partitioned=False)
     rows["users"] = len(users)
     per_day = max(1.0, spec.txns_per_user_day * spec.n_users)
@@ -299,6 +304,7 @@ def generate(
             frames.append(frame)
         frame = pd.concat(frames, ignore_index=True)
         total += len(frame)
+        log.info("transactions: days %d..%d of %d, %d rows", offset + 1, offset + len(frames), spec.days, total)
         _write(
             spark.createDataFrame(frame, TRANSACTIONS_DDL),
             table_path(root, "transactions"),
@@ -345,23 +351,30 @@ def spec_from_args(args: argparse.Namespace) -> WarehouseSpec:
 
 
 def run(args: argparse.Namespace) -> int:
+    from featurestore.jobs import console
+
     spec = spec_from_args(args)
-    spark, own_session = session(None, "featurestore-generate")
-    try:
-        result = generate(spark, args.warehouse, spec)
-    finally:
-        if own_session:
-            spark.stop()
+    with console.Steps(2, "generate") as steps:
+        with steps.step("start Spark"):
+            spark, own_session = session(None, "featurestore-generate")
+        try:
+            with steps.step("write the Delta tables"):
+                result = generate(spark, args.warehouse, spec)
+        finally:
+            if own_session:
+                spark.stop()
     counts = ", ".join(f"{table} {count:,}" for table, count in result.rows.items())
-    print(f"wrote {result.path} ({counts} rows; ds {result.first_day}..{result.last_day}) in {result.seconds:.1f}s")
-    return 0
+    console.echo(
+        f"wrote {result.path} ({counts} rows; ds {result.first_day}..{result.last_day}) in {result.seconds:.1f}s"
+    )
+    return console.ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m featurestore.jobs.dev.sample_data``: same as ``featurestore generate``."""
-    parser = argparse.ArgumentParser(prog="featurestore generate", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from featurestore.jobs import console
+
+    return console.command_main("generate", add_arguments, run, argv, description=__doc__, starts_spark=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -34,6 +35,8 @@ from featurestore.readers.codec import format_float32
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 VIEW = "user_realtime"
 WINDOW_MS = 5 * 60 * 1000
@@ -287,12 +290,19 @@ def run_streaming_demo(
         sequence = 0
         per_tick = max(1, round(rate * tick_seconds))
         ticks = max(1, round(seconds / tick_seconds))  # counted, not timed: a slow start still produces them all
+        log_every = max(1, round(1 / tick_seconds))
         while sequence < ticks:
             batch = generator.events(per_tick, int(time.time() * 1000))
             drop_file(events_dir, batch, sequence)
             produced += batch
             sequence += 1
+            if sequence % log_every == 0 or sequence == ticks:
+                log.info(
+                    "%d events in %d files, %d micro-batches written", len(produced), sequence, sink.batches,
+                    extra={"view": VIEW},
+                )  # fmt: skip
             time.sleep(tick_seconds)
+        log.info("waiting for the last micro-batches", extra={"view": VIEW})
         query.processAllAvailable()  # every dropped file is in Redis after this
     finally:
         query.stop()
@@ -345,49 +355,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _redis_url(given: str | None) -> str:
     from featurestore.jobs.config import JobEnvironment
+    from featurestore.jobs.console import note
     from featurestore.jobs.dev import local_redis
 
     given = given or JobEnvironment.from_env().redis_url
     if given:
         return given
-    state = local_redis.load_state(local_redis.DEFAULT_WORKDIR)
+    state = local_redis.running()
     if state is not None:
         return state.url
-    server = local_redis.start(local_redis.DEFAULT_WORKDIR)
-    print(f"started a local Redis 8 at {server.url} (stop it with: featurestore redis stop)")
+    server = local_redis.start()
+    note(f"started a local Redis 8 at {server.url} (stop it with: featurestore redis stop)")
     return server.url
 
 
 def run(args: argparse.Namespace) -> int:
+    from featurestore.jobs.console import ExitCode, Steps, echo
     from featurestore.jobs.spark import build_session
     from featurestore.readers import FeatureReader
     from featurestore.readers.example_catalog import catalog
     from featurestore.readers.settings import redact_url
 
-    url = _redis_url(args.redis_url)
-    spark = build_session("featurestore-stream", master=args.master)
-    spark.sparkContext.setLogLevel("ERROR")
-    try:
-        summary = run_streaming_demo(spark, url, args.workdir, args.users, args.seconds, rate=args.rate, seed=args.seed)
-    finally:
-        spark.stop()
-    print(
-        f"{summary['events']} events ({summary['late_events']} late) in {summary['files']} files -> "
-        f"{summary['micro_batches']} micro-batches, {summary['rows_written']} feature rows written "
-        f"({summary['rows_skipped_out_of_order']} skipped as out of order) to {redact_url(url)} "
-        f"({summary['server']}) in {summary['seconds']} s"
-    )
-    verdict = "match" if summary["matches"] else "DO NOT match"
-    print(f"served features of {summary['users_with_events']} users {verdict} the reference computation")
-    for problem in summary["mismatches"]:
-        print(f"  {problem}")
-    # The same entity hash holds batch and streaming features: show both, with their ages.
-    names = [n for v in catalog.views_of("user") for n in (v.feature_names if not v.is_batch else v.feature_names[:2])]
-    with FeatureReader(url, catalog=catalog) as reader:
-        vector = reader.get(summary["sample_user"], names)
-    print(f"user {summary['sample_user']}:")
+    with Steps(3, "stream") as steps:
+        with steps.step("start Redis and Spark"):
+            url = _redis_url(args.redis_url)
+            spark = build_session("featurestore-stream", master=args.master)
+        try:
+            with steps.step(f"stream for {args.seconds:g}s"):
+                summary = run_streaming_demo(
+                    spark, url, args.workdir, args.users, args.seconds, rate=args.rate, seed=args.seed
+                )
+        finally:
+            spark.stop()
+        echo(
+            f"{summary['events']} events ({summary['late_events']} late) in {summary['files']} files -> "
+            f"{summary['micro_batches']} micro-batches, {summary['rows_written']} feature rows written "
+            f"({summary['rows_skipped_out_of_order']} skipped as out of order) to {redact_url(url)} "
+            f"({summary['server']}) in {summary['seconds']} s"
+        )
+        verdict = "match" if summary["matches"] else "DO NOT match"
+        echo(f"served features of {summary['users_with_events']} users {verdict} the reference computation")
+        for problem in summary["mismatches"]:
+            echo(f"  {problem}")
+        # The same entity hash holds batch and streaming features: show both, with their ages.
+        names = [
+            n for v in catalog.views_of("user") for n in (v.feature_names if not v.is_batch else v.feature_names[:2])
+        ]
+        with steps.step("read back"), FeatureReader(url, catalog=catalog) as reader:
+            vector = reader.get(summary["sample_user"], names)
+    echo(f"user {summary['sample_user']}:")
     for name, status in vector.statuses.items():
-        print(f"  {name:<24} {vector[name]!r:<14} {status.value}")
+        echo(f"  {name:<24} {vector[name]!r:<14} {status.value}")
     for view, age in vector.ages.items():
-        print(f"  age of {view:<17} " + ("never written" if age is None else f"{age:.1f} s"))
-    return 0 if summary["matches"] else 1
+        echo(f"  age of {view:<17} " + ("never written" if age is None else f"{age:.1f} s"))
+    return ExitCode.OK if summary["matches"] else ExitCode.FAILED

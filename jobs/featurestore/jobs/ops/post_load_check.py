@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,10 +36,10 @@ from featurestore.jobs.batch.run_records import RunRecord, connect, latest_run
 from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, Entity, FeatureView, load_catalog
-from featurestore.readers.errors import ConfigurationError, DecodingError, FeatureStoreError, RegistryMismatchError
+from featurestore.readers.errors import ConfigurationError, DecodingError, RegistryMismatchError
 from featurestore.readers.reader import FeatureReader, check_registry, translate_error
 from featurestore.readers.results import FeatureStatus
-from featurestore.readers.settings import ConnectionSettings, redact_text, redact_url
+from featurestore.readers.settings import ConnectionSettings, redact_url
 
 SUCCEEDED = "succeeded"
 DEFAULT_SAMPLE = 100
@@ -401,22 +400,19 @@ def run(args: argparse.Namespace) -> int:
     report = check_view(
         url, args.view, args.ds, catalog=args.catalog, sample_size=args.sample, max_age_seconds=args.max_age_seconds
     )
-    print(json.dumps(report.to_dict(), default=str) if args.json else report.summary())
+    from featurestore.jobs.console import ExitCode, echo
+
+    echo(json.dumps(report.to_dict(), default=str) if args.json else report.summary())
     if not report.ok:
-        print(f"featurestore check: view {args.view!r} failed its check at {redact_url(url)}", file=sys.stderr)
-    return 0 if report.ok else 1
+        echo(f"featurestore check: view {args.view!r} failed its check at {redact_url(url)}", err=True)
+    return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m featurestore.jobs.ops.post_load_check --view V --ds D``: same as ``featurestore check``."""
-    parser = argparse.ArgumentParser(prog="featurestore check", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(args)
-    except FeatureStoreError as exc:
-        print(f"featurestore check: error: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
+    from featurestore.jobs.console import command_main
+
+    return command_main("check", add_arguments, run, argv, description=__doc__)
 
 
 if __name__ == "__main__":

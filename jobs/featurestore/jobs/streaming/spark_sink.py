@@ -10,6 +10,7 @@ which builds an executor's writer (:func:`.writer.writer_for_sink`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from featurestore.readers.errors import ConfigurationError
 
 from .plan import EventTime, StreamingWritePlan, WriteStats
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -73,6 +76,10 @@ class ForeachBatchSink:
         self.batches += 1
         self.written += stats.written
         self.skipped += stats.skipped
+        log.debug(
+            "micro-batch %d: %d written, %d skipped as out of order", epoch_id, stats.written, stats.skipped,
+            extra={"view": self.plan.view.name},
+        )  # fmt: skip
 
     def write_dataframe(self, df: DataFrame) -> WriteStats:
         """Write a micro-batch (or any DataFrame) from the executors; return the counts."""

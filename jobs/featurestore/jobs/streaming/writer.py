@@ -25,6 +25,7 @@ method, loading the guard function (again, on a node that lost it) and the regis
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from featurestore.readers.wire import ASKING, WRITER_RETRY_SECONDS, Deadline, Re
 from .guard import GUARD_LIBRARY, GUARD_LUA, NOT_LOADED
 from .plan import HSET_HEXPIRE, HSETEX, METHODS, EventTime, StreamingWritePlan, WriteStats, event_time_ms
 from .spark_sink import ForeachBatchSink
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MAX_PIPELINE",
@@ -217,6 +220,10 @@ class StreamingWriter:
             self._publish()
         self.server_version = ", ".join(sorted({c.version for c in caps}))
         self.method = method
+        log.info(
+            "streaming writer ready on %s (%s): %s, guard %s", self.settings.redacted_url, self.server_version,
+            method, "on" if self.guard else "off", extra={"view": self.view.name},
+        )  # fmt: skip
 
     def _load_function(self, node: str) -> None:
         """``FUNCTION LOAD REPLACE`` the guard on one primary (idempotent)."""

@@ -28,6 +28,7 @@ raised; the caller decides (``featurestore materialize`` fails the run).  See do
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -76,6 +77,8 @@ __all__ = [
     "preflight",
     "write_view",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PIPELINE_ROWS = 1000
 DEFAULT_IN_FLIGHT = 4  # pipelines per task sent before the oldest one's replies are read
@@ -742,6 +745,10 @@ def write_view(
         seconds=seconds,
         failures=tuple(failures),
     )
+    log.info(
+        "wrote %d of %d rows (%d entities, %d failed, %d retries) to %s in %.1fs", stats.written, stats.rows,
+        stats.entities, stats.failed, stats.retries, settings.redacted_url, seconds, extra={"view": chosen.name},
+    )  # fmt: skip
     fatal = [r["fatal"] for r in records if r["fatal"]]
     if fatal:
         raise WriteError(

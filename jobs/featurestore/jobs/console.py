@@ -1,0 +1,424 @@
+"""The command line's own output: exit codes, logging set-up, progress, and each run's log file.
+
+The one module under ``featurestore.jobs`` that writes to the terminal.  Library code logs
+through :mod:`logging` (loggers named after their module, ``featurestore.<package>.<module>``;
+the view, ``ds`` and run id as structured fields: ``log.info(..., extra={"view": ...})``) and
+never prints; a command's ``run(args)`` reports its result with :func:`echo` and its steps
+with :class:`Steps`.
+
+* **stdout** carries the results (a summary, a URL, a table): what a script may parse.
+* **stderr** carries the progress bar (tqdm, only on a terminal), log records (WARNING and
+  up by default; ``-v`` INFO, ``-vv`` DEBUG, ``-q`` errors only) and error messages.
+* A command that starts Spark writes the JVM's output (Ivy, log4j, Python workers) and
+  every ``featurestore`` log record to a log file under ``$FEATURESTORE_HOME/logs``; its
+  path is shown first, and its last lines when the command fails.
+
+Every text that leaves through here is redacted (:func:`~featurestore.readers.settings.redact_text`):
+a password in a URL never reaches the terminal or the log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+from featurestore.jobs.config import featurestore_home
+from featurestore.readers.errors import (
+    ConfigurationError,
+    DefinitionError,
+    FeatureNotFoundError,
+    FeatureStoreError,
+    ValidationFailed,
+)
+from featurestore.readers.settings import redact_text
+
+LOGGER_NAME = "featurestore"
+FIELDS = ("view", "ds", "run_id")  # the structured fields of the project's log records
+KEEP_LOG_FILES = 20
+TAIL_LINES = 20
+
+
+class ExitCode(IntEnum):
+    """The exit status of every ``featurestore`` command (and ``materialize_job.py``)."""
+
+    OK = 0
+    FAILED = 1  # a runtime failure
+    USAGE = 2  # argparse's own code for bad arguments; also bad settings
+    VALIDATION = 3  # the data was refused before anything was written
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success
+  1    runtime failure: Redis unreachable or refusing, a Spark or Delta error, rows not
+       written, a failed post-load check
+  2    usage error: bad arguments, a malformed Redis URL, an unknown view, a catalogue or
+       setting that does not load
+  3    validation refused the data (row checks, the Great Expectations suite, the collapse
+       guard): nothing was written, the previous values keep serving
+  130  interrupted (Ctrl-C)"""
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit code of a command that ended with ``error``."""
+    if isinstance(error, ValidationFailed):
+        return ExitCode.VALIDATION
+    if isinstance(error, (ConfigurationError, DefinitionError, FeatureNotFoundError)):
+        return ExitCode.USAGE
+    if isinstance(error, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    return ExitCode.FAILED
+
+
+# --- logging ---------------------------------------------------------------------------------
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter that appends the structured fields (``[view=... ds=... run_id=...]``) and
+    masks every password in the result (message, arguments, fields and traceback alike)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = " ".join(f"{name}={getattr(record, name)}" for name in FIELDS if getattr(record, name, None))
+        if fields:
+            first, newline, rest = text.partition("\n")
+            text = f"{first} [{fields}]{newline}{rest}"
+        return redact_text(text)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log records to stderr, written around the progress bar (never through it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write(self.format(record), sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+_OUR_HANDLER = "_featurestore_cli"
+
+
+class _State:
+    """The process's output settings (one terminal per process)."""
+
+    quiet: bool = False
+    bar: Any = None  # the active tqdm bar, if any
+    lock = threading.RLock()
+
+
+def verbosity_level(verbose: int, quiet: int) -> int:
+    """The console's logging level: WARNING; ``-v`` INFO; ``-vv`` DEBUG; ``-q`` ERROR."""
+    if quiet:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+
+
+def configure_logging(verbose: int = 0, quiet: int = 0, log_file: Path | None = None) -> None:
+    """Route the ``featurestore`` loggers: to stderr at the verbosity's level, and everything
+    from DEBUG up to ``log_file`` (if any).  Calling it again replaces what it set before."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in [h for h in logger.handlers if getattr(h, _OUR_HANDLER, False)]:
+        logger.removeHandler(handler)
+        handler.close()
+    _State.quiet = bool(quiet)
+    console = _ConsoleHandler(verbosity_level(verbose, quiet))
+    console.setFormatter(RedactingFormatter("featurestore: %(levelname)s: %(message)s"))
+    handlers: list[logging.Handler] = [console]
+    if log_file is not None:
+        to_file = _LogFileHandler(log_file)
+        to_file.setLevel(logging.DEBUG)
+        to_file.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers.append(to_file)
+    for handler in handlers:
+        setattr(handler, _OUR_HANDLER, True)
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    # py4j logs every callback and its shutdown at INFO/DEBUG: only its problems are news
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+# --- the run's log file ----------------------------------------------------------------------
+
+
+def new_log_file(command: str, environ: dict[str, str] | None = None) -> Path:
+    """The log file of one run of ``command``, ``$FEATURESTORE_HOME/logs/<command>-<time>-<pid>.log``.
+
+    Nothing is created yet: the file appears with its first line (the JVM's launch or a log
+    record), see :func:`prepare_log_file`.
+    """
+    folder = featurestore_home(environ) / "logs"
+    return folder / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+
+
+def prepare_log_file(path: Path) -> None:
+    """Create the folder of ``path`` and keep only the newest :data:`KEEP_LOG_FILES` logs in it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return
+    old = sorted(path.parent.glob("*.log"), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - KEEP_LOG_FILES + 1)]:
+        stale.unlink(missing_ok=True)
+    path.touch()
+
+
+class _LogFileHandler(logging.FileHandler):
+    """A file handler that opens (and creates) its file with its first record only."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.path = path
+
+    def _open(self) -> Any:
+        prepare_log_file(self.path)
+        return super()._open()
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` non-empty lines of a log file, redacted."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return [redact_text(line) for line in kept[-lines:]]
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _write(text: str, stream: TextIO) -> None:
+    with _State.lock:
+        bar = _State.bar
+        if bar is not None:
+            from tqdm import tqdm  # type: ignore[import-untyped]
+
+            tqdm.write(text, file=stream)
+        else:
+            print(text, file=stream, flush=True)
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """A result line on stdout (``err=True``: stderr), redacted, around the progress bar."""
+    _write(redact_text(text), sys.stderr if err else sys.stdout)
+
+
+def note(text: str) -> None:
+    """Information on stderr (where the log is, what was started), hidden by ``-q``."""
+    if not _State.quiet:
+        _write(redact_text(text), sys.stderr)
+
+
+class _StepDetail(logging.Handler):
+    """Shows the latest INFO record of the ``featurestore`` loggers as the bar's detail."""
+
+    def __init__(self, steps: Steps) -> None:
+        super().__init__(logging.INFO)
+        self.steps = steps
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.steps.detail(record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+def _width(stream: TextIO) -> dict[str, Any]:
+    """Follow the terminal's width, or a fixed one where the terminal reports none (0 columns:
+    a pty without a size, e.g. under ``script``), which would otherwise hide the bar."""
+    try:
+        if os.get_terminal_size(stream.fileno()).columns > 0:
+            return {"dynamic_ncols": True}
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+    return {"ncols": shutil.get_terminal_size((100, 24)).columns}
+
+
+class Steps:
+    """Progress over a command's steps: one tqdm bar on stderr, shown only on a terminal.
+
+    ``with steps.step("materialize user_profile"): ...`` names the running step; while it
+    runs, the bar's clock keeps ticking and the latest INFO record of the project's loggers
+    (e.g. ``validate: the GX suite``) shows as its detail.  Results go through :func:`echo`,
+    which prints them above the bar.  Off the terminal (a pipe, CI, a test) and with ``-q``,
+    there is no bar at all: only the results.
+    """
+
+    def __init__(self, total: int, label: str, *, stream: TextIO | None = None, refresh_seconds: float = 0.5) -> None:
+        self.total = total
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.refresh_seconds = refresh_seconds
+        self.bar: Any = None
+        self._current = ""
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._detail_handler = _StepDetail(self)
+
+    @property
+    def shown(self) -> bool:
+        return self.bar is not None
+
+    def __enter__(self) -> Steps:
+        interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        if interactive and not _State.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.total, desc=self.label, file=self.stream, leave=False, **_width(self.stream),
+                bar_format="{l_bar}{bar:12}| {n_fmt}/{total_fmt} [{elapsed}]{postfix}",
+            )  # fmt: skip
+            with _State.lock:
+                _State.bar = self.bar
+            logging.getLogger(LOGGER_NAME).addHandler(self._detail_handler)
+            self._ticker = threading.Thread(target=self._tick, name="featurestore-progress", daemon=True)
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        logging.getLogger(LOGGER_NAME).removeHandler(self._detail_handler)
+        if self.bar is not None:
+            with _State.lock:
+                self.bar.close()
+                _State.bar = None
+            self.bar = None
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            with _State.lock:
+                if self.bar is not None:
+                    self.bar.refresh()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """One step: named on the bar while it runs, counted when it ends (even by an error)."""
+        self._current = name
+        self._show(name)
+        try:
+            yield
+        finally:
+            if self.bar is not None:
+                with _State.lock:
+                    self.bar.update(1)
+
+    def skip(self) -> None:
+        """Count a step that does not apply (the bar's total stays right)."""
+        if self.bar is not None:
+            with _State.lock:
+                self.bar.update(1)
+
+    def detail(self, text: str) -> None:
+        """What the running step is doing now (shown after its name)."""
+        first = redact_text(text).splitlines()[0] if text else ""
+        self._show(f"{self._current}: {first[:80]}" if first else self._current)
+
+    def _show(self, text: str) -> None:
+        if self.bar is not None:
+            with _State.lock:
+                self.bar.set_postfix_str(text, refresh=True)
+
+
+# --- running a command -----------------------------------------------------------------------
+
+
+def add_verbosity_options(parser: argparse.ArgumentParser, default: object = 0) -> None:
+    """``-v``/``-q`` (counted).  ``default=argparse.SUPPRESS`` on a sub-command's parser keeps
+    the value given before the command when none is given after it."""
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default,
+        help="show the project's log records on stderr: -v INFO, -vv DEBUG (default: warnings and errors)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="count", default=default, help="no progress and no notes: results and errors only"
+    )
+
+
+def run_command(
+    command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, starts_spark: bool
+) -> int:
+    """Run a parsed command with the CLI's conventions and return its exit code.
+
+    Logging per ``-v``/``-q``; for a command that starts Spark, a fresh log file receiving
+    the JVM's output and every log record (its path shown first, its tail on a runtime
+    failure); a :class:`FeatureStoreError` becomes one redacted line and its exit code
+    (:func:`exit_code_for`); any other error one line too, its traceback in the log file
+    (or on the terminal with ``-v`` when there is none).
+    """
+    from featurestore.jobs.spark import send_jvm_output_to
+
+    verbose, quiet = getattr(args, "verbose", 0) or 0, getattr(args, "quiet", 0) or 0
+    log_file = new_log_file(command) if starts_spark else None
+    configure_logging(verbose, quiet, log_file)
+    if log_file is not None:
+
+        def announce(path: Path) -> None:
+            prepare_log_file(path)
+            note(f"featurestore {command}: Spark and JVM output go to {path}")
+
+        send_jvm_output_to(log_file, announce)
+    code: int
+    try:
+        code = int(run(args))
+    except KeyboardInterrupt:
+        echo(f"featurestore {command}: interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except FeatureStoreError as exc:
+        echo(f"featurestore {command}: error: {exc}", err=True)
+        code = exit_code_for(exc)
+    except Exception as exc:  # Spark, Delta, redis-py ...: one line here, the traceback in the log
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        logging.getLogger(__name__).debug("featurestore %s failed", command, exc_info=True)
+        echo(f"featurestore {command}: error: {type(exc).__name__}: {first_line}", err=True)
+        if log_file is None:
+            if verbose:
+                raise
+            echo("(run with -v for the traceback)", err=True)
+        code = ExitCode.FAILED
+    finally:
+        if log_file is not None:
+            send_jvm_output_to(None)
+    if code == ExitCode.FAILED and log_file is not None:
+        lines = tail(log_file)
+        if lines:
+            echo(f"last lines of {log_file}:", err=True)
+            for line in lines:
+                echo(f"  {line}", err=True)
+    return code
+
+
+def command_main(
+    command: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
+    *,
+    description: str | None = None,
+    starts_spark: bool = False,
+) -> int:
+    """The ``main(argv)`` of a command module run as ``python -m ...``: same as ``featurestore <command>``."""
+    parser = argparse.ArgumentParser(
+        prog=f"featurestore {command}", description=description, epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add_verbosity_options(parser)
+    add_arguments(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    return run_command(command, run, args, starts_spark=starts_spark)
