@@ -59,7 +59,7 @@ from featurestore.readers.definitions import load_catalog
 
 __all__ = ["MaterializeOperator", "build_dag", "post_load_check"]
 
-log = logging.getLogger("featurestore.airflow")
+log = logging.getLogger(__name__)
 
 
 def default_job_file() -> str:
