@@ -88,3 +88,53 @@ def test_only_the_wire_touches_sockets() -> None:
                 if needle in text:
                     offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert offenders == []
+
+
+def _module_name(path: Path) -> str:
+    for root in ROOTS.values():
+        if path.is_relative_to(root):
+            parts = path.relative_to(root).with_suffix("").parts
+            return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    raise AssertionError(path)
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """Module-level imports only (imports inside functions are deliberate, lazy edges)."""
+    graph: dict[str, set[str]] = {}
+    for root in ROOTS.values():
+        for path in root.rglob("*.py"):
+            name = _module_name(path)
+            package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+            edges: set[str] = set()
+            for node in ast.parse(path.read_text()).body:  # top level only
+                if isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:
+                        anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                        base = f"{anchor}.{base}" if base else anchor
+                    edges.add(base)
+                    edges.update(f"{base}.{alias.name}" for alias in node.names)
+                elif isinstance(node, ast.Import):
+                    edges.update(alias.name for alias in node.names)
+            graph[name] = {e for e in edges if e.startswith("featurestore.")}
+    for name in graph:
+        graph[name] = {e for e in graph[name] if e in graph and e != name}
+    # a package's __init__ importing its own submodules is not a cycle worth reporting
+    seen: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        seen[node] = 1
+        for nxt in sorted(graph[node]):
+            if nxt.startswith(node + "."):
+                continue
+            if seen.get(nxt) == 1:
+                cycle = [*stack[stack.index(nxt) :], nxt] if nxt in stack else [node, nxt]
+                if not all(b.startswith(a + ".") or a.startswith(b + ".") for a, b in zip(cycle, cycle[1:])):
+                    raise AssertionError("import cycle: " + " -> ".join(cycle))
+            elif nxt not in seen:
+                visit(nxt, [*stack, nxt])
+        seen[node] = 2
+
+    for name in sorted(graph):
+        if name not in seen:
+            visit(name, [name])
