@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import itertools
 import tomllib
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def test_no_import_cycles_between_modules() -> None:
                 continue
             if seen.get(nxt) == 1:
                 cycle = [*stack[stack.index(nxt) :], nxt] if nxt in stack else [node, nxt]
-                if not all(b.startswith(a + ".") or a.startswith(b + ".") for a, b in zip(cycle, cycle[1:])):
+                if not all(b.startswith(a + ".") or a.startswith(b + ".") for a, b in itertools.pairwise(cycle)):
                     raise AssertionError("import cycle: " + " -> ".join(cycle))
             elif nxt not in seen:
                 visit(nxt, [*stack, nxt])
