@@ -346,11 +346,14 @@ class Wire:
             raise
         pool.release(conn)
         if simple:
+            if len(units) == len(replies):  # every unit, in order (a standalone server): one C-level copy
+                replies[:] = flat
+            else:
+                for position, reply in enumerate(flat):
+                    replies[units[position]] = reply
             errors = []
-            for position, reply in enumerate(flat):
-                replies[units[position]] = reply
-                if reply.__class__ is hiredis.ReplyError:
-                    errors.append((position, str(reply)))
+            if hiredis.ReplyError in map(type, flat):  # scanned in C; error replies are rare
+                errors = [(p, str(r)) for p, r in enumerate(flat) if r.__class__ is hiredis.ReplyError]
         else:
             _, errors = self._distribute(batch, flat, counts, replies, on_reply)
         if errors:
