@@ -19,7 +19,7 @@ from .connection import WireSSLConnection, connection_options
 from .engine import Batch, RefusedReply, RoundTrip
 from .resp import ASKING, encode, error_message
 from .retry import Clock, Deadline, RetryPolicy
-from .sync import _STANDALONE, _refused, give_up_error, refused_error, timeout_error
+from .sync import _STANDALONE, give_up_error, is_refused, refused_error, timeout_error
 from .topology import Router, SlotMap, key_slot
 
 OnReply = Callable[[int, Any], object]
@@ -189,7 +189,7 @@ class AsyncWire:
         try:
             conn = await pool.get_connection()
         except (OSError, redis.RedisError) as exc:
-            if _refused(exc):
+            if is_refused(exc):
                 raise refused_error(self.settings, str(exc), batch.node) from None
             trip.lost(batch, exc)
             return

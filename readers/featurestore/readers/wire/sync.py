@@ -303,7 +303,7 @@ class Wire:
             if conn is not None:
                 conn.disconnect()
                 pool.release(conn)
-            if _refused(exc):
+            if is_refused(exc):
                 raise self.refused(str(exc), batch.node) from None
             trip.lost(batch, exc)
             return None, None, 0
@@ -464,15 +464,9 @@ def give_up_error(settings: ConnectionSettings, trip: RoundTrip, count: int) -> 
     return translate_error(error, settings, what)
 
 
-def _refused(exc: BaseException) -> bool:
+def is_refused(exc: BaseException) -> bool:
     """redis-py's handshake raised an error no retry fixes (wrong password, ACL)."""
     return isinstance(exc, (redis.AuthenticationError, redis.exceptions.NoPermissionError))
-
-
-def is_refused(exc: BaseException) -> bool:
-    """Opening a connection failed for good: a wrong password or a missing ACL permission
-    (for drivers of their own connections, e.g. the batch writer's pipelining links)."""
-    return _refused(exc)
 
 
 def translate_error(exc: BaseException | str | None, settings: ConnectionSettings, what: str) -> Exception:
