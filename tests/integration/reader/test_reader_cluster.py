@@ -13,6 +13,7 @@ from redis.crc import key_slot
 from featurestore.jobs.dev import local_redis
 from featurestore.readers import FeatureReader, FeatureStoreConnectionError
 from tests.helpers.reader import client_for, scores, test_catalog, write_view
+from tests.helpers.servers import cluster_to_hurt
 
 pytestmark = pytest.mark.cluster
 IDS = list(range(1, 301))
@@ -84,7 +85,7 @@ def test_reads_follow_a_slot_that_moves(redis_cluster, cluster_url: str) -> None
 
 @pytest.mark.slow
 def test_reads_keep_working_when_a_master_fails_over(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    server = local_redis.start(tmp_path / "failover", cluster=True)  # its own cluster: this one gets hurt
+    server = cluster_to_hurt(tmp_path / "failover")  # its own cluster: this one gets hurt
     try:
         client = client_for(server.url)
         write_view(client, test_catalog, scores, rows(IDS))

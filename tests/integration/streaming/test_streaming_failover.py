@@ -23,6 +23,7 @@ from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers import FeatureReader, FeatureStatus, codec
 from featurestore.readers.example_catalog import catalog, user_realtime
 from featurestore.readers.wire import WRITER_RETRY_SECONDS
+from tests.helpers.servers import cluster_to_hurt
 from tests.helpers.streaming import now_ms
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -49,7 +50,7 @@ def wait_until_replicated(server: local_redis.LocalRedis, master: Any) -> int:
 
 
 def test_write_many_rides_through_a_master_failover(tmp_path: Path) -> None:
-    server = local_redis.start(tmp_path / "failover", cluster=True)  # its own cluster: this one gets hurt
+    server = cluster_to_hurt(tmp_path / "failover")  # its own cluster: this one gets hurt
     try:
         # not the URL's seed node (ports[0]); pids follow ports
         victim_port, victim_pid = server.ports[1], server.pids[1]
@@ -86,7 +87,7 @@ def test_write_many_rides_through_a_master_failover(tmp_path: Path) -> None:
         assert promoted.hget(codec.entity_key(user_realtime.entity, after_kill[-1]), "last_amount") is not None
 
         with FeatureReader.connect(server.url, catalog=catalog) as reader:
-            vectors = reader.get_many(ids, FEATURES)
+            vectors = reader.get_many(ids, FEATURES, timeout=30)  # 20,000 entities: correctness, not latency
         wrong = [
             i
             for i, vector in zip(ids, vectors)

@@ -22,6 +22,7 @@ from featurestore.jobs.dev import local_redis
 from featurestore.jobs.write.partition_writer import BatchWriteStats, write_view
 from featurestore.readers import codec
 from featurestore.readers.errors import WriteError
+from tests.helpers.servers import cluster_to_hurt
 from tests.helpers.writer import edge, expected_n, frame, range_frame, writer_catalog
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_redis.LocalRedis]:
     workdir: Path = tmp_path_factory.mktemp("writer-failover-cluster")
-    server = local_redis.start(workdir, cluster=True)
+    server = cluster_to_hurt(workdir)
     try:
         yield server
     finally:

@@ -152,7 +152,9 @@ def _free_ports(host: str, count: int, cluster: bool) -> list[int]:
     raise LocalRedisError(f"no {count} free consecutive ports found on {host}")
 
 
-def _server_config(node_dir: Path, host: str, port: int, cluster: bool, password: str | None) -> list[str]:
+def _server_config(
+    node_dir: Path, host: str, port: int, cluster: bool, password: str | None, node_timeout_ms: int
+) -> list[str]:
     args = [
         "--port", str(port), "--bind", host, "--dir", str(node_dir),
         "--daemonize", "yes", "--pidfile", str(node_dir / "server.pid"),
@@ -162,7 +164,7 @@ def _server_config(node_dir: Path, host: str, port: int, cluster: bool, password
     if cluster:
         args += [
             "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
-            "--cluster-node-timeout", "5000", "--cluster-require-full-coverage", "no",
+            "--cluster-node-timeout", str(node_timeout_ms), "--cluster-require-full-coverage", "no",
         ]  # fmt: skip
     if password:
         args += ["--requirepass", password, "--masterauth", password]
@@ -191,6 +193,7 @@ def start(
     password: str | None = None,
     port: int | None = None,
     extra_args: list[str] | None = None,
+    cluster_node_timeout_ms: int = 5000,
 ) -> LocalRedis:
     """Start a standalone server, or a 3-master + 3-replica cluster, as daemons in ``workdir``.
 
@@ -198,7 +201,9 @@ def start(
     every replica is attached).  Stop it with :func:`stop` or ``LocalRedis.stop()``.
     ``workdir`` defaults to :func:`default_workdir`; ``port`` (the first of six in a
     cluster) to free ports.  ``extra_args`` go to every server's command line (e.g.
-    ``--tls-port``).
+    ``--tls-port``).  ``cluster_node_timeout_ms``: how long a cluster node may be silent before it
+    counts as failing and its replica takes over (Redis's own default is 15 s; tests that kill
+    a master pass less, so the failover happens sooner).
     """
     binary = server_binary(engine)
     root = _root(workdir)
@@ -225,10 +230,8 @@ def start(
     for p in ports:
         node_dir = root / str(p)
         node_dir.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [binary, *_server_config(node_dir, host, p, cluster, password), *(extra_args or [])],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+        config = _server_config(node_dir, host, p, cluster, password, cluster_node_timeout_ms)
+        result = subprocess.run([binary, *config, *(extra_args or [])], capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise LocalRedisError(f"{engine} server on port {p} did not start: {result.stderr or result.stdout}")
     for p in ports:
