@@ -187,12 +187,16 @@ def test_registry_entry() -> None:
     view = load_catalog().view("merchant_risk")
     entry = codec.registry_entry(view, published_at_ms=1700000000000, run_id="r1")
     assert entry == (
-        b'{"entity":"merchant","features":[{"dtype":"int64","name":"merchant_txn_count_30d"},'
-        b'{"dtype":"float32","name":"merchant_fraud_rate_30d"},{"dtype":"float32","name":"merchant_amount_mean_30d"},'
-        b'{"dtype":"int64","name":"merchant_distinct_users_30d"},{"dtype":"string","name":"merchant_category"}],'
+        b'{"entity":"merchant","features":['
+        b'{"default":0,"dtype":"int64","name":"merchant_txn_count_30d","ttl":172800},'
+        b'{"default":null,"dtype":"float32","name":"merchant_fraud_rate_30d","ttl":172800},'
+        b'{"default":null,"dtype":"float32","name":"merchant_amount_mean_30d","ttl":172800},'
+        b'{"default":0,"dtype":"int64","name":"merchant_distinct_users_30d","ttl":172800},'
+        b'{"default":"unknown","dtype":"string","name":"merchant_category","ttl":172800}],'
         b'"fingerprint":"' + codec.fingerprint(view).encode() + b'","format_version":1,"id_dtype":"string",'
-        b'"kind":"batch","packed":false,"published_at_ms":1700000000000,"run_id":"r1","ttl":172800,'
-        b'"view":"merchant_risk"}'
+        b'"key":"fs:merchant:{<id>}","kind":"batch","max_age":172800,"packed":false,"packed_features":[],'
+        b'"packed_field":null,"published_at_ms":1700000000000,"run_id":"r1","ts_field":"_ts:merchant_risk",'
+        b'"ttl":172800,"view":"merchant_risk"}'
     )
     assert json.loads(entry)["fingerprint"] == codec.fingerprint(view)
     assert codec.fingerprint(view) == "d01094917600206017e0c78627f5dbea562bfede1fe88d1404748f0424b7527c"

@@ -279,12 +279,46 @@ def fingerprint(view: FeatureView) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def registry_entry(view: FeatureView, published_at_ms: int, run_id: str = "") -> bytes:
-    """The value of the view's field in the ``fs:registry`` hash."""
-    entry = {
-        **view_spec(view),
-        "fingerprint": fingerprint(view),
+def json_value(value: Any) -> Any:
+    """A default or decoded value as JSON: vectors as lists; a non-finite float as ``"inf"``,
+    ``"-inf"`` or ``"nan"`` (JSON has no such numbers)."""
+    if isinstance(value, tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+def view_contract(view: FeatureView) -> dict[str, Any]:
+    """Everything a reader in any language needs to apply the read rules to ``view``.
+
+    :func:`view_spec` (what decides decoding: fingerprinted), plus the key and field names,
+    each feature's default and lifetime, the view's TTL and ``max_age``, and the order of the
+    features in a packed field.  Published in the registry and by ``featurestore catalog
+    export``; docs/storage-format.md explains each rule.
+    """
+    spec = view_spec(view)
+    features = [
+        {**described, "default": json_value(feature.default), "ttl": view.feature_ttl(feature)}
+        for described, feature in zip(spec["features"], view.features, strict=True)
+    ]
+    return {
+        **spec,
+        "features": features,
+        "key": f"{KEY_PREFIX.decode()}{view.entity.name}:{{<id>}}",
+        "ts_field": ts_field(view).decode(),
+        "packed_field": packed_field(view).decode() if view.packed else None,
+        "packed_features": [f.name for f in view.packed_features],
         "ttl": view.ttl_seconds,
+        "max_age": view.max_age_seconds,
+    }
+
+
+def registry_entry(view: FeatureView, published_at_ms: int, run_id: str = "") -> bytes:
+    """The value of the view's field in the ``fs:registry`` hash: its contract, fingerprinted."""
+    entry = {
+        **view_contract(view),
+        "fingerprint": fingerprint(view),
         "published_at_ms": int(published_at_ms),
         "run_id": run_id,
     }
