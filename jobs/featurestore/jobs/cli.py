@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "runs": ("featurestore.jobs.batch.run_records", "list recent materialization runs", False),
     "stream": ("featurestore.jobs.dev.streaming_demo", "run the streaming demo job", True),
     "check": ("featurestore.jobs.ops.post_load_check", "check a view's freshness after a load", False),
+    "status": (
+        "featurestore.jobs.ops.status",
+        "every view's freshness and last runs; exit 1 if any is stale or failing",
+        False,
+    ),
     "catalog": ("featurestore.jobs.ops.catalog_command", "export the views' contract or conformance vectors", False),
 }
 

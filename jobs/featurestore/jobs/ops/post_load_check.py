@@ -231,7 +231,7 @@ def parse_entity_id(entity: Entity, key: bytes) -> object:
     return int(raw) if entity.id_dtype == "int64" else raw.decode()
 
 
-def _entity_keys(client: Any, entity: Entity, limit: int) -> Iterator[bytes]:
+def entity_keys(client: Any, entity: Entity, limit: int) -> Iterator[bytes]:
     """Up to ``limit`` keys of the entity, in SCAN order (all primaries of a Cluster)."""
     pattern = codec.key_prefix(entity) + b"*"
     for n, key in enumerate(client.scan_iter(match=pattern, count=_SCAN_COUNT)):
@@ -263,7 +263,7 @@ def collect_sample(reader: FeatureReader, client: Any, view: FeatureView, sample
                 if status is FeatureStatus.MISSING:
                     missing[feature] += 1
 
-    for key in _entity_keys(client, view.entity, limit):
+    for key in entity_keys(client, view.entity, limit):
         scanned += 1
         batch.append(parse_entity_id(view.entity, key))
         if len(batch) >= _READ_BATCH:

@@ -1,0 +1,231 @@
+"""``featurestore status`` — one screen for every view of the catalogue, and a health check.
+
+For each view: the last successful run and its age against the view's ``max_age``, the last
+failed run and why, the entities written, a sample of the entity keys (how many carry the
+view, their memory per entity with ``MEMORY USAGE``, the newest ``_ts`` — for a streaming
+view, how long ago its last event was written), and a verdict:
+
+==================== =================================================================
+``fresh``            the newest values are younger than half the view's ``max_age``
+``ageing``           older than half of ``max_age`` (a nightly run was probably missed)
+``stale``            older than ``max_age``: the reader serves defaults, status *stale*
+``never materialized`` no run recorded and no value found
+``failing``          the view's newest run failed (validation or runtime)
+==================== =================================================================
+
+The exit code is 1 when any view is ``stale`` or ``failing`` (0 otherwise), so the command
+doubles as a health check (cron, a Kubernetes probe, the Airflow DAG).  Works against a
+standalone server and a Cluster (the sample scans every primary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from featurestore.jobs.batch.run_records import RunRecord, connect, list_runs
+from featurestore.jobs.config import REDIS_URL_ENV_VAR
+from featurestore.jobs.ops.post_load_check import entity_keys
+from featurestore.readers import codec
+from featurestore.readers.definitions import Catalog, Entity, FeatureView, load_catalog
+from featurestore.readers.errors import FeatureStoreConnectionError, FeatureStoreError
+from featurestore.readers.settings import redact_text
+
+FRESH, AGEING, STALE, NEVER, FAILING = "fresh", "ageing", "stale", "never materialized", "failing"
+UNHEALTHY = frozenset({STALE, FAILING})
+DEFAULT_SAMPLE = 200
+_MEMORY_SAMPLE = 50  # MEMORY USAGE is O(fields) per key: a smaller sample is enough for a mean
+_RUNS_SCANNED = 500  # the newest run records looked at for the last success / failure
+
+
+@dataclass(frozen=True)
+class EntitySample:
+    """What a scan of one entity's keys found: per view, the ``_ts`` of each key carrying it."""
+
+    keys: int
+    stamps_ms: dict[str, list[int]]
+    memory_per_entity: float | None
+
+
+@dataclass(frozen=True)
+class ViewStatus:
+    """The status of one view (``to_dict`` is the ``--json`` form)."""
+
+    view: str
+    kind: str
+    verdict: str
+    age_seconds: float | None  # of the newest values known (last successful run, or newest sampled _ts)
+    max_age_seconds: int
+    ttl_seconds: int | None
+    last_success_run: str | None
+    last_success_at: str | None
+    last_failure_run: str | None
+    last_failure_at: str | None
+    last_failure_reason: str | None
+    entities_written: int | None
+    keys_sampled: int
+    keys_with_view: int
+    memory_per_entity_bytes: float | None
+    newest_write_age_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verdict(age_seconds: float | None, max_age_seconds: int, failing: bool) -> str:
+    """The verdict for a view whose newest values are ``age_seconds`` old (None: none known)."""
+    if failing:
+        return FAILING
+    if age_seconds is None:
+        return NEVER
+    if age_seconds > max_age_seconds:
+        return STALE
+    if age_seconds > max_age_seconds / 2:
+        return AGEING
+    return FRESH
+
+
+def _epoch_ms(iso: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(iso).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def view_status(view: FeatureView, runs: Sequence[RunRecord], sample: EntitySample, now_ms: int) -> ViewStatus:
+    """Pure: the status of ``view`` from its run records (newest first) and a key sample."""
+    mine = [r for r in runs if r.view == view.name]
+    success = next((r for r in mine if r.status == "succeeded"), None)
+    failure = next((r for r in mine if r.status != "succeeded"), None)
+    failing = bool(mine) and mine[0].status != "succeeded"
+    candidates = [ts for ts in sample.stamps_ms.get(view.name, [])]
+    if success is not None and (finished := _epoch_ms(success.finished_at)) is not None:
+        candidates.append(finished)
+    newest = max(candidates, default=None)
+    stamps = sample.stamps_ms.get(view.name, [])
+    reason = None
+    if failure is not None:
+        reason = "; ".join(failure.failures) or failure.error or failure.status
+    return ViewStatus(
+        view=view.name,
+        kind=str(view.kind),
+        verdict=verdict(None if newest is None else max(0, now_ms - newest) / 1000, view.max_age_seconds, failing),
+        age_seconds=None if newest is None else round(max(0, now_ms - newest) / 1000, 1),
+        max_age_seconds=view.max_age_seconds,
+        ttl_seconds=view.ttl_seconds,
+        last_success_run=success.run_id if success else None,
+        last_success_at=success.finished_at if success else None,
+        last_failure_run=failure.run_id if failure else None,
+        last_failure_at=failure.finished_at if failure else None,
+        last_failure_reason=reason,
+        entities_written=success.entities_written if success else None,
+        keys_sampled=sample.keys,
+        keys_with_view=len(stamps),
+        memory_per_entity_bytes=sample.memory_per_entity,
+        newest_write_age_seconds=None if not stamps else round(max(0, now_ms - max(stamps)) / 1000, 1),
+    )
+
+
+def sample_entity(client: Any, entity: Entity, views: Sequence[FeatureView], size: int) -> EntitySample:
+    """Scan up to ``size`` keys of ``entity``: each view's ``_ts`` and the memory of a few keys."""
+    stamps: dict[str, list[int]] = {v.name: [] for v in views}
+    fields = [codec.ts_field(v) for v in views]
+    memory: list[int] = []
+    keys = 0
+    for key in entity_keys(client, entity, size):
+        keys += 1
+        for view, raw in zip(views, client.hmget(key, fields)):
+            if raw is not None:
+                stamps[view.name].append(int(raw))
+        if len(memory) < _MEMORY_SAMPLE:
+            used = client.memory_usage(key)
+            if used is not None:
+                memory.append(int(used))
+    return EntitySample(keys, stamps, sum(memory) / len(memory) if memory else None)
+
+
+def collect(client: Any, catalog: Catalog, sample_size: int, now_ms: int) -> list[ViewStatus]:
+    """Every view's status, read from ``client`` (run records, then one key sample per entity)."""
+    runs = list_runs(client, limit=_RUNS_SCANNED)
+    samples = {
+        name: sample_entity(client, catalog.entity(name), catalog.views_of(name), sample_size)
+        for name in dict.fromkeys(v.entity.name for v in catalog.views)
+    }
+    return [view_status(v, runs, samples[v.entity.name], now_ms) for v in catalog.views]
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def format_table(statuses: Sequence[ViewStatus]) -> str:
+    """The statuses as an aligned text table, then one line per failing view's reason."""
+    header = ("view", "kind", "verdict", "age", "max_age", "last success", "entities", "keys", "B/entity", "last write")
+    rows = [header]
+    for s in statuses:
+        rows.append(
+            (
+                s.view,
+                s.kind,
+                s.verdict,
+                _age(s.age_seconds),
+                _age(s.max_age_seconds),
+                (s.last_success_at or "-")[:19],
+                "-" if s.entities_written is None else f"{s.entities_written:,}",
+                f"{s.keys_with_view}/{s.keys_sampled}",
+                "-" if s.memory_per_entity_bytes is None else f"{s.memory_per_entity_bytes:.0f}",
+                _age(s.newest_write_age_seconds),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    for s in statuses:
+        if s.last_failure_reason and s.verdict == FAILING:
+            reason = s.last_failure_reason
+            reason = reason if len(reason) <= 300 else reason[:297] + "..."
+            lines.append(f"  {s.view}: run {s.last_failure_run} failed: {reason}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=None, help=f"the store (default: ${REDIS_URL_ENV_VAR})")
+    parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
+    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help="keys sampled per entity (default 200)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per view instead of the table")
+
+
+def run(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
+    catalog = load_catalog(args.catalog)
+    client = connect(args.redis_url)
+    try:
+        statuses = collect(client, catalog, max(args.sample, 0), int(clock() * 1000))
+    except FeatureStoreError:
+        raise
+    except Exception as exc:  # redis-py errors: say where, without the password
+        raise FeatureStoreConnectionError(f"reading the store's status: {redact_text(str(exc))}") from None
+    finally:
+        client.close()
+    from featurestore.jobs.console import echo
+
+    if args.json:
+        for status in statuses:
+            echo(json.dumps(status.to_dict(), sort_keys=True))
+    else:
+        echo(format_table(statuses))
+    return 1 if any(s.verdict in UNHEALTHY for s in statuses) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from featurestore.jobs import console
+
+    return console.command_main("status", add_arguments, run, argv, description=__doc__)
