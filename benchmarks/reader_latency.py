@@ -7,6 +7,7 @@ Scenarios (each in its own process, so one's garbage never lands in another's ti
   reader get     ``FeatureReader.get(id, 20 features)``: typed values + statuses + ages
   raw many N     redis-py ``pipeline(transaction=False)`` of N HMGETs, bytes back
   reader many N  ``FeatureReader.get_many(N ids, 20 features)``
+  metrics many 100  the same with ``metrics=ReaderMetrics()`` (the [metrics] extra): its overhead
 Prints p50 / p99 / p99.9 in microseconds and the reader/raw ratios.  Not a test.
 """
 
@@ -33,6 +34,7 @@ SCENARIOS = {
     "reader_get": ("reader", 1, 20000),
     "raw_many_100": ("raw", 100, 3000),
     "reader_many_100": ("reader", 100, 3000),
+    "metrics_many_100": ("metrics", 100, 3000),
     "raw_many_500": ("raw", 500, 1200),
     "reader_many_500": ("reader", 500, 1200),
 }
@@ -85,7 +87,12 @@ def run_scenario(name: str, url: str, entities: int) -> dict[str, Any]:
     else:
         from featurestore.readers import FeatureReader
 
-        reader = FeatureReader(url, catalog=bench_catalog())
+        metrics = None
+        if kind == "metrics":
+            from featurestore.readers.metrics import ReaderMetrics
+
+            metrics = ReaderMetrics()
+        reader = FeatureReader(url, catalog=bench_catalog(), metrics=metrics)
         args = id_batches
 
         def call(ids: list[int]) -> object:
@@ -147,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  {suffix:<10} p50 {p50:.2f}x (target <= {p50_target}x)  p99 {p99:.2f}x (target <= {p99_target}x)"
             f"  p99.9 {ours['p99.9'] / raw['p99.9']:.2f}x"
         )
+    plain, metered = results["reader_many_100"], results["metrics_many_100"]
+    p50, p99 = metered["p50"] / plain["p50"], metered["p99"] / plain["p99"]
+    print(f"  metrics on, get_many(100): p50 {p50:.3f}x, p99 {p99:.3f}x the reader without (target <= 1.05x)")
     return 0
 
 

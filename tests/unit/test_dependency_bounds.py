@@ -49,5 +49,7 @@ def test_the_reader_imports_exactly_its_declared_dependencies() -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
     third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "featurestore"}
-    optional = {"numpy"}  # FeatureBatch.to_numpy() imports it when asked, and says so if it is missing
+    # imported only when asked, saying so if missing: numpy by FeatureBatch.to_numpy(), prometheus_client
+    # by ReaderMetrics (the [metrics] extra)
+    optional = {"numpy", "prometheus_client"}
     assert third_party - optional == {canonicalize_name(r.name) for r in runtime_requirements()}

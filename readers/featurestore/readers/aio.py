@@ -7,7 +7,7 @@ Only the I/O differs: the asyncio driver of the one wire
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .definitions import Catalog, load_catalog
@@ -18,6 +18,9 @@ from .results import FeatureBatch, FeatureVector
 from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings
 from .wire import encode
 from .wire.aio import AsyncWire
+
+if TYPE_CHECKING:
+    from .metrics import ReaderMetrics
 
 
 class AsyncFeatureReader:
@@ -32,6 +35,7 @@ class AsyncFeatureReader:
         read_from_replicas: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         check_registry: bool = True,
+        metrics: ReaderMetrics | None = None,
     ) -> None:
         self.settings = ConnectionSettings.from_url(
             url, cluster=cluster, read_from_replicas=read_from_replicas, timeout=timeout
@@ -41,6 +45,10 @@ class AsyncFeatureReader:
         self._wire = AsyncWire(self.settings)
         self._must_check = check_registry
         self.registry_status: dict[str, str] = {}
+        self.metrics = metrics
+        if metrics is not None:  # per instance: a reader without metrics runs the plain methods
+            self.get = metrics.wrap_async("get", self.get)  # type: ignore[method-assign]
+            self.get_many = metrics.wrap_async("get_many", self.get_many)  # type: ignore[method-assign]
 
     @classmethod
     async def connect(cls, url: str, **options: Any) -> AsyncFeatureReader:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .definitions import Catalog, FeatureView, load_catalog
@@ -21,6 +21,9 @@ from .registry import check_registry
 from .results import FeatureBatch, FeatureVector
 from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings, redact_text
 from .wire import Wire, translate_error
+
+if TYPE_CHECKING:
+    from .metrics import ReaderMetrics
 
 __all__ = ["BatchDecoder", "FeatureReader", "Features", "check_registry", "decode_one", "plan_many", "translate_error"]
 
@@ -65,6 +68,7 @@ class FeatureReader:
         read_from_replicas: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         check_registry: bool = True,
+        metrics: ReaderMetrics | None = None,
     ) -> None:
         self.settings = ConnectionSettings.from_url(
             url, cluster=cluster, read_from_replicas=read_from_replicas, timeout=timeout
@@ -74,6 +78,10 @@ class FeatureReader:
         self._wire = Wire(self.settings)
         self._must_check = check_registry
         self.registry_status: dict[str, str] = {}
+        self.metrics = metrics
+        if metrics is not None:  # per instance: a reader without metrics runs the plain methods
+            self.get = metrics.wrap("get", self.get)  # type: ignore[method-assign]
+            self.get_many = metrics.wrap("get_many", self.get_many)  # type: ignore[method-assign]
 
     @classmethod
     def connect(cls, url: str, **options: Any) -> FeatureReader:
