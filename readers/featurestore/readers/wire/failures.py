@@ -26,6 +26,7 @@ the version needed is known: :class:`~featurestore.readers.errors.UnsupportedSer
 from __future__ import annotations
 
 import re
+import socket
 from urllib.parse import urlsplit
 
 import redis
@@ -114,12 +115,15 @@ def refusal(
     return ServerError(f"Redis at {where} refused the command: {text}")
 
 
-def _is_refused_connection(exc: BaseException) -> bool:
-    """Nothing listens at the address (ECONNREFUSED), or the host name does not resolve."""
-    if isinstance(exc, (ConnectionRefusedError, OSError)) and getattr(exc, "errno", None) == 111:
-        return True
+def _unreachable(exc: BaseException) -> str | None:
+    """Why nothing answered: ``connection refused`` (nothing listens at the address), ``unknown
+    host`` (the name does not resolve), or None (another network failure)."""
     text = str(exc)
-    return "Connection refused" in text or "Name or service not known" in text or "Error 111 " in text
+    if isinstance(exc, ConnectionRefusedError) or "Connection refused" in text or "Error 111 " in text:
+        return "connection refused"
+    if isinstance(exc, socket.gaierror) or "Name or service not known" in text or "Error -2 " in text:
+        return "unknown host"
+    return None
 
 
 # redis-py's cluster client raises these once its own retries are spent (SlotNotCoveredError: redis-py >= 6)
@@ -156,10 +160,11 @@ def translate_error(exc: BaseException | str | None, settings: ConnectionSetting
             f"{what}: the Redis Cluster at {where} is down ({message}). Fix: check `CLUSTER INFO` "
             "(cluster_state) on its nodes and bring the failed primaries (or their replicas) back"
         )
-    if exc is not None and not isinstance(exc, str) and _is_refused_connection(exc):
+    reason = _unreachable(exc) if isinstance(exc, BaseException) else None
+    if reason is not None:
         return ServerUnreachableError(
-            f"{what}: cannot reach Redis at {where}: {message.rstrip('.')}. Fix: start the server, or correct the "
-            "host and port in the URL"
+            f"{what}: cannot reach Redis at {where}: {reason} ({message.rstrip('.')}). Fix: start the server, "
+            "or correct the host and port in the URL"
         )
     if isinstance(exc, (redis.ConnectionError, OSError)) or exc is None:
         return FeatureStoreConnectionError(f"{what}: cannot reach Redis at {where}: {message}")
