@@ -199,7 +199,7 @@ def test_acl_command_prints_and_applies_without_showing_a_password(
         assert cli.main(["acl", "--role", "reader", "--user", "svc_ro", "--apply", "--redis-url", redis_url]) == 0
         out, err = capsys.readouterr()
         assert "cl1-Secret" not in out + err and "svc_ro" in err
-        described = admin.acl_getuser("svc_ro")  # passwords: their SHA-256, as --apply sent them
+        described: Any = admin.acl_getuser("svc_ro")  # passwords: their SHA-256, as --apply sent them
         assert "+hmget" in described["commands"] and "+hset" not in described["commands"]
         assert described["passwords"] == [hashlib.sha256(b"cl1-Secret").hexdigest()]
         with FeatureReader(user_url(redis_url, "svc_ro", "cl1-Secret"), catalog=test_catalog) as reader:
