@@ -174,3 +174,11 @@ def test_server_too_old(redis7_url: str) -> None:
     error = failure(stream, redis7_url)
     assert type(error) is UnsupportedServerError and isinstance(error, ServerError)
     assert "Redis 7.0." in str(error) and "HSETEX" in str(error)
+
+
+@pytest.mark.parametrize("client", ["reader", "async reader", "control plane"])
+def test_an_unknown_user_on_a_cluster(cluster_url: str, client: str) -> None:
+    """The same class from a cluster's slot-map load (and redis-py's cluster client start-up)."""
+    error = failure(CLIENTS[client], with_auth(cluster_url, "ghost:no-such-user-pw"))
+    assert type(error) is AuthenticationError, repr(error)
+    assert "ACL user 'ghost'" in str(error) and "no-such-user-pw" not in str(error)

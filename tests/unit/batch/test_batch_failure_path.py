@@ -18,8 +18,16 @@ from typing import Any
 import pytest
 
 from featurestore.jobs.batch import materialize
-from featurestore.jobs.batch.materialize import MaterializeRequest, RunOutcome, execute, prepare, store_record, summary
-from featurestore.readers.errors import PermissionDeniedError
+from featurestore.jobs.batch.materialize import (
+    MaterializeRequest,
+    RunOutcome,
+    execute,
+    prepare,
+    raise_for_outcome,
+    store_record,
+    summary,
+)
+from featurestore.readers.errors import JobError, PermissionDeniedError
 from tests.helpers.batch import make_run_record
 
 URL = "redis://fs_ro:s3cret-pw@127.0.0.1:1"
@@ -114,6 +122,9 @@ def test_a_record_that_cannot_be_stored_never_hides_the_first_failure(
     assert error.index("'hset' command") < error.index("could not be recorded")
     assert outcome.exit_code == 1
     assert "record   run run-1 could not be recorded" in summary(outcome)
+    with pytest.raises(JobError) as raised:  # the command's own error line: both, first failure first
+        raise_for_outcome(outcome)
+    assert str(raised.value) == error
     # still recorded somewhere: the whole record is in the job's log, without the password
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert '"run_id":"run-1"' in logged and '"status":"failed"' in logged
@@ -143,6 +154,8 @@ def test_a_succeeded_run_without_its_record_fails_the_command(
     outcome = execute(None, job(), Recorder("xadd"))  # type: ignore[arg-type]
     assert outcome.record.status == "succeeded" and outcome.record.error is None
     assert outcome.exit_code == 1 and "could not be recorded" in str(outcome.error)
+    with pytest.raises(JobError, match="could not be recorded in fs:runs"):  # what `featurestore materialize` raises
+        raise_for_outcome(outcome)
 
 
 def test_store_record_never_raises() -> None:

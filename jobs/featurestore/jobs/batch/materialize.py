@@ -446,12 +446,13 @@ def _quietly(cleanup: Callable[[], object], what: str, fields: Mapping[str, str]
 
 
 def raise_for_outcome(outcome: RunOutcome) -> None:
-    """Turn a recorded failure back into the exception (for API callers that want one)."""
+    """Turn a recorded failure back into the exception (for API callers that want one); its
+    message is the run's first failure, then a record that could not be stored, if any."""
     record = outcome.record
     if record.status == "failed_validation":
-        raise ValidationFailed(record.error or f"view {record.view!r} failed validation")
-    if record.status != "succeeded":
-        raise JobError(record.error or f"view {record.view!r}: run {record.run_id} failed")
+        raise ValidationFailed(outcome.error or f"view {record.view!r} failed validation")
+    if outcome.exit_code != ExitCode.OK:
+        raise JobError(outcome.error or f"view {record.view!r}: run {record.run_id} failed")
 
 
 # --- output ------------------------------------------------------------------------------
@@ -530,7 +531,8 @@ def request_from_args(args: argparse.Namespace) -> MaterializeRequest:
 
 
 def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """Run from parsed arguments; prints the summary, returns 0 / 1 (failed) / 3 (failed validation)."""
+    """Run from parsed arguments; prints the summary and returns 0, or raises the run's failure
+    (:class:`ValidationFailed`: exit 3, :class:`JobError`: exit 1; see :func:`raise_for_outcome`)."""
     request = request_from_args(args)
     # a typo, a missing suite or an unreachable Redis fails in a second, before Spark starts
     job = prepare(request)
@@ -551,8 +553,9 @@ def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
     echo(summary(outcome), err=outcome.exit_code != 0)
     if args.json:
         echo(json.dumps(json.loads(outcome.record.to_json()), sort_keys=True))
-    if outcome.exit_code != 0:  # the last line says what happened, as every command's error does
-        echo(f"featurestore materialize: error: {outcome.error or outcome.record.status}", err=True)
+    # a failed run raises, so the command ends with its own error line (and exit code), as
+    # every command's failure does: the first failure, then a record that could not be stored
+    raise_for_outcome(outcome)
     return outcome.exit_code
 
 

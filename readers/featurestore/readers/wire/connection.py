@@ -103,6 +103,10 @@ def node_pool(options: dict[str, Any], node: str | None = None, *, readonly: boo
     return redis.ConnectionPool(**kwargs)
 
 
+# what redis-py raises (RedisClusterException: its cluster client's start-up, not a RedisError)
+_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
 class _Translated:
     """Every command's redis-py or socket error becomes one of ours (:mod:`.failures`): the
     same classes and messages as the wire's, in one place, whatever the caller does.
@@ -116,7 +120,7 @@ class _Translated:
     def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute_command(*args, **options)  # type: ignore[misc]
-        except (redis.RedisError, OSError) as exc:
+        except _ERRORS as exc:
             raise translate_error(exc, self.featurestore_settings, _describe(args)) from None
 
 
@@ -160,7 +164,7 @@ def redis_client(settings: ConnectionSettings, timeout: float | None = None) -> 
                 socket_timeout=seconds,
                 socket_connect_timeout=min(seconds, 5.0),
             )
-        except (redis.RedisError, OSError) as exc:  # it loads the slot map at once
+        except _ERRORS as exc:  # it loads the slot map at once
             raise translate_error(exc, settings, "connecting to the cluster") from None
         cluster.featurestore_settings = settings
         return cluster

@@ -146,6 +146,8 @@ def translate_error(exc: BaseException | str | None, settings: ConnectionSetting
     """A transport failure (a redis-py or socket exception, or the last error reply of a
     retried command) as one of ours, with the URL redacted; ``what`` says what was being done."""
     where = settings.redacted_url
+    if isinstance(exc, redis.exceptions.RedisClusterException) and isinstance(exc.__cause__, Exception):
+        exc = exc.__cause__  # redis-py's cluster client wraps what its last start-up node raised
     if isinstance(exc, redis.RedisError) and not isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         reply = error_message(exc)  # the reply with its code put back (NOPERM ..., CLUSTERDOWN ...)
         if isinstance(exc, redis.exceptions.NoPermissionError) or reply.startswith(("NOAUTH", "WRONGPASS", "OOM")):
