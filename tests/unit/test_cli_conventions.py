@@ -175,6 +175,7 @@ def test_a_runtime_failure_shows_the_log_files_path_and_tail(capsys: pytest.Capt
     assert "featurestore demo: error: the job broke" in err
     assert f"last lines of {logs[0]}:" in err and "WARN line 29" in err and "WARN line 5\n" not in err
     assert "redis://u:***@h" in err and PASSWORD not in err
+    assert err.strip().splitlines()[-1] == "featurestore demo: error: the job broke"  # ours is the last line
 
 
 def test_a_validation_failure_is_3_without_the_jvm_tail(capsys: pytest.CaptureFixture[str]) -> None:

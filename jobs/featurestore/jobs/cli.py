@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         False,
     ),
     "catalog": ("featurestore.jobs.ops.catalog_command", "export the views' contract or conformance vectors", False),
+    "acl": ("featurestore.jobs.ops.acl_command", "print (or --apply) the least-privilege ACL roles", False),
 }
 
 

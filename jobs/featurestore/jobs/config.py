@@ -17,6 +17,7 @@ module).  An empty value counts as unset.
                                 redis start``), ``logs/`` (Spark/JVM output of each command),
                                 ``spark-jars/`` (the resolved Delta jars); default
                                 ``$XDG_CACHE_HOME/featurestore`` or ``~/.cache/featurestore``
+``FEATURESTORE_ACL_PASSWORD``   the new user's password for ``featurestore acl --apply``
 ``SPARK_MASTER``                master of sessions the jobs build (default ``local[2]``, or
                                 ``spark-submit``'s own when running under it)
 ==============================  ==========================================================
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from featurestore.readers.definitions import CATALOG_ENV_VAR
@@ -42,6 +43,7 @@ EXPECTATIONS_ENV_VAR = "FEATURESTORE_EXPECTATIONS"
 JARS_ENV_VAR = "FEATURESTORE_SPARK_JARS"
 DRIVER_MEMORY_ENV_VAR = "FEATURESTORE_DRIVER_MEMORY"
 HOME_ENV_VAR = "FEATURESTORE_HOME"
+ACL_PASSWORD_ENV_VAR = "FEATURESTORE_ACL_PASSWORD"
 SPARK_MASTER_ENV_VAR = "SPARK_MASTER"
 DEFAULT_DRIVER_MEMORY = "2g"
 DEFAULT_SPARK_MASTER = "local[2]"
@@ -87,6 +89,7 @@ class JobEnvironment:
     spark_master: str | None = None  # None: local[2], unless spark-submit chose the master
     driver_memory: str = DEFAULT_DRIVER_MEMORY
     under_spark_submit: bool = False
+    acl_password: str | None = field(default=None, repr=False)  # featurestore acl --apply; never shown
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JobEnvironment:
@@ -101,6 +104,7 @@ class JobEnvironment:
             # spark-submit passes its settings to the Python driver through these two
             under_spark_submit="spark.master" in env.get("PYSPARK_SUBMIT_ARGS", "")
             or bool(env.get("SPARK_ENV_LOADED")),
+            acl_password=_value(env, ACL_PASSWORD_ENV_VAR),
         )
 
     def require_redis_url(self, given: str | None = None) -> str:

@@ -360,7 +360,8 @@ def run_command(
     the JVM's output and every log record (its path shown first, its tail on a runtime
     failure); a :class:`FeatureStoreError` becomes one redacted line and its exit code
     (:func:`exit_code_for`); any other error one line too, its traceback in the log file
-    (or on the terminal with ``-v`` when there is none).
+    (or on the terminal with ``-v`` when there is none).  The error line comes last, after
+    the log file's tail: the user's last line says what happened.
     """
     from featurestore.jobs.spark import send_jvm_output_to
 
@@ -375,22 +376,24 @@ def run_command(
 
         send_jvm_output_to(log_file, announce)
     code: int
+    error_line: str | None = None  # said last, after the log's tail: the user's last line is ours
     try:
         code = int(run(args))
     except KeyboardInterrupt:
         echo(f"featurestore {command}: interrupted", err=True)
         return ExitCode.INTERRUPTED
     except FeatureStoreError as exc:
-        echo(f"featurestore {command}: error: {exc}", err=True)
+        error_line = f"featurestore {command}: error: {exc}"
         code = exit_code_for(exc)
     except Exception as exc:  # Spark, Delta, redis-py ...: one line here, the traceback in the log
         first_line = (str(exc).strip().splitlines() or [""])[0]
         logging.getLogger(__name__).debug("featurestore %s failed", command, exc_info=True)
-        echo(f"featurestore {command}: error: {type(exc).__name__}: {first_line}", err=True)
+        error_line = f"featurestore {command}: error: {type(exc).__name__}: {first_line}"
         if log_file is None:
             if verbose:
+                echo(error_line, err=True)
                 raise
-            echo("(run with -v for the traceback)", err=True)
+            error_line += "\n(run with -v for the traceback)"
         code = ExitCode.FAILED
     finally:
         if log_file is not None:
@@ -401,6 +404,8 @@ def run_command(
             echo(f"last lines of {log_file}:", err=True)
             for line in lines:
                 echo(f"  {line}", err=True)
+    if error_line is not None:
+        echo(error_line, err=True)
     return code
 
 

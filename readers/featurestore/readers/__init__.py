@@ -7,7 +7,9 @@ Airflow.  The public API is what ``__all__`` lists.
 from .aio import AsyncFeatureReader
 from .definitions import Catalog, DType, Entity, Feature, FeatureView, ViewKind, load_catalog
 from .errors import (
+    AuthenticationError,
     CatalogError,
+    ClusterDownError,
     ConfigurationError,
     DecodingError,
     DefinitionError,
@@ -16,8 +18,11 @@ from .errors import (
     FeatureStoreConnectionError,
     FeatureStoreError,
     FeatureStoreTimeout,
+    PasswordRequiredError,
+    PermissionDeniedError,
     RegistryMismatchError,
     ServerError,
+    ServerUnreachableError,
     UnsupportedServerError,
 )
 from .reader import FeatureReader
@@ -26,8 +31,10 @@ from .settings import ConnectionSettings, redact_url
 
 __all__ = [
     "AsyncFeatureReader",
+    "AuthenticationError",
     "Catalog",
     "CatalogError",
+    "ClusterDownError",
     "ConfigurationError",
     "ConnectionSettings",
     "DType",
@@ -45,8 +52,11 @@ __all__ = [
     "FeatureStoreTimeout",
     "FeatureVector",
     "FeatureView",
+    "PasswordRequiredError",
+    "PermissionDeniedError",
     "RegistryMismatchError",
     "ServerError",
+    "ServerUnreachableError",
     "UnsupportedServerError",
     "ViewKind",
     "load_catalog",

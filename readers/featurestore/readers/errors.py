@@ -8,9 +8,18 @@ into a message).
 
 from __future__ import annotations
 
+import copy
+from typing import Self
+
 
 class FeatureStoreError(Exception):
     """Base class of every error raised by redis-feature-store."""
+
+    def with_context(self, what: str) -> Self:
+        """The same error (same class and attributes), its message prefixed with ``what``."""
+        other = copy.copy(self)
+        other.args = (f"{what}: {self}",)
+        return other
 
 
 # --- definitions -------------------------------------------------------------------
@@ -64,8 +73,43 @@ class FeatureStoreTimeout(FeatureStoreConnectionError, TimeoutError):
     """A call did not complete within its timeout."""
 
 
+class ServerUnreachableError(FeatureStoreConnectionError):
+    """Nothing accepts connections at the URL's host and port (connection refused), or the
+    host does not resolve: the server is down, or the URL points elsewhere."""
+
+
+class ClusterDownError(FeatureStoreConnectionError):
+    """The Redis Cluster kept answering ``CLUSTERDOWN`` (or served no slots) until the deadline."""
+
+
+class AuthenticationError(FeatureStoreConnectionError):
+    """Redis refused the URL's user and password (``WRONGPASS``): wrong password, or the
+    user does not exist or is disabled.  Names the user, never the password."""
+
+    def __init__(self, message: str, *, user: str | None = None) -> None:
+        super().__init__(message)
+        self.user = user
+
+
+class PasswordRequiredError(AuthenticationError):
+    """Redis requires a password and the URL gives none (``NOAUTH``)."""
+
+
 class ServerError(FeatureStoreError):
     """Redis answered with an error the library cannot recover from."""
+
+
+class PermissionDeniedError(ServerError):
+    """The ACL user may not run a command, or touch a key (``NOPERM``).
+
+    ``user`` is the ACL user, ``command`` the refused command (lower case, as Redis
+    names it, e.g. ``xadd`` or ``function|load``) when Redis said which.
+    """
+
+    def __init__(self, message: str, *, user: str | None = None, command: str | None = None) -> None:
+        super().__init__(message)
+        self.user = user
+        self.command = command
 
 
 class UnsupportedServerError(ServerError):

@@ -40,7 +40,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -110,10 +110,19 @@ class RunOutcome:
     entities_per_second: float = 0.0
     ignored_columns: list[str] = field(default_factory=list)
     source_partitions: dict[str, str] = field(default_factory=dict)
+    not_recorded: str | None = None  # why the record could not be stored in fs:runs (None: it was)
 
     @property
     def exit_code(self) -> int:
+        if self.not_recorded is not None and self.record.status == "succeeded":
+            return EXIT_FAILED  # the data is written, but the run is missing from fs:runs (and its checks)
         return {"succeeded": ExitCode.OK, "failed_validation": EXIT_VALIDATION}.get(self.record.status, EXIT_FAILED)
+
+    @property
+    def error(self) -> str | None:
+        """What went wrong, first failure first: the run's own error, then a record that could not be stored."""
+        parts = [part for part in (self.record.error, self.not_recorded) if part]
+        return "; and ".join(parts) if parts else None
 
 
 def _iso(epoch: float) -> str:
@@ -389,20 +398,16 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
         error = exc
     finally:
         if features is not None:
-            features.release()
+            _quietly(features.release, "releasing the cached features", fields)
     finished = time.time()
     record = run_record(job, run_id, started, finished, clock.durations, snapshot, features, stats, error)
-    unexpected = error is not None and not isinstance(error, FeatureStoreError)
-    try:
-        run_records.record_run(client, record)
-    except Exception:
-        if not unexpected:
-            raise
-        log.exception("run %s: could not record the run; raising the run's own error", run_id, extra=fields)
-    finally:
-        client.close()
-    if unexpected:
-        assert error is not None
+    # The run's own error comes first: a record that cannot be stored (e.g. a user without
+    # XADD, the very permission that failed the run) is said next to it, never instead of it.
+    not_recorded = store_record(client, record, fields)
+    _quietly(client.close, "closing the Redis connection", fields)
+    if error is not None and not isinstance(error, FeatureStoreError):  # Spark, Delta ...: re-raised as is
+        if not_recorded:
+            error.add_note(not_recorded)
         raise error
     level = logging.INFO if record.status == "succeeded" else logging.WARNING
     log.log(level, "run %s %s", run_id, record.status, extra=fields)
@@ -412,16 +417,42 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
         entities_per_second=stats.entities / stats.seconds if stats is not None and stats.seconds > 0 else 0.0,
         ignored_columns=list(features.ignored_columns) if features is not None else [],
         source_partitions=snapshot.partitions if snapshot is not None else {},
+        not_recorded=not_recorded,
     )
 
 
+def store_record(client: Any, record: RunRecord, fields: Mapping[str, str] | None = None) -> str | None:
+    """Append ``record`` to ``fs:runs``; None when stored, else why not (it never raises).
+
+    A record that cannot be stored is logged whole (ERROR, as JSON), so the run is still
+    recorded in the job's log (the Airflow task log, the CLI's log file).
+    """
+    try:
+        run_records.record_run(client, record)
+    except Exception as exc:
+        why = redact_text(str(exc) or type(exc).__name__)
+        message = f"run {record.run_id} could not be recorded in {run_records.RUNS_KEY}: {why}"
+        log.error("%s; the record: %s", message, record.to_json(), extra=dict(fields or {}))
+        return message
+    return None
+
+
+def _quietly(cleanup: Callable[[], object], what: str, fields: Mapping[str, str]) -> None:
+    """Run a clean-up step whose failure must not hide the run's outcome (logged instead)."""
+    try:
+        cleanup()
+    except Exception as exc:
+        log.warning("%s failed: %s", what, redact_text(f"{type(exc).__name__}: {exc}"), extra=dict(fields))
+
+
 def raise_for_outcome(outcome: RunOutcome) -> None:
-    """Turn a recorded failure back into the exception (for API callers that want one)."""
+    """Turn a recorded failure back into the exception (for API callers that want one); its
+    message is the run's first failure, then a record that could not be stored, if any."""
     record = outcome.record
     if record.status == "failed_validation":
-        raise ValidationFailed(record.error or f"view {record.view!r} failed validation")
-    if record.status != "succeeded":
-        raise JobError(record.error or f"view {record.view!r}: run {record.run_id} failed")
+        raise ValidationFailed(outcome.error or f"view {record.view!r} failed validation")
+    if outcome.exit_code != ExitCode.OK:
+        raise JobError(outcome.error or f"view {record.view!r}: run {record.run_id} failed")
 
 
 # --- output ------------------------------------------------------------------------------
@@ -450,6 +481,8 @@ def summary(outcome: RunOutcome) -> str:
     lines.append("  seconds  " + ", ".join(f"{k} {v:.1f}" for k, v in r.durations.items()))
     if r.error:
         lines.append(f"  error    {r.error}")
+    if outcome.not_recorded:
+        lines.append(f"  record   {outcome.not_recorded} (the record is in the job's log)")
     return "\n".join(lines)
 
 
@@ -498,7 +531,8 @@ def request_from_args(args: argparse.Namespace) -> MaterializeRequest:
 
 
 def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """Run from parsed arguments; prints the summary, returns 0 / 1 (failed) / 3 (failed validation)."""
+    """Run from parsed arguments; prints the summary and returns 0, or raises the run's failure
+    (:class:`ValidationFailed`: exit 3, :class:`JobError`: exit 1; see :func:`raise_for_outcome`)."""
     request = request_from_args(args)
     # a typo, a missing suite or an unreachable Redis fails in a second, before Spark starts
     job = prepare(request)
@@ -508,17 +542,20 @@ def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
             with steps.step("start Spark"):
                 spark, own_session = session(spark, f"featurestore-materialize-{request.view}")
         except BaseException:
-            client.close()
+            _quietly(client.close, "closing the Redis connection", {"view": request.view})
             raise
         try:
             with steps.step("run"):  # the stages show as the bar's detail (their INFO records)
                 outcome = execute(spark, job, client)
         finally:
-            if own_session:
-                spark.stop()
+            if own_session:  # a failing stop must not hide the run's outcome or error
+                _quietly(spark.stop, "stopping Spark", {"view": request.view})
     echo(summary(outcome), err=outcome.exit_code != 0)
     if args.json:
         echo(json.dumps(json.loads(outcome.record.to_json()), sort_keys=True))
+    # a failed run raises, so the command ends with its own error line (and exit code), as
+    # every command's failure does: the first failure, then a record that could not be stored
+    raise_for_outcome(outcome)
     return outcome.exit_code
 
 

@@ -80,20 +80,18 @@ def connect(target: str | ConnectionSettings | None = None, *, timeout: float = 
     ``target`` is a URL (default ``$FEATURESTORE_REDIS_URL``, parsed with ``timeout``) or
     settings parsed once by the caller (their own timeout applies).
     """
-    import redis
-
     if isinstance(target, ConnectionSettings):
         settings = target
     else:
         settings = job_settings(JobEnvironment.from_env().require_redis_url(target), timeout=timeout)
-    client = redis_client(settings)  # the wire's client factory: TLS, ACL user, timeouts
+    # the wire's client factory: TLS, ACL user, timeouts, and the store's error classes
+    # (wrong or missing password, permission, unreachable ...) from every command
+    client = redis_client(settings)
     try:
         client.ping()
-    except redis.RedisError as exc:
+    except BaseException:
         client.close()
-        raise FeatureStoreConnectionError(
-            f"cannot reach Redis at {settings.redacted_url}: {redact_text(str(exc))}"
-        ) from None
+        raise
     return client
 
 

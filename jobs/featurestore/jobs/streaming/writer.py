@@ -36,6 +36,7 @@ from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
 from featurestore.readers.errors import (
     ConfigurationError,
     FeatureStoreConnectionError,
+    PermissionDeniedError,
     ServerError,
     UnsupportedServerError,
     WriteError,
@@ -229,6 +230,11 @@ class StreamingWriter:
         """``FUNCTION LOAD REPLACE`` the guard on one primary (idempotent)."""
         try:
             self._wire.execute_on(node, "FUNCTION", "LOAD", "REPLACE", GUARD_LUA)
+        except PermissionDeniedError as exc:  # its own class: names the user and the fix
+            raise exc.with_context(
+                f"streaming view {self.view.name!r}: loading the out-of-order guard function {GUARD_LIBRARY!r} "
+                "(or use guard=False)"
+            ) from None
         except ServerError as exc:
             where = node if self.settings.cluster else self.settings.redacted_url
             raise ServerError(
@@ -424,8 +430,8 @@ def _asking(units: list[Unit], sub: list[int] | None) -> Callable[[int], bytes]:
 
 
 def _in_context(exc: FeatureStoreConnectionError | ServerError, what: str) -> Exception:
-    """The same kind of error, its message prefixed with what was being done."""
-    return type(exc)(f"{what}: {exc}")
+    """The same error (class and attributes), its message prefixed with what was being done."""
+    return exc.with_context(what)
 
 
 def _with_query(url: str, option: str) -> str:

@@ -40,7 +40,14 @@ import redis
 
 from featurestore.jobs.write.commands import BatchWritePlan
 from featurestore.readers.definitions import Catalog, FeatureView
-from featurestore.readers.errors import FeatureStoreError, ServerError, UnsupportedServerError, WriteError
+from featurestore.readers.errors import (
+    AuthenticationError,
+    FeatureStoreError,
+    PermissionDeniedError,
+    ServerError,
+    UnsupportedServerError,
+    WriteError,
+)
 from featurestore.readers.settings import ConnectionSettings, redact_text
 from featurestore.readers.wire import (
     WRITER_RETRY_SECONDS,
@@ -52,7 +59,9 @@ from featurestore.readers.wire import (
     RoundTrip,
     SlotMap,
     Wire,
+    error_message,
     is_refused,
+    refusal,
 )
 
 if TYPE_CHECKING:
@@ -344,7 +353,7 @@ class PartitionWriter:
             _load_slot_map(self.wire, deadline)
         except _NETWORK_ERRORS as exc:
             if is_refused(exc):
-                raise WriteError(f"{self.where}: Redis refused the connection: {_describe(exc)}") from None
+                raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
             raise WriteError(
                 f"{self.where}: cannot reach Redis (tried {deadline.attempt} times in "
                 f"{self.options.retry_seconds:g}s): {_describe(exc)}. "
@@ -362,7 +371,7 @@ class PartitionWriter:
             self.wire.refresh(trip.deadline)
         except _NETWORK_ERRORS as exc:  # the next attempt uses the slot map we have
             if is_refused(exc):
-                raise WriteError(f"{self.where}: Redis refused the connection: {_describe(exc)}") from None
+                raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
             trip.last_error = exc
         slot_map = self.wire.slot_map
         if slot_map is not None and (self.table is None or self.table.source is not slot_map):
@@ -432,7 +441,7 @@ class PartitionWriter:
                 link.send(payload)
             except _NETWORK_ERRORS as exc:
                 if is_refused(exc):
-                    raise WriteError(f"{self.where}: Redis refused the connection: {_describe(exc)}") from None
+                    raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
                 link.close()
                 flight.trip.lost(batch, exc)
                 continue
@@ -615,13 +624,13 @@ def preflight(
         _load_slot_map(wire, deadline)
         wire.execute("PING", seconds=max(deadline.remaining(), 0.001))
         supported = plan.field_ttl is None or _supports_hexpire(wire, max(deadline.remaining(), 0.001))
+    except (AuthenticationError, PermissionDeniedError) as exc:  # its own class: the fix is not a re-run
+        raise exc.with_context(view) from None
     except FeatureStoreError as exc:  # the wire's own errors: unreachable, refused (URL redacted)
         raise WriteError(f"{view}: {exc}") from None
     except _NETWORK_ERRORS as exc:  # loading a cluster's slot map
         if is_refused(exc):
-            raise WriteError(
-                f"{view}: Redis at {settings.redacted_url} refused the connection: {_describe(exc)}"
-            ) from None
+            raise refusal(settings, error_message(exc)).with_context(view) from None
         raise WriteError(
             f"{view}: cannot reach Redis at {settings.redacted_url} "
             f"(tried {deadline.attempt} times in {retry_seconds:g}s): {_describe(exc)}"
@@ -751,10 +760,26 @@ def write_view(
     )  # fmt: skip
     fatal = [r["fatal"] for r in records if r["fatal"]]
     if fatal:
-        raise WriteError(
-            f"{fatal[0]} ({len(fatal)} of {len(records)} tasks gave up; {stats.written} of {stats.rows} rows written)"
-        )
+        counts = f"{len(fatal)} of {len(records)} tasks gave up; {stats.written} of {stats.rows} rows written"
+        reply = _refusal_reply(fatal[0])
+        if reply is not None:  # permission or authentication: its own class, naming the user and the fix
+            raise refusal(settings, reply).with_context(f"view {chosen.name!r} ({counts})")
+        raise WriteError(f"{fatal[0]} ({counts})")
     return stats
+
+
+def _refused(exc: BaseException) -> str:
+    """A refused handshake's reply with its code (``WRONGPASS ...``), for :func:`_refusal_reply`."""
+    return redact_text(error_message(exc))
+
+
+_REFUSAL_CODES = ("NOPERM", "WRONGPASS", "NOAUTH", "ERR ACL failure in script")
+
+
+def _refusal_reply(fatal: str) -> str | None:
+    """The permission or authentication reply inside a task's give-up message, if that is what it was."""
+    found = [fatal.find(code) for code in _REFUSAL_CODES if code in fatal]
+    return fatal[min(found) :] if found else None
 
 
 def _last_line(message: str) -> str:

@@ -7,15 +7,17 @@
 * :mod:`.topology` — the cluster's slot map and routing (pure data);
 * :mod:`.engine` — the round-trip engine: redirects, retries, refresh (no I/O);
 * :mod:`.sync` / :mod:`.aio` — the drivers doing the socket I/O;
+* :mod:`.failures` — what a failure means: one error class per cause, in one place;
 * :mod:`.link` — a connection with several pipelines in flight (the batch writer's).
 """
 
 from .connection import WireConnection, WireSSLConnection, connection_options, redis_client
 from .engine import Batch, RefusedReply, RoundTrip
+from .failures import acl_user, refusal, translate_error
 from .link import Link
 from .resp import ASKING, ReplyKind, classify, encode, error_message
 from .retry import WRITER_RETRY_SECONDS, Deadline, RetryPolicy
-from .sync import Wire, is_refused, translate_error
+from .sync import Wire, is_refused
 from .topology import Router, SlotMap, key_slot
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Wire",
     "WireConnection",
     "WireSSLConnection",
+    "acl_user",
     "classify",
     "connection_options",
     "encode",
@@ -40,5 +43,6 @@ __all__ = [
     "is_refused",
     "key_slot",
     "redis_client",
+    "refusal",
     "translate_error",
 ]

@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from ..settings import ConnectionSettings
 from .connection import WireSSLConnection, connection_options
 from .engine import Batch, RefusedReply, RoundTrip
+from .failures import translate_error
 from .resp import ASKING, encode, error_message
 from .retry import Clock, Deadline, RetryPolicy
 from .sync import _STANDALONE, give_up_error, is_refused, refused_error, timeout_error
@@ -110,7 +111,10 @@ class AsyncWire:
 
     async def connect(self, deadline: Deadline | None = None) -> None:
         if self.cluster and self.slot_map is None:
-            await self.refresh(deadline or self.start(self.settings.timeout))
+            try:
+                await self.refresh(deadline or self.start(self.settings.timeout))
+            except (OSError, redis.RedisError) as exc:  # as the sync wire: one of ours, URL redacted
+                raise translate_error(exc, self.settings, "loading the cluster's slot map") from None
 
     async def refresh(self, deadline: Deadline) -> None:
         if not self.cluster:
@@ -190,7 +194,7 @@ class AsyncWire:
             conn = await pool.get_connection()
         except (OSError, redis.RedisError) as exc:
             if is_refused(exc):
-                raise refused_error(self.settings, str(exc), batch.node) from None
+                raise refused_error(self.settings, error_message(exc), batch.node) from None
             trip.lost(batch, exc)
             return
         units = batch.units

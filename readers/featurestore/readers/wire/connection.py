@@ -19,6 +19,7 @@ from redis.connection import parse_url
 from redis.retry import Retry
 
 from ..settings import ConnectionSettings
+from .failures import translate_error
 
 
 class _WireMixin:
@@ -102,23 +103,71 @@ def node_pool(options: dict[str, Any], node: str | None = None, *, readonly: boo
     return redis.ConnectionPool(**kwargs)
 
 
+# what redis-py raises (RedisClusterException: its cluster client's start-up, not a RedisError)
+_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
+class _Translated:
+    """Every command's redis-py or socket error becomes one of ours (:mod:`.failures`): the
+    same classes and messages as the wire's, in one place, whatever the caller does.
+
+    ``execute_command`` is the one method every command of redis-py's ``Redis`` and
+    ``RedisCluster`` goes through (``ping``, ``hset``, ``xadd``, ``scan_iter`` ...).
+    """
+
+    featurestore_settings: ConnectionSettings
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)  # type: ignore[misc]
+        except _ERRORS as exc:
+            raise translate_error(exc, self.featurestore_settings, _describe(args)) from None
+
+
+def _describe(args: tuple[Any, ...]) -> str:
+    """A command for a message: its name, and its key when it is one of ours (never a value)."""
+    if not args:
+        return "a command"
+    name = args[0].decode(errors="replace") if isinstance(args[0], bytes) else str(args[0])
+    key = args[1] if len(args) > 1 else None
+    if isinstance(key, bytes):
+        key = key.decode(errors="replace")
+    return f"{name} {key}" if isinstance(key, str) and key.startswith("fs:") else name
+
+
+class ControlPlaneRedis(_Translated, redis.Redis):
+    """``redis.Redis`` whose errors are the store's (see :func:`redis_client`)."""
+
+
 def redis_client(settings: ConnectionSettings, timeout: float | None = None) -> Any:
     """A redis-py client on the same connections, for the jobs' control-plane commands
     (run records, registry, SCAN) where redis-py's reply parsing is welcome.
 
-    ``Redis`` for a standalone server, ``RedisCluster`` for a cluster.  No I/O yet.
+    ``Redis`` for a standalone server, ``RedisCluster`` for a cluster, both raising the
+    store's errors (:func:`.failures.translate_error`: permission, authentication,
+    cluster down, unreachable ...) instead of redis-py's.  No I/O yet.
     """
     if settings.cluster:
         from redis.cluster import RedisCluster
 
+        class ControlPlaneCluster(_Translated, RedisCluster):
+            """``RedisCluster`` whose errors are the store's."""
+
         seconds = settings.timeout if timeout is None else timeout
         # redis-py's cluster client builds its node clients itself (TLS and ACL from the
         # URL) and follows MOVED and failovers with its own retries
-        return RedisCluster.from_url(
-            settings.url,
-            require_full_coverage=False,
-            protocol=2,
-            socket_timeout=seconds,
-            socket_connect_timeout=min(seconds, 5.0),
-        )
-    return redis.Redis(connection_pool=redis.ConnectionPool(**connection_options(settings, timeout)))
+        try:
+            cluster: Any = ControlPlaneCluster.from_url(
+                settings.url,
+                require_full_coverage=False,
+                protocol=2,
+                socket_timeout=seconds,
+                socket_connect_timeout=min(seconds, 5.0),
+            )
+        except _ERRORS as exc:  # it loads the slot map at once
+            raise translate_error(exc, settings, "connecting to the cluster") from None
+        cluster.featurestore_settings = settings
+        return cluster
+    client = ControlPlaneRedis(connection_pool=redis.ConnectionPool(**connection_options(settings, timeout)))
+    client.featurestore_settings = settings
+    return client

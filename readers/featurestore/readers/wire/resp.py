@@ -17,6 +17,9 @@ ASKING = b"*1\r\n$6\r\nASKING\r\n"
 RETRYABLE_PREFIXES = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY")
 # Error replies that refuse every command alike: no retry helps, stop at once.
 FATAL_PREFIXES = ("NOPERM", "NOAUTH", "WRONGPASS", "OOM", "MISCONF")
+# A command a function runs is refused to the ACL user ("ERR ACL failure in script: User
+# ... has no permissions to run the 'hget' command"): a NOPERM in all but its prefix.
+ACL_FAILURE_IN_SCRIPT = "ACL failure in script"
 
 
 def encode(*args: bytes | str | int | float) -> bytes:
@@ -55,7 +58,7 @@ def classify(message: str) -> tuple[ReplyKind, str | None]:
         return ReplyKind.MOVED, message.split()[2]
     if message.startswith(RETRYABLE_PREFIXES):
         return ReplyKind.RETRY, None
-    if message.startswith(FATAL_PREFIXES):
+    if message.startswith(FATAL_PREFIXES) or ACL_FAILURE_IN_SCRIPT in message:
         return ReplyKind.FATAL, None
     return ReplyKind.FAILED, None
 
@@ -84,6 +87,8 @@ def error_message(exc: BaseException) -> str:
         (e.ExecAbortError, "EXECABORT"),
     )
     text = str(exc)
+    if isinstance(exc, e.AuthenticationError) and "Authentication required" in text:
+        return f"NOAUTH {text}"  # redis-py raises one class for both: a missing and a wrong password
     for cls, code in codes:
         if isinstance(exc, cls) and not text.startswith(code):
             return f"{code} {text}"

@@ -12,11 +12,12 @@ from typing import Any
 import hiredis
 import redis
 
-from ..errors import FeatureStoreConnectionError, FeatureStoreTimeout, ServerError
-from ..settings import ConnectionSettings, redact_text
+from ..errors import FeatureStoreTimeout, ServerError
+from ..settings import ConnectionSettings
 from .connection import connection_options, node_pool
 from .engine import Batch, RefusedReply, RoundTrip
-from .resp import ASKING, encode
+from .failures import refusal, translate_error
+from .resp import ASKING, ReplyKind, classify, encode, error_message
 from .retry import Clock, Deadline, RetryPolicy
 from .topology import Router, SlotMap, key_slot
 
@@ -304,7 +305,7 @@ class Wire:
                 conn.disconnect()
                 pool.release(conn)
             if is_refused(exc):
-                raise self.refused(str(exc), batch.node) from None
+                raise self.refused(error_message(exc), batch.node) from None
             trip.lost(batch, exc)
             return None, None, 0
         return conn, pool, expected
@@ -429,6 +430,8 @@ class Wire:
             if conn is not None:
                 pool.release(conn)
         if is_error(reply):
+            if classify(str(reply))[0] is ReplyKind.FATAL:  # permission, authentication, memory
+                raise refusal(self.settings, str(reply), node=node, command=str(args[0]))
             raise ServerError(f"Redis at {self.settings.redacted_url} ({node}) refused {args[0]!s}: {reply}")
         return reply
 
@@ -437,7 +440,7 @@ class Wire:
     def timeout(self, deadline: Deadline) -> FeatureStoreTimeout:
         return timeout_error(self.settings, deadline)
 
-    def refused(self, message: str, node: str) -> ServerError:
+    def refused(self, message: str, node: str) -> Exception:
         return refused_error(self.settings, message, node)
 
     def translate(self, exc: BaseException | str | None, what: str) -> Exception:
@@ -451,9 +454,9 @@ def timeout_error(settings: ConnectionSettings, deadline: Deadline) -> FeatureSt
     return FeatureStoreTimeout(f"timed out after {deadline.seconds:g}s: no reply from Redis at {settings.redacted_url}")
 
 
-def refused_error(settings: ConnectionSettings, message: str, node: str) -> ServerError:
-    where = settings.redacted_url + (f" ({node})" if settings.cluster else "")
-    return ServerError(f"Redis at {where} refused the command: {redact_text(message)}")
+def refused_error(settings: ConnectionSettings, message: str, node: str) -> Exception:
+    """An error reply (or a refused handshake) no retry fixes, as its own class (:func:`.failures.refusal`)."""
+    return refusal(settings, message, node=node)
 
 
 def give_up_error(settings: ConnectionSettings, trip: RoundTrip, count: int) -> Exception:
@@ -467,16 +470,3 @@ def give_up_error(settings: ConnectionSettings, trip: RoundTrip, count: int) -> 
 def is_refused(exc: BaseException) -> bool:
     """redis-py's handshake raised an error no retry fixes (wrong password, ACL)."""
     return isinstance(exc, (redis.AuthenticationError, redis.exceptions.NoPermissionError))
-
-
-def translate_error(exc: BaseException | str | None, settings: ConnectionSettings, what: str) -> Exception:
-    """A transport failure as one of ours, with the URL redacted."""
-    where = settings.redacted_url
-    message = redact_text(str(exc) if exc is not None else "no reply")
-    if isinstance(exc, (redis.TimeoutError, TimeoutError)):
-        return FeatureStoreTimeout(f"{what}: timed out against {where}: {message}")
-    if isinstance(exc, (redis.ConnectionError, OSError)) or exc is None:
-        return FeatureStoreConnectionError(f"{what}: cannot reach Redis at {where}: {message}")
-    if isinstance(exc, str):  # the last error reply of a retried command
-        return FeatureStoreConnectionError(f"{what}: Redis at {where} kept answering: {message}")
-    return ServerError(f"{what}: Redis at {where} answered an error: {message}")
