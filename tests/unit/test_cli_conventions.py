@@ -16,7 +16,19 @@ from featurestore.jobs import cli, console
 from featurestore.jobs.batch import materialize
 from featurestore.jobs.console import ExitCode
 from featurestore.jobs.spark import cached_jars
-from featurestore.readers.errors import ConfigurationError, JobError, ValidationFailed, WriteError
+from featurestore.readers.errors import (
+    AuthenticationError,
+    ClusterDownError,
+    ConfigurationError,
+    FeatureStoreTimeout,
+    JobError,
+    PasswordRequiredError,
+    PermissionDeniedError,
+    ServerUnreachableError,
+    UnsupportedServerError,
+    ValidationFailed,
+    WriteError,
+)
 from featurestore.readers.settings import ConnectionSettings
 
 PASSWORD = "s3cr3t-Pa55"
@@ -56,13 +68,23 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_exit_codes_are_distinct_and_fixed() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 5, 6, 7, 8, 9, 130]
+    for code in ExitCode:
+        assert f"\n  {int(code):<5}" in console.EXIT_CODES_HELP, code  # each one documented in --help
     assert materialize.EXIT_FAILED == 1 and materialize.EXIT_VALIDATION == 3  # no longer argparse's 2
     assert console.exit_code_for(ValidationFailed("x")) == ExitCode.VALIDATION
     assert console.exit_code_for(ConfigurationError("x")) == ExitCode.USAGE
     assert console.exit_code_for(WriteError("x")) == ExitCode.FAILED
     assert console.exit_code_for(RuntimeError("x")) == ExitCode.FAILED
     assert console.exit_code_for(KeyboardInterrupt()) == ExitCode.INTERRUPTED
+    # one code per failure class, the most specific first (all are connection or server errors)
+    assert console.exit_code_for(ServerUnreachableError("x")) == ExitCode.UNREACHABLE == 5
+    assert console.exit_code_for(FeatureStoreTimeout("x")) == ExitCode.UNREACHABLE
+    assert console.exit_code_for(AuthenticationError("x")) == ExitCode.AUTHENTICATION == 6
+    assert console.exit_code_for(PasswordRequiredError("x")) == ExitCode.AUTHENTICATION
+    assert console.exit_code_for(PermissionDeniedError("x")) == ExitCode.PERMISSION == 7
+    assert console.exit_code_for(UnsupportedServerError("x")) == ExitCode.SERVER_TOO_OLD == 8
+    assert console.exit_code_for(ClusterDownError("x")) == ExitCode.CLUSTER_DOWN == 9
 
 
 def test_a_usage_error_is_argparses_2(capsys: pytest.CaptureFixture[str]) -> None:

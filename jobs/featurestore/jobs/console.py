@@ -35,10 +35,15 @@ from typing import Any, TextIO
 
 from featurestore.jobs.config import featurestore_home
 from featurestore.readers.errors import (
+    AuthenticationError,
+    ClusterDownError,
     ConfigurationError,
     DefinitionError,
     FeatureNotFoundError,
+    FeatureStoreConnectionError,
     FeatureStoreError,
+    PermissionDeniedError,
+    UnsupportedServerError,
     ValidationFailed,
 )
 from featurestore.readers.settings import redact_text
@@ -50,24 +55,35 @@ TAIL_LINES = 20
 
 
 class ExitCode(IntEnum):
-    """The exit status of every ``featurestore`` command (and ``materialize_job.py``)."""
+    """The exit status of every ``featurestore`` command (and ``materialize_job.py``): one per
+    failure class, so a scheduler or a shell script can tell them apart without parsing text."""
 
     OK = 0
-    FAILED = 1  # a runtime failure
+    FAILED = 1  # any other runtime failure (Spark, Delta, rows not written, a failed check)
     USAGE = 2  # argparse's own code for bad arguments; also bad settings
     VALIDATION = 3  # the data was refused before anything was written
+    UNREACHABLE = 5  # Redis could not be reached (refused, timed out, unknown host)
+    AUTHENTICATION = 6  # a wrong or missing password, an unknown user
+    PERMISSION = 7  # the ACL user may not run a command the job needs
+    SERVER_TOO_OLD = 8  # the server lacks a command the job needs (HSETEX/HEXPIRE)
+    CLUSTER_DOWN = 9  # the Redis Cluster does not serve every slot
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 EXIT_CODES_HELP = """\
 exit codes:
   0    success
-  1    runtime failure: Redis unreachable or refusing, a Spark or Delta error, rows not
-       written, a failed post-load check
+  1    runtime failure: a Spark or Delta error, rows not written, a failed post-load check,
+       a stale or failing view (status)
   2    usage error: bad arguments, a malformed Redis URL, an unknown view, a catalogue or
        setting that does not load
-  3    validation refused the data (row checks, the Great Expectations suite, the collapse
-       guard): nothing was written, the previous values keep serving
+  3    validation refused the data (row checks, the Great Expectations suite, the guards):
+       nothing was written, the previous values keep serving
+  5    Redis unreachable (connection refused, timed out, unknown host)
+  6    authentication failed (wrong or missing password, unknown user)
+  7    permission denied (the ACL user may not run a command; see featurestore acl)
+  8    server too old (Redis >= 7.4 or Valkey >= 9 needed)
+  9    Redis Cluster down (not every slot served)
   130  interrupted (Ctrl-C)"""
 
 
@@ -77,6 +93,16 @@ def exit_code_for(error: BaseException) -> ExitCode:
         return ExitCode.VALIDATION
     if isinstance(error, (ConfigurationError, DefinitionError, FeatureNotFoundError)):
         return ExitCode.USAGE
+    # the most specific class first: they are all connection or server errors
+    for kind, code in (
+        (AuthenticationError, ExitCode.AUTHENTICATION),
+        (PermissionDeniedError, ExitCode.PERMISSION),
+        (UnsupportedServerError, ExitCode.SERVER_TOO_OLD),
+        (ClusterDownError, ExitCode.CLUSTER_DOWN),
+        (FeatureStoreConnectionError, ExitCode.UNREACHABLE),
+    ):
+        if isinstance(error, kind):
+            return code
     if isinstance(error, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
     return ExitCode.FAILED
@@ -383,7 +409,9 @@ def run_command(
         echo(f"featurestore {command}: interrupted", err=True)
         return ExitCode.INTERRUPTED
     except FeatureStoreError as exc:
-        error_line = f"featurestore {command}: error: {exc}"
+        # notes say what else failed after the first failure (e.g. a run record not stored)
+        message = "; and ".join([str(exc), *getattr(exc, "__notes__", ())])
+        error_line = f"featurestore {command}: error: {message}"
         code = exit_code_for(exc)
     except Exception as exc:  # Spark, Delta, redis-py ...: one line here, the traceback in the log
         first_line = (str(exc).strip().splitlines() or [""])[0]

@@ -11,6 +11,7 @@ import pytest
 
 from featurestore.jobs import cli
 from featurestore.jobs.batch.run_records import record_run
+from featurestore.jobs.console import ExitCode
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers.example_catalog import catalog, merchant_risk, user_profile
 from tests.helpers.post_load_check import ok_run
@@ -80,6 +81,6 @@ def test_status_shows_every_view_and_fails_when_one_is_failing(
 
 
 def test_status_of_an_unreachable_store_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["status", "--redis-url", "redis://:s3cret@127.0.0.1:1"]) == 1
+    assert cli.main(["status", "--redis-url", "redis://:s3cret@127.0.0.1:1"]) == ExitCode.UNREACHABLE
     err = capsys.readouterr().err
     assert "127.0.0.1:1" in err and "s3cret" not in err and "Traceback" not in err

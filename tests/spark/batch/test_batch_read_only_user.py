@@ -1,7 +1,7 @@
 """Issue 10: `featurestore materialize` run with a read-only ACL user, end to end (real Delta
 warehouse, local Spark, Redis 8).  The registry HSET is refused, then the run record's
 XADD: the command still ends with its own error line naming the first failure, then why
-the run could not be recorded — no traceback, exit 1, nothing written, no password shown.
+the run could not be recorded — no traceback, exit 7 (permission denied), nothing written, no password shown.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch import materialize, run_records
+from featurestore.jobs.batch import run_records
+from featurestore.jobs.console import ExitCode
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
 from tests.helpers.batch import DS
 
@@ -31,7 +32,7 @@ def test_a_read_only_user_gets_the_clis_own_error_naming_both_refusals(
     finally:
         admin.execute_command("ACL", "DELUSER", "reader_ro")
     err = capsys.readouterr().err
-    assert code == materialize.EXIT_FAILED
+    assert code == ExitCode.PERMISSION  # 7: permission denied has its own exit code
     last = err.strip().splitlines()[-1]
     assert last.startswith("featurestore materialize: error: ")
     # the first failure first, then the record's, each naming the user and the command

@@ -27,6 +27,7 @@ from featurestore.jobs.batch.materialize import (
     store_record,
     summary,
 )
+from featurestore.jobs.console import ExitCode
 from featurestore.readers.errors import JobError, PermissionDeniedError
 from tests.helpers.batch import make_run_record
 
@@ -101,7 +102,7 @@ def test_a_refused_publish_is_recorded_with_its_own_error(stages: dict[str, Any]
     client = Recorder("hset")
     outcome = execute(None, job(), client)  # type: ignore[arg-type]  # the stages need no Spark here
     assert client.calls == ["xrevrange", "hset", "xadd", "close"]
-    assert outcome.record.status == "failed" and outcome.exit_code == 1
+    assert outcome.record.status == "failed" and outcome.exit_code == ExitCode.PERMISSION  # 7: its own code
     assert "'hset' command" in str(outcome.record.error) and "fs_ro" in str(outcome.record.error)
     assert outcome.not_recorded is None and len(client.stored) == 1  # the failed run is in fs:runs
     assert '"status":"failed"' in client.stored[0]["record"] and "'hset' command" in client.stored[0]["record"]
@@ -120,11 +121,11 @@ def test_a_record_that_cannot_be_stored_never_hides_the_first_failure(
     assert "run run-1 could not be recorded in fs:runs" in outcome.not_recorded and "'xadd'" in outcome.not_recorded
     error = str(outcome.error)
     assert error.index("'hset' command") < error.index("could not be recorded")
-    assert outcome.exit_code == 1
+    assert outcome.exit_code == ExitCode.PERMISSION  # the first failure's class decides
     assert "record   run run-1 could not be recorded" in summary(outcome)
-    with pytest.raises(JobError) as raised:  # the command's own error line: both, first failure first
+    with pytest.raises(PermissionDeniedError) as raised:  # the first failure itself, the record's as a note
         raise_for_outcome(outcome)
-    assert str(raised.value) == error
+    assert "; and ".join([str(raised.value), *raised.value.__notes__]) == error  # the command's error line
     # still recorded somewhere: the whole record is in the job's log, without the password
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert '"run_id":"run-1"' in logged and '"status":"failed"' in logged

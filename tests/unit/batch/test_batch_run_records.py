@@ -7,6 +7,7 @@ import pytest
 
 from featurestore.jobs import cli
 from featurestore.jobs.batch import run_records
+from featurestore.jobs.console import ExitCode
 from featurestore.readers.errors import ConfigurationError
 from tests.helpers.batch import make_run_record
 
@@ -25,6 +26,6 @@ def test_runs_command_without_a_url_says_how_to_give_one(
 
 
 def test_unreachable_redis_is_reported_without_the_password(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["runs", "--redis-url", "redis://default:s3cret@127.0.0.1:1"]) == 1
+    assert cli.main(["runs", "--redis-url", "redis://default:s3cret@127.0.0.1:1"]) == ExitCode.UNREACHABLE
     err = capsys.readouterr().err
     assert "cannot reach Redis at redis://default:***@127.0.0.1:1" in err and "s3cret" not in err

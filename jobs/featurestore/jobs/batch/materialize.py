@@ -111,11 +111,14 @@ class RunOutcome:
     ignored_columns: list[str] = field(default_factory=list)
     source_partitions: dict[str, str] = field(default_factory=dict)
     not_recorded: str | None = None  # why the record could not be stored in fs:runs (None: it was)
+    failure: FeatureStoreError | None = None  # the run's first failure, whose class decides the exit code
 
     @property
     def exit_code(self) -> int:
         if self.not_recorded is not None and self.record.status == "succeeded":
             return EXIT_FAILED  # the data is written, but the run is missing from fs:runs (and its checks)
+        if self.failure is not None:
+            return exit_code_for(self.failure)  # permission, password, cluster down ...: each its own code
         return {"succeeded": ExitCode.OK, "failed_validation": EXIT_VALIDATION}.get(self.record.status, EXIT_FAILED)
 
     @property
@@ -418,6 +421,7 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
         ignored_columns=list(features.ignored_columns) if features is not None else [],
         source_partitions=snapshot.partitions if snapshot is not None else {},
         not_recorded=not_recorded,
+        failure=error if isinstance(error, FeatureStoreError) else None,
     )
 
 
@@ -449,6 +453,10 @@ def raise_for_outcome(outcome: RunOutcome) -> None:
     """Turn a recorded failure back into the exception (for API callers that want one); its
     message is the run's first failure, then a record that could not be stored, if any."""
     record = outcome.record
+    if outcome.failure is not None and record.status != "succeeded":
+        if outcome.not_recorded and outcome.not_recorded not in getattr(outcome.failure, "__notes__", ()):
+            outcome.failure.add_note(outcome.not_recorded)
+        raise outcome.failure  # the first failure itself: its class is what callers catch
     if record.status == "failed_validation":
         raise ValidationFailed(outcome.error or f"view {record.view!r} failed validation")
     if outcome.exit_code != ExitCode.OK:
