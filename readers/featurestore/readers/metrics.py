@@ -38,6 +38,17 @@ _Params = ParamSpec("_Params")
 _StatusCounters = tuple[Any, Any, Any]  # one feature's present, missing and stale counters
 
 
+def _bit_counts(masks: list[int], width: int) -> list[int]:
+    """How many of ``masks`` have each of the ``width`` low bits set."""
+    counts = [0] * width
+    for mask in masks:
+        while mask:
+            low = mask & -mask
+            counts[low.bit_length() - 1] += 1
+            mask ^= low
+    return counts
+
+
 class ReaderMetrics:
     """The reader's Prometheus metrics, registered in ``registry`` (default: the global one).
 
@@ -65,6 +76,7 @@ class ReaderMetrics:
         # per plan: its view label and each feature's (present, missing, stale) counters, so a
         # call costs no label lookups (``labels()`` takes a lock and builds a tuple each time)
         self._children: dict[tuple[str, tuple[str, ...]], tuple[str, list[_StatusCounters]]] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
 
     def _for(self, plan: ReadPlan) -> tuple[str, list[_StatusCounters]]:
         key = (plan.entity.name, plan.names)  # feature names are unique per entity
@@ -87,26 +99,29 @@ class ReaderMetrics:
         """Count one successful call: its latency and each value's status."""
         plan: ReadPlan = result._plan
         label, counters = self._for(plan)
-        self.calls.labels(method, label).observe(seconds)
+        histogram = self._histograms.get((method, label))
+        if histogram is None:
+            histogram = self._histograms[(method, label)] = self.calls.labels(method, label)
+        histogram.observe(seconds)
         if isinstance(result, FeatureVector):
-            masks = [(result._missing, result._stale)]
+            missing_masks, stale_masks = [result._missing], [result._stale]
         else:
-            masks = list(zip(result._missing, result._stale))
-        rows = len(masks)
-        if not any(missing or stale for missing, stale in masks):  # the common case: all present
+            missing_masks, stale_masks = result._missing, result._stale
+        rows = len(missing_masks)
+        if not any(missing_masks) and not any(stale_masks):  # the common case: all present
             for present, _, _ in counters:
                 present.inc(rows)
             return
-        for position, (present, missing_counter, stale_counter) in enumerate(counters):
-            bit = 1 << position
-            missing = sum(1 for m, _ in masks if m & bit)
-            stale = sum(1 for m, s in masks if s & bit and not m & bit)
-            if rows - missing - stale:
-                present.inc(rows - missing - stale)
-            if missing:
-                missing_counter.inc(missing)
-            if stale:
-                stale_counter.inc(stale)
+        # visit only the set bits: a batch has few missing or stale values, and most rows none
+        missing = _bit_counts(missing_masks, len(counters))
+        stale = _bit_counts(stale_masks, len(counters))  # a missing value is never also stale
+        for (present_counter, missing_counter, stale_counter), n_missing, n_stale in zip(counters, missing, stale):
+            if rows - n_missing - n_stale:
+                present_counter.inc(rows - n_missing - n_stale)
+            if n_missing:
+                missing_counter.inc(n_missing)
+            if n_stale:
+                stale_counter.inc(n_stale)
 
     def failed(self, method: str, error: BaseException) -> None:
         self.errors.labels(method, type(error).__name__).inc()
