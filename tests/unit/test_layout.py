@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTS = {"featurestore.readers": REPO / "readers", "featurestore.jobs": REPO / "jobs"}
-PRODUCTION = ("batch", "write", "streaming", "ops")
+PRODUCTION = ("batch", "write", "streaming", "ops", "packaging")
 
 
 def test_the_package_list_matches_the_folders() -> None:

@@ -1,0 +1,1 @@
+"""Packaging of the jobs for a cluster: the executors' Python environment (``featurestore executor-env``)."""
