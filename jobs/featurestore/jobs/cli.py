@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "stream": ("featurestore.jobs.dev.streaming_demo", "run the streaming demo job", True),
     "check": ("featurestore.jobs.ops.post_load_check", "check a view's freshness after a load", False),
     "executor-env": (
-        "featurestore.jobs.packaging.executor_env",
+        "featurestore.jobs.deploy.executor_env",
         "pack the Spark executors' Python environment for spark-submit --archives",
         False,
     ),

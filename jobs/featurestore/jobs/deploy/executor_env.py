@@ -87,7 +87,7 @@ SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "readers", "jobs")
 def source_tree(module_file: str | os.PathLike[str] = __file__) -> Path | None:
     """The checkout this module runs from (it has the project's ``pyproject.toml``), else None.
 
-    ``jobs/featurestore/jobs/packaging/executor_env.py`` → the folder above ``jobs/``; an
+    ``jobs/featurestore/jobs/deploy/executor_env.py`` → the folder above ``jobs/``; an
     installed wheel has no ``pyproject.toml`` there.
     """
     root = Path(module_file).resolve().parents[4]
@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m featurestore.jobs.packaging.executor_env``: same as ``featurestore executor-env``."""
+    """``python -m featurestore.jobs.deploy.executor_env``: same as ``featurestore executor-env``."""
     return console.command_main("executor-env", add_arguments, run, argv, description=__doc__.splitlines()[0])
 
 

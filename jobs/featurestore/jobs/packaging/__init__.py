@@ -1,1 +1,0 @@
-"""Packaging of the jobs for a cluster: the executors' Python environment (``featurestore executor-env``)."""
