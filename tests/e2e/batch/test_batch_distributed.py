@@ -19,8 +19,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import tarfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,7 +150,7 @@ def executor_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEATURESTORE_", "PYSPARK_"))}
     # this checkout's code, whatever the editable install points at
     env["PYTHONPATH"] = os.pathsep.join(str(REPO / root) for root in ("readers", "jobs"))
-    command = [sys.executable, "-m", "featurestore.jobs.cli", "executor-env", "--out", str(out), "--compress-level", "1"]
+    command = [sys.executable, "-m", "featurestore.jobs.cli", "executor-env", "--out", str(out), "--compress-level=1"]
     done = subprocess.run(command, env=env, cwd=out.parent, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "ship it with: spark-submit --archives" in done.stdout
@@ -181,7 +181,7 @@ def test_the_executor_env_holds_what_the_workers_import_and_no_spark(executor_en
 def test_spark_submit_to_a_standalone_master_writes_to_all_cluster_masters(
     spark_master: Standalone, executor_env: Path, warehouse: GeneratedWarehouse, redis_cluster: LocalRedis,
     cluster_url: str,
-) -> None:
+) -> None:  # fmt: skip
     jars = os.environ.get(JARS_ENV_VAR)
     command = [
         str(spark_home() / "bin" / "spark-submit"), "--master", spark_master.url,

@@ -193,9 +193,7 @@ def _run(command: list[str], what: str, cwd: Path) -> None:
     log.info("%s: %s", what, " ".join(command))
     env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     try:
-        done = subprocess.run(
-            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS
-        )
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS)
     except FileNotFoundError as exc:
         raise JobError(f"{what}: cannot run {command[0]!r}: {exc.strerror}") from None
     except subprocess.TimeoutExpired:
@@ -367,9 +365,7 @@ def run(args: argparse.Namespace) -> int:
     with console.Steps(total, "executor-env") as steps:
         built = build(plan, steps)
     console.echo(f"featurestore executor-env: {built.summary()}")
-    console.echo(
-        f"  env/bin/python -> {built.interpreter}: this interpreter must exist at that path on every worker"
-    )
+    console.echo(f"  env/bin/python -> {built.interpreter}: this interpreter must exist at that path on every worker")
     console.echo("  ship it with: spark-submit " + " ".join(plan.spark_submit_options()) + " ...")
     return console.ExitCode.OK
 
