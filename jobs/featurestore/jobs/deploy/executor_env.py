@@ -43,7 +43,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -310,11 +310,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def plan_from_args(args: argparse.Namespace, *, source: Path | None = None, version: str | None = None) -> EnvPlan:
+def _installed_version() -> str | None:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def plan_from_args(
+    args: argparse.Namespace,
+    *,
+    checkout: Callable[[], Path | None] = source_tree,
+    installed_version: Callable[[], str | None] = _installed_version,
+) -> EnvPlan:
     """The plan for the parsed options; a ConfigurationError names the option at fault.
 
-    ``source`` and ``version`` default to this checkout (:func:`source_tree`) and the installed
-    distribution's version; tests pass their own.
+    Without ``--wheel``: the wheel is built from ``checkout()`` (this checkout), else
+    ``installed_version()`` of the distribution is installed from the index.
     """
     out = Path(args.out).expanduser().absolute()
     if not out.name.endswith(ARCHIVE_SUFFIXES):
@@ -331,32 +343,25 @@ def plan_from_args(args: argparse.Namespace, *, source: Path | None = None, vers
     for constraint in constraints:
         if not constraint.is_file():
             raise ConfigurationError(f"--constraint {str(constraint)!r} is not a file")
-    wheel = requirement = None
+    wheel = requirement = source = None
     if args.wheel:
         wheel = Path(args.wheel).expanduser().absolute()
         if wheel.suffix != ".whl" or not wheel.is_file():
             raise ConfigurationError(f"--wheel {args.wheel!r} is not a wheel file")
     else:
-        source = source if source is not None else source_tree()
+        source = checkout()
         if source is None:
-            version = version if version is not None else _installed_version()
-            if version is None:
+            version = installed_version()
+            if not version:
                 raise ConfigurationError(
                     f"cannot tell which {DISTRIBUTION} to install: not a checkout, and not installed; pass --wheel"
                 )
             requirement = f"{DISTRIBUTION}=={version}"
     return EnvPlan(
-        out=out, python=os.path.abspath(python), wheel=wheel, source=None if wheel or requirement else source,
+        out=out, python=os.path.abspath(python), wheel=wheel, source=source,
         requirement=requirement, extra=tuple(args.extra), constraints=constraints,
         compress_level=args.compress_level,
     )  # fmt: skip
-
-
-def _installed_version() -> str | None:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def run(args: argparse.Namespace) -> int:
