@@ -68,7 +68,7 @@ def test_neither_a_checkout_nor_installed_says_to_pass_a_wheel(tmp_path: Path) -
 
 
 def test_the_install_adds_only_what_executors_import_pinned_to_the_drivers_versions(tmp_path: Path) -> None:
-    plan = EnvPlan(out=tmp_path / "e.tar.gz", extra=("my-catalogue==2.0",))
+    plan = EnvPlan(out=tmp_path / "e.tar.gz", extra=("my-catalogue==2.0",), pins=executor_env.driver_pins())
     env = tmp_path / "env"
     command = plan.install_command(env, "/dist/redis_feature_store-0.1.0-py3-none-any.whl", tmp_path / "pins.txt")
     assert command[command.index("--python") + 1] == str(env / "bin" / "python")
@@ -82,6 +82,7 @@ def test_the_install_adds_only_what_executors_import_pinned_to_the_drivers_versi
     assert set(EXECUTOR_PACKAGES) == {"redis", "hiredis", "numpy", "pyarrow"}
     assert sorted(plan.pins) == sorted(f"{name}=={metadata.version(name)}" for name in EXECUTOR_PACKAGES)
     assert plan.venv_command(env) == [plan.python, "-m", "venv", "--without-pip", str(env)]
+    assert plan_from_args(args("--out", str(tmp_path / "e.tar.gz"))).pins == plan.pins
 
 
 def test_given_constraints_replace_the_drivers_pins(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -135,7 +135,7 @@ class EnvPlan:
     requirement: str | None = None  # e.g. "redis-feature-store==0.1.0" from the index
     extra: tuple[str, ...] = ()  # --with: the user's own packages (a catalogue module, transforms)
     constraints: tuple[Path, ...] = ()  # -c files; none: `pins`
-    pins: tuple[str, ...] = field(default_factory=driver_pins)
+    pins: tuple[str, ...] = ()  # "name==version" constraints when no -c file is given (driver_pins())
     compress_level: int = DEFAULT_COMPRESS_LEVEL
     pip: tuple[str, ...] = (sys.executable, "-m", "pip", "--disable-pip-version-check")
 
@@ -360,7 +360,7 @@ def plan_from_args(
     return EnvPlan(
         out=out, python=os.path.abspath(python), wheel=wheel, source=source,
         requirement=requirement, extra=tuple(args.extra), constraints=constraints,
-        compress_level=args.compress_level,
+        pins=() if constraints else driver_pins(), compress_level=args.compress_level,
     )  # fmt: skip
 
 
