@@ -56,8 +56,10 @@ def test_an_installed_copy_installs_its_own_version_from_the_index(tmp_path: Pat
         (["--python", "/no/python3"], "--python '/no/python3' is not an executable"),
     ],
 )
-def test_bad_options_name_the_option(tmp_path: Path, argv: list[str], message: str) -> None:
-    os.chdir(tmp_path)
+def test_bad_options_name_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default --out lands here
     with pytest.raises(ConfigurationError, match=message.replace(".", r"\.")):
         plan_from_args(args(*argv))
 
