@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTS = {"featurestore.readers": REPO / "readers", "featurestore.jobs": REPO / "jobs"}
-PRODUCTION = ("batch", "write", "streaming", "ops")
+PRODUCTION = ("batch", "write", "streaming", "ops", "deploy")
 
 
 def test_the_package_list_matches_the_folders() -> None:
@@ -139,3 +139,15 @@ def test_no_import_cycles_between_modules() -> None:
     for name in sorted(graph):
         if name not in seen:
             visit(name, [name])
+
+
+def test_no_module_next_to_the_job_file_shadows_an_installed_top_level_module() -> None:
+    """spark-submit runs ``materialize_job.py`` as a script, so its folder is ``sys.path[0]``: a
+    sibling named like an installed top-level module (``packaging``, say) hides that module from
+    the driver, and Great Expectations then fails to import ``packaging.version``."""
+    from importlib.metadata import packages_distributions
+
+    folder = REPO / "jobs" / "featurestore" / "jobs"
+    siblings = {p.stem for p in folder.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+    assert "materialize_job" in siblings and "write" in siblings
+    assert sorted(siblings & set(packages_distributions())) == []

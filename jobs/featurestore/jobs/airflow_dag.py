@@ -32,7 +32,10 @@ Settings (docs/airflow.md has the full table):
   ``FEATURESTORE_CHECK_TIMEOUT_MINUTES``;
 * run time, Airflow Variables (else the same name upper-cased in the environment):
   ``featurestore_check_sample`` and ``featurestore_check_max_age_seconds`` (a number, or
-  a JSON object ``{"<view>": seconds}``).
+  a JSON object ``{"<view>": seconds}``); the executors' environment (``featurestore
+  executor-env``): ``featurestore_spark_archives`` (spark-submit's ``--archives``) and
+  ``featurestore_spark_conf`` (a JSON object of Spark properties), else the keys
+  ``archives`` and ``conf`` of the Spark connection's extra.
 
 Importing this module or building the DAG imports neither pyspark nor great_expectations
 and touches no server: connections and variables are read only when a task runs.
@@ -43,9 +46,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from datetime import UTC, datetime, timedelta
 from importlib.util import find_spec
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -57,7 +61,7 @@ from featurestore.jobs.ops.post_load_check import DEFAULT_SAMPLE, check_view, co
 from featurestore.jobs.spark import DELTA_PACKAGE
 from featurestore.readers.definitions import load_catalog
 
-__all__ = ["MaterializeOperator", "build_dag", "post_load_check"]
+__all__ = ["ExecutorEnvironment", "MaterializeOperator", "build_dag", "executor_environment", "post_load_check"]
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +113,59 @@ def _for_view(raw: str | None, view: str, what: str) -> int | None:
         ) from None
 
 
+ARCHIVES_VARIABLE = "featurestore_spark_archives"
+CONF_VARIABLE = "featurestore_spark_conf"
+
+
+def _spark_conf(raw: Any, where: str) -> dict[str, str]:
+    """Spark properties given as a JSON object (a Variable's text, or an object in a connection's extra)."""
+    if raw in (None, ""):
+        return {}
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise AirflowFailException(f"{where} must be a JSON object of Spark properties, got {str(raw)[:200]!r}")
+    return {str(key): str(item) for key, item in value.items()}
+
+
+class ExecutorEnvironment(NamedTuple):
+    """What ships the executors' Python environment with a submission."""
+
+    archives: str | None  # spark-submit --archives, e.g. "hdfs:///envs/featurestore-env.tar.gz#env"
+    conf: dict[str, str]  # extra Spark properties, e.g. {"spark.pyspark.python": "./env/bin/python"}
+    deploy_mode: str | None  # the Spark connection's "deploy-mode"
+
+
+def executor_environment(spark_conn_id: str) -> ExecutorEnvironment:
+    """The ``--archives`` and extra Spark properties that ship the executors' environment.
+
+    Each from its Airflow Variable (else the upper-cased environment variable), else from the
+    Spark connection's extra (``archives``, ``conf``); the Variable's properties override the
+    connection's one by one.  Read when the task runs, never when the DAG is parsed.
+    """
+    try:
+        extra = BaseHook.get_connection(spark_conn_id).extra_dejson
+    except Exception as exc:  # no such connection: spark-submit's own fallback applies, and says so
+        log.info("Spark connection %r not readable (%s): no executor environment from its extra", spark_conn_id, exc)
+        extra = {}
+    archives = _variable(ARCHIVES_VARIABLE, None) or extra.get("archives") or None
+    conf = {
+        **_spark_conf(extra.get("conf"), f"the extra 'conf' of the Spark connection {spark_conn_id!r}"),
+        **_spark_conf(_variable(CONF_VARIABLE, None), f"the Variable {CONF_VARIABLE}"),
+    }
+    return ExecutorEnvironment(archives, conf, extra.get("deploy-mode"))
+
+
 class MaterializeOperator(SparkSubmitOperator):
     """spark-submit of the materialize job, with the Redis URL passed through the environment.
 
     The URL (password included) is built from the Redis connection when the task runs,
     so it never appears in the command line, the DAG's serialized form or the rendered
     template fields.  A run that the job recorded as a failed validation fails the task
-    without retrying.
+    without retrying.  The executors' environment (:func:`executor_environment`) is added
+    when the task runs too.
     """
 
     def __init__(self, *, view: str, redis_conn_id: str, **kwargs: Any) -> None:
@@ -123,7 +173,25 @@ class MaterializeOperator(SparkSubmitOperator):
         self.view = view
         self.redis_conn_id = redis_conn_id
 
+    def apply_executor_environment(self) -> None:
+        """Add the ``--archives`` and Spark properties of :func:`executor_environment` to this submission.
+
+        With ``spark.pyspark.python`` set (``./env/bin/python`` of the archive) and no
+        ``spark.pyspark.driver.python``, a client-mode driver would look for ``./env`` in the
+        worker's working directory: it keeps ``$PYSPARK_DRIVER_PYTHON``, else this worker's
+        interpreter (which has the package installed, since it runs this DAG).
+        """
+        found = executor_environment(self._conn_id)
+        # SparkSubmitOperator keeps its --archives in `_archives` and builds its hook from it in execute()
+        self._archives = self._archives or found.archives
+        merged = {**(self.conf or {}), **found.conf}
+        client_mode = (self._deploy_mode or found.deploy_mode) != "cluster"
+        if client_mode and "spark.pyspark.python" in merged and "spark.pyspark.driver.python" not in merged:
+            merged["spark.pyspark.driver.python"] = env_value("PYSPARK_DRIVER_PYTHON") or sys.executable
+        self.conf = merged
+
     def execute(self, context: Any) -> None:
+        self.apply_executor_environment()
         url = redis_url(self.redis_conn_id)
         self.env_vars = {**(self.env_vars or {}), REDIS_URL_ENV_VAR: url}
         try:

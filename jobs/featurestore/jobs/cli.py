@@ -42,6 +42,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     ),
     "catalog": ("featurestore.jobs.ops.catalog_command", "export the views' contract or conformance vectors", False),
     "acl": ("featurestore.jobs.ops.acl_command", "print (or --apply) the least-privilege ACL roles", False),
+    "executor-env": (
+        "featurestore.jobs.deploy.executor_env",
+        "pack the Spark executors' Python environment for spark-submit --archives",
+        False,
+    ),
 }
 
 

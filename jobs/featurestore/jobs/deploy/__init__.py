@@ -1,0 +1,1 @@
+"""Deploying the jobs to a cluster: the executors' Python environment (``featurestore executor-env``)."""
