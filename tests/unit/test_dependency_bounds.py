@@ -1,7 +1,8 @@
-"""The reader's declared dependency ranges are the tested ones (issue 9, item 3).
+"""The declared dependency ranges, the reader's and ``[jobs]``', are the tested ones (issue 9, item 3).
 
 The main run tests the top of each range (constraints.txt pins it); scripts/test-lowest, run
-by .ci/run, installs the bottom (tests.helpers.dependency_bounds) and runs the reader's tests.
+by .ci/run, installs the bottom (tests.helpers.dependency_bounds: derived from pyproject here, no
+copy to drift) and runs the reader's tests and a set of jobs tests.
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ import sys
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.helpers.dependency_bounds import ROOT, lowest_requirements, lowest_version, pins, runtime_requirements
+from tests.helpers.dependency_bounds import (
+    JOBS_TESTS,
+    LOWEST_TESTS,
+    READER_TESTS,
+    ROOT,
+    exact_version,
+    jobs_requirements,
+    lowest_pin,
+    lowest_requirements,
+    lowest_version,
+    pins,
+    runtime_requirements,
+)
 
 
 def test_every_runtime_dependency_has_a_tested_lowest_and_a_ceiling() -> None:
@@ -35,8 +48,45 @@ def test_the_side_environment_installs_each_lower_bound() -> None:
     for requirement in runtime_requirements():
         assert f"{requirement.name}=={lowest_version(requirement)}" in wanted
     assert any(line.startswith("pytest==") for line in wanted)
-    assert (ROOT / "scripts" / "test-lowest").read_text().count("tests.helpers.dependency_bounds") >= 1
+    script = (ROOT / "scripts" / "test-lowest").read_text()
+    assert "tests.helpers.dependency_bounds" in script and "LOWEST_TESTS" in script
     assert "scripts/test-lowest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_jobs_dependency_is_pinned_or_has_a_tested_lowest() -> None:
+    for requirement in jobs_requirements():
+        if exact_version(requirement) is None:
+            lowest_version(requirement)  # raises without a `>=`
+
+
+def test_the_main_run_pins_the_top_of_each_jobs_range() -> None:
+    pinned = pins()
+    for requirement in jobs_requirements():
+        if exact_version(requirement) is not None:
+            continue
+        version = pinned.get(canonicalize_name(requirement.name))
+        assert version, f"constraints.txt pins no {requirement.name}: the main run would test whatever resolves"
+        assert requirement.specifier.contains(version), f"constraints.txt pins {requirement.name}=={version}"
+        assert Version(version) > Version(lowest_version(requirement))
+
+
+def test_the_side_environment_installs_jobs_at_its_floors_and_pins() -> None:
+    wanted = lowest_requirements()
+    for requirement in jobs_requirements():
+        assert lowest_pin(requirement) in wanted  # the extras too: pyspark[sql]'s own floors must agree
+    assert "pandas==" + lowest_version(next(r for r in jobs_requirements() if r.name == "pandas")) in wanted
+    names = [canonicalize_name(line.split("[")[0].split("==")[0]) for line in wanted]
+    assert len(names) == len(set(names)), f"one version per distribution: {wanted}"  # numpy: the floor, not the tool
+
+
+def test_the_lowest_run_covers_the_reader_and_the_jobs_and_every_test_exists() -> None:
+    assert LOWEST_TESTS == READER_TESTS + JOBS_TESTS
+    for test in LOWEST_TESTS:
+        path = ROOT / test.split("::")[0]
+        assert path.exists(), test
+        if "::" in test:
+            name = test.split("::")[1].split("[")[0]
+            assert f"def {name}(" in path.read_text(), test
 
 
 def test_the_reader_imports_exactly_its_declared_dependencies() -> None:
