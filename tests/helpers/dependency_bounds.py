@@ -63,6 +63,11 @@ def jobs_requirements(root: Path = ROOT) -> list[Requirement]:
     return [Requirement(text) for text in _project(root)["optional-dependencies"]["jobs"]]
 
 
+def metrics_requirements(root: Path = ROOT) -> list[Requirement]:
+    """The ``[metrics]`` extra: prometheus-client, for the reader's metrics (tests/integration/reader)."""
+    return [Requirement(text) for text in _project(root)["optional-dependencies"]["metrics"]]
+
+
 def lowest_version(requirement: Requirement) -> str:
     """The version of the ``>=`` clause; a runtime dependency without one has no lowest version to test."""
     for spec in requirement.specifier:
@@ -100,9 +105,10 @@ def pins(root: Path = ROOT) -> dict[str, str]:
 
 
 def lowest_requirements(root: Path = ROOT) -> list[str]:
-    """The side environment: the base dependencies and ``[jobs]`` at their lowest, the test tools as pinned."""
+    """The side environment: the base dependencies, ``[jobs]`` and ``[metrics]`` at their lowest, the test
+    tools as pinned."""
     pinned = pins(root)
-    runtime = [*runtime_requirements(root), *jobs_requirements(root)]
+    runtime = [*runtime_requirements(root), *jobs_requirements(root), *metrics_requirements(root)]
     lowest = [lowest_pin(req) for req in runtime]
     given = {canonicalize_name(req.name) for req in runtime}
     tools = [f"{name}=={pinned[name]}" for name in map(canonicalize_name, TEST_TOOLS) if name not in given]
