@@ -44,6 +44,8 @@ JARS_ENV_VAR = "FEATURESTORE_SPARK_JARS"
 DRIVER_MEMORY_ENV_VAR = "FEATURESTORE_DRIVER_MEMORY"
 HOME_ENV_VAR = "FEATURESTORE_HOME"
 ACL_PASSWORD_ENV_VAR = "FEATURESTORE_ACL_PASSWORD"
+METRICS_TEXTFILE_DIR_ENV_VAR = "FEATURESTORE_METRICS_TEXTFILE_DIR"
+PUSHGATEWAY_URL_ENV_VAR = "FEATURESTORE_PUSHGATEWAY_URL"
 SPARK_MASTER_ENV_VAR = "SPARK_MASTER"
 DEFAULT_DRIVER_MEMORY = "2g"
 DEFAULT_SPARK_MASTER = "local[2]"
@@ -82,7 +84,7 @@ def featurestore_home(environ: Mapping[str, str] | None = None) -> Path:
 class JobEnvironment:
     """What the batch jobs and the Spark session builder take from the environment."""
 
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
     warehouse: str | None = None
     expectations_dir: str | None = None
     spark_jars: str | None = None
@@ -90,6 +92,8 @@ class JobEnvironment:
     driver_memory: str = DEFAULT_DRIVER_MEMORY
     under_spark_submit: bool = False
     acl_password: str | None = field(default=None, repr=False)  # featurestore acl --apply; never shown
+    metrics_textfile_dir: str | None = None  # the jobs' Prometheus metrics, for node_exporter's textfile collector
+    pushgateway_url: str | None = field(default=None, repr=False)  # ... or pushed there
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JobEnvironment:
@@ -105,6 +109,8 @@ class JobEnvironment:
             under_spark_submit="spark.master" in env.get("PYSPARK_SUBMIT_ARGS", "")
             or bool(env.get("SPARK_ENV_LOADED")),
             acl_password=_value(env, ACL_PASSWORD_ENV_VAR),
+            metrics_textfile_dir=_value(env, METRICS_TEXTFILE_DIR_ENV_VAR),
+            pushgateway_url=_value(env, PUSHGATEWAY_URL_ENV_VAR),
         )
 
     def require_redis_url(self, given: str | None = None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +47,7 @@ def load_the_store(url: str) -> None:
 
 @pytest.mark.parametrize("target", ["redis_url", "cluster_url"])
 def test_status_shows_every_view_and_fails_when_one_is_failing(
-    target: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+    target: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     url = request.getfixturevalue(target)
     load_the_store(url)
@@ -67,8 +68,14 @@ def test_status_shows_every_view_and_fails_when_one_is_failing(
     realtime = statuses["user_realtime"]
     assert realtime["keys_with_view"] == 3 and realtime["newest_write_age_seconds"] < 60
 
-    assert cli.main(["status", "--redis-url", url]) == 1
+    metrics_dir = tmp_path / "textfile"
+    assert cli.main(["status", "--redis-url", url, "--metrics-textfile", str(metrics_dir)]) == 1
     table = capsys.readouterr().out
+    # the same verdicts as Prometheus metrics, for node_exporter's textfile collector
+    prom = (metrics_dir / "featurestore_status.prom").read_text()
+    assert 'featurestore_view_verdict{verdict="failing",view="merchant_risk"} 1.0' in prom
+    assert 'featurestore_view_healthy{view="merchant_risk"} 0.0' in prom
+    assert 'featurestore_view_healthy{view="user_profile"} 1.0' in prom
     assert table.splitlines()[0].split()[:3] == ["view", "kind", "verdict"]
     assert "merchant_risk: run m2 failed: merchant_fraud_rate_30d: 2 values above 1" in table
 

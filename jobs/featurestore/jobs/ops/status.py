@@ -29,7 +29,8 @@ from datetime import datetime
 from typing import Any
 
 from featurestore.jobs.batch.run_records import RunRecord, connect, list_runs
-from featurestore.jobs.config import REDIS_URL_ENV_VAR
+from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
+from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, status_samples
 from featurestore.jobs.ops.post_load_check import entity_keys
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, Entity, FeatureView, load_catalog
@@ -202,6 +203,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
     parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help="keys sampled per entity (default 200)")
     parser.add_argument("--json", action="store_true", help="one JSON object per view instead of the table")
+    parser.add_argument(
+        "--metrics-textfile", default=None, metavar="DIR",
+        help="also write the verdicts as Prometheus metrics to DIR/featurestore_status.prom "
+        "(default: $FEATURESTORE_METRICS_TEXTFILE_DIR; $FEATURESTORE_PUSHGATEWAY_URL pushes them)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
@@ -222,6 +228,9 @@ def run(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int
             echo(json.dumps(status.to_dict(), sort_keys=True))
     else:
         echo(format_table(statuses))
+    env = JobEnvironment.from_env()
+    target = MetricsTarget(args.metrics_textfile or env.metrics_textfile_dir, env.pushgateway_url)
+    publish_quietly(status_samples(statuses), target, "status", {"source": "status"})
     return 1 if any(s.verdict in UNHEALTHY for s in statuses) else 0
 
 
