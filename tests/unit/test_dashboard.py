@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from featurestore.jobs.ops.job_metrics import RUN_METRICS, STATUS_METRICS
+from featurestore.jobs.ops.job_metrics import RUN_METRICS, STATUS_METRICS, STREAM_METRICS
 from featurestore.readers import metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "featurestore.json"
@@ -24,12 +24,12 @@ def queried_metrics(document: dict[str, object]) -> set[str]:
 
 def test_the_dashboard_queries_only_metrics_the_code_emits() -> None:
     document = json.loads(DASHBOARD.read_text())
-    emitted = {metrics.CALL_SECONDS, metrics.VALUES_TOTAL, metrics.ERRORS_TOTAL, *RUN_METRICS, *STATUS_METRICS}
+    emitted = {metrics.CALL_SECONDS, metrics.VALUES_TOTAL, metrics.ERRORS_TOTAL, *RUN_METRICS, *STREAM_METRICS, *STATUS_METRICS}
     queried = queried_metrics(document)
     assert queried <= emitted, queried - emitted
-    # the four things an operator looks for: freshness, served status mix, latency, load throughput
+    # what an operator looks for: freshness, served status mix, latency, load throughput, streaming
     assert {"featurestore_view_age_seconds", metrics.VALUES_TOTAL, metrics.CALL_SECONDS} <= queried
-    assert {"featurestore_job_rows", "featurestore_job_stage_seconds"} <= queried
+    assert {"featurestore_job_rows", "featurestore_job_stage_seconds", "featurestore_stream_events_written"} <= queried
     assert all(panel["targets"] and panel["title"] for panel in document["panels"])
     assert len({panel["id"] for panel in document["panels"]}) == len(document["panels"])
 

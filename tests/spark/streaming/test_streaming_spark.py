@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 
+from featurestore.jobs.ops.job_metrics import MetricsTarget
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers import FeatureReader, FeatureStatus
 from featurestore.readers.errors import ConfigurationError
@@ -40,7 +41,7 @@ def test_foreach_batch_over_a_file_source(spark: Any, redis_url: str, tmp_path: 
         {"user_id": 2, "event_time": iso(T0 + 60_000), "txn_count_5m": 7, "last_amount": None, "last_country": "PT"},
     ])  # fmt: skip
     with StreamingWriter.connect(redis_url, "user_realtime", catalog=catalog) as writer:
-        sink = writer.foreach_batch()
+        sink = writer.foreach_batch(metrics=MetricsTarget(textfile_dir=str(tmp_path / "metrics")))
     query = (
         spark.readStream.schema(SCHEMA)
         .option("maxFilesPerTrigger", 1)  # a.json, then b.json: b's first row arrives out of order
@@ -53,6 +54,11 @@ def test_foreach_batch_over_a_file_source(spark: Any, redis_url: str, tmp_path: 
     query.awaitTermination(180)
     assert query.exception() is None
     assert (sink.batches, sink.written, sink.skipped) == (2, 51, 1)
+    # the query's counters after the last micro-batch, for node_exporter's textfile collector
+    prom = (tmp_path / "metrics" / "featurestore_stream_user_realtime.prom").read_text()
+    assert 'featurestore_stream_batches{view="user_realtime"} 2.0' in prom
+    assert 'featurestore_stream_events_written{view="user_realtime"} 51.0' in prom
+    assert 'featurestore_stream_events_skipped{view="user_realtime"} 1.0' in prom
 
     client = redis.Redis.from_url(redis_url)
     assert client.hget(b"fs:user:{1}", "_ts:user_realtime") == str(T0 + 1).encode()  # the timestamp, in UTC ms

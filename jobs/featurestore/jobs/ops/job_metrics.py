@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.batch.run_records import RunRecord
+from featurestore.jobs.config import JobEnvironment
 from featurestore.readers.errors import ConfigurationError
 from featurestore.readers.settings import redact_text
 
@@ -42,6 +43,14 @@ RUN_METRICS: dict[str, str] = {
     "featurestore_job_retries": "Retried pipelines in the last run",
     "featurestore_job_stage_seconds": "Seconds of each stage of the last run (read, transform, validate, write)",
     "featurestore_job_validation_failures": "Failed checks of the last run (row checks, suite, guards)",
+}
+# every streaming metric carries the label `view`; totals since the query started
+STREAM_METRICS: dict[str, str] = {
+    "featurestore_stream_batches": "Micro-batches written since the query started",
+    "featurestore_stream_events_written": "Events written since the query started",
+    "featurestore_stream_events_skipped": "Events skipped as older than the stored value (the out-of-order guard)",
+    "featurestore_stream_last_batch_timestamp_seconds": "When the last micro-batch was written",
+    "featurestore_stream_last_batch_seconds": "How long the last micro-batch took to write",
 }
 # every status metric carries the label `view`
 STATUS_METRICS: dict[str, str] = {
@@ -71,6 +80,12 @@ class MetricsTarget:
     @property
     def enabled(self) -> bool:
         return bool(self.textfile_dir or self.pushgateway_url)
+
+    @classmethod
+    def from_env(cls) -> MetricsTarget:
+        """``$FEATURESTORE_METRICS_TEXTFILE_DIR`` and ``$FEATURESTORE_PUSHGATEWAY_URL``."""
+        env = JobEnvironment.from_env()
+        return cls(env.metrics_textfile_dir, env.pushgateway_url)
 
 
 def _epoch(iso: str) -> float | None:
@@ -105,6 +120,20 @@ def run_samples(record: RunRecord, last_success_at: str | None = None) -> list[S
         samples.append(Sample("featurestore_job_stage_seconds", (*view, ("stage", stage)), float(seconds)))
     samples.append(Sample("featurestore_job_validation_failures", view, float(len(record.failures))))
     return samples
+
+
+def stream_samples(
+    view: str, batches: int, written: int, skipped: int, finished_at: float, seconds: float
+) -> list[Sample]:
+    """The samples of a streaming query after a micro-batch."""
+    labels = (("view", view),)
+    return [
+        Sample("featurestore_stream_batches", labels, float(batches)),
+        Sample("featurestore_stream_events_written", labels, float(written)),
+        Sample("featurestore_stream_events_skipped", labels, float(skipped)),
+        Sample("featurestore_stream_last_batch_timestamp_seconds", labels, finished_at),
+        Sample("featurestore_stream_last_batch_seconds", labels, seconds),
+    ]
 
 
 def status_samples(statuses: Iterable[ViewStatus]) -> list[Sample]:
@@ -153,7 +182,7 @@ def publish(samples: Sequence[Sample], target: MetricsTarget, name: str, groupin
     if not target.enabled or not samples:
         return []
     prometheus_client = _prometheus()
-    registry = _registry(samples, {**RUN_METRICS, **STATUS_METRICS})
+    registry = _registry(samples, {**RUN_METRICS, **STREAM_METRICS, **STATUS_METRICS})
     places = []
     if target.textfile_dir:
         path = Path(target.textfile_dir) / f"featurestore_{name}.prom"

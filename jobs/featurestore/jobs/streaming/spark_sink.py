@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, stream_samples
 from featurestore.readers.errors import ConfigurationError
 
 from .plan import EventTime, StreamingWritePlan, WriteStats
@@ -54,6 +56,7 @@ class ForeachBatchSink:
     retry_seconds: float
     max_pipeline: int
     open_writer: Callable[[ForeachBatchSink], EventWriter]  # a module-level function: pickled by name
+    metrics: MetricsTarget = field(default_factory=MetricsTarget)  # the query's counters, after each micro-batch
     batches: int = 0
     written: int = 0
     skipped: int = 0
@@ -72,10 +75,17 @@ class ForeachBatchSink:
         return rest
 
     def __call__(self, df: DataFrame, epoch_id: int) -> None:
+        started = time.monotonic()
         stats = self.write_dataframe(df)
         self.batches += 1
         self.written += stats.written
         self.skipped += stats.skipped
+        if self.metrics.enabled:
+            view = self.plan.view.name
+            samples = stream_samples(
+                view, self.batches, self.written, self.skipped, time.time(), time.monotonic() - started
+            )
+            publish_quietly(samples, self.metrics, f"stream_{view}", {"view": view})
         log.debug(
             "micro-batch %d: %d written, %d skipped as out of order", epoch_id, stats.written, stats.skipped,
             extra={"view": self.plan.view.name},

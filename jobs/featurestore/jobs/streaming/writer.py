@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from featurestore.jobs.ops.job_metrics import MetricsTarget
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
 from featurestore.readers.errors import (
@@ -361,7 +362,11 @@ class StreamingWriter:
     # --- Spark ---------------------------------------------------------------------------
 
     def foreach_batch(
-        self, *, id_col: str | None = None, event_time_col: str | None = "event_time"
+        self,
+        *,
+        id_col: str | None = None,
+        event_time_col: str | None = "event_time",
+        metrics: MetricsTarget | None = None,
     ) -> ForeachBatchSink:
         """A ``foreachBatch`` function that writes each micro-batch from the executors.
 
@@ -371,7 +376,9 @@ class StreamingWriter:
         the event time (``event_time_col``: a timestamp, or epoch milliseconds as a long;
         ``None`` means the time of the write) and any of the view's features as columns.
         The server is checked here, on the driver (connecting if needed), so a too-old
-        server fails before the query starts.
+        server fails before the query starts.  ``metrics`` (default: from
+        ``$FEATURESTORE_METRICS_TEXTFILE_DIR`` / ``$FEATURESTORE_PUSHGATEWAY_URL``) receives the
+        query's counters after each micro-batch.
         """
         if self.method is None:
             self._connect()
@@ -387,6 +394,7 @@ class StreamingWriter:
             retry_seconds=self.retry_seconds,
             max_pipeline=self.max_pipeline,
             open_writer=writer_for_sink,
+            metrics=metrics if metrics is not None else MetricsTarget.from_env(),
         )
 
     # --- lifecycle -----------------------------------------------------------------------
