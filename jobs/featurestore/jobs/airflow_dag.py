@@ -61,7 +61,14 @@ from featurestore.jobs.ops.post_load_check import DEFAULT_SAMPLE, check_view, co
 from featurestore.jobs.spark import DELTA_PACKAGE
 from featurestore.readers.definitions import load_catalog
 
-__all__ = ["ExecutorEnvironment", "MaterializeOperator", "build_dag", "executor_environment", "post_load_check"]
+__all__ = [
+    "ExecutorEnvironment",
+    "MaterializeOperator",
+    "build_dag",
+    "executor_environment",
+    "post_load_check",
+    "store_status",
+]
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +243,41 @@ def post_load_check(
     return report.to_dict()
 
 
+@task  # after every check passed (a leaf that ran after a failure would turn the DAG run green)
+def store_status(catalog: str | None = None, redis_conn_id: str = "featurestore_redis") -> list[dict[str, Any]]:
+    """Every view's verdict (``featurestore status``); fail loudly if any is stale or failing.
+
+    Its metrics go where ``$FEATURESTORE_METRICS_TEXTFILE_DIR`` / ``$FEATURESTORE_PUSHGATEWAY_URL``
+    say, so the dashboard's freshness panel is fed every night.
+    """
+    import time
+
+    from featurestore.jobs.batch.run_records import connect
+    from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, status_samples
+    from featurestore.jobs.ops.status import UNHEALTHY, collect, format_table
+
+    sample = int(_variable("featurestore_check_sample", str(DEFAULT_SAMPLE)) or DEFAULT_SAMPLE)
+    client = connect(redis_url(redis_conn_id))
+    try:
+        statuses = collect(client, load_catalog(catalog), sample, int(time.time() * 1000))
+    finally:
+        client.close()
+    for line in format_table(statuses).splitlines():
+        log.info(line)
+    publish_quietly(status_samples(statuses), MetricsTarget.from_env(), "status", {"source": "status"})
+    unhealthy = [s for s in statuses if s.verdict in UNHEALTHY]
+    if unhealthy:
+        raise AirflowFailException(
+            "; ".join(
+                f"view {s.view!r} is {s.verdict}"
+                + (f" (run {s.last_failure_run}: {s.last_failure_reason})" if s.verdict == "failing" else "")
+                + (f" ({s.age_seconds:.0f}s old, max_age {s.max_age_seconds}s)" if s.verdict == "stale" else "")
+                for s in unhealthy
+            )
+        )
+    return [s.to_dict() for s in statuses]
+
+
 def application_args(view: str, settings: DagSettings) -> list[str]:
     """The job's arguments: the view, the run's date, and the settings given (never the Redis URL)."""
     args = ["--view", view, "--ds", "{{ ds }}"]
@@ -276,6 +318,7 @@ def build_dag(settings: DagSettings | None = None) -> DAG:
         tags=["featurestore"],
         doc_md=__doc__,
     ) as dag:
+        checks = []
         for view in catalog.batch_views:
             with TaskGroup(group_id=view.name, tooltip=view.description or view.name):
                 materialize = MaterializeOperator(
@@ -295,4 +338,7 @@ def build_dag(settings: DagSettings | None = None) -> DAG:
                     view.name, catalog=settings.catalog, redis_conn_id=settings.redis_conn_id
                 )
                 materialize >> check
+                checks.append(check)
+        status = store_status.override(execution_timeout=check_timeout)
+        checks >> status(catalog=settings.catalog, redis_conn_id=settings.redis_conn_id)
     return dag

@@ -25,7 +25,11 @@ def test_the_dagbag_loads_one_task_group_per_batch_view(monkeypatch: pytest.Monk
     dag = load_dag(monkeypatch)
     batch = [v.name for v in catalog.batch_views]
     assert batch == ["user_transactions", "user_profile", "merchant_risk"]
-    assert sorted(dag.task_dict) == sorted(f"{v}.{t}" for v in batch for t in ("materialize", "post_load_check"))
+    expected = [f"{v}.{t}" for v in batch for t in ("materialize", "post_load_check")] + ["store_status"]
+    assert sorted(dag.task_dict) == sorted(expected)
+    status = dag.get_task("store_status")
+    assert status.upstream_task_ids == {f"{v}.post_load_check" for v in batch}
+    assert status.trigger_rule == "all_success"  # a leaf run after a failure would turn the run green
     for view in batch:
         materialize, check = dag.get_task(f"{view}.materialize"), dag.get_task(f"{view}.post_load_check")
         assert materialize.downstream_task_ids == {check.task_id}
@@ -73,6 +77,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert sorted(dag.task_dict) == [
         f"{one.batch_views[0].name}.materialize",
         f"{one.batch_views[0].name}.post_load_check",
+        "store_status",
     ]
     materialize = dag.get_task("orders.materialize")
     assert materialize._conn_id == "spark_prod"
@@ -152,7 +157,8 @@ def test_the_dag_is_importable_from_the_package_and_the_dag_file_only_builds_it(
     from featurestore.jobs.config import DagSettings
 
     dag = build_dag(DagSettings(dag_id="nightly_orders", catalog="tests.e2e.airflow.one_view_catalog"))
-    assert dag.dag_id == "nightly_orders" and sorted(dag.task_dict) == ["orders.materialize", "orders.post_load_check"]
+    assert dag.dag_id == "nightly_orders"
+    assert sorted(dag.task_dict) == ["orders.materialize", "orders.post_load_check", "store_status"]
     # the DAGs folder's file is the two lines a user copies; Airflow files the DAG under it
     body = ast.parse((DAGS_FOLDER / f"{DAG_ID}.py").read_text()).body
     code = [ast.unparse(node) for node in body if not isinstance(node, ast.Expr)]  # all but the docstring
@@ -225,6 +231,7 @@ def test_checks_pass_on_a_good_load_and_fail_loudly_past_a_threshold_set_as_a_va
     assert states["user_transactions.post_load_check"] == "success"
     assert states["merchant_risk.post_load_check"] == "success"
     assert states["user_profile.post_load_check"] == "failed"
+    assert states["store_status"] == "upstream_failed"
     [check] = [ti for ti in run.get_task_instances() if ti.task_id == "user_profile.post_load_check"]
     assert check.try_number == 1  # a failed check is not retried
     assert {key: client.hgetall(key) for key in client.scan_iter(match="fs:*:{*")} == before  # read only
@@ -234,3 +241,31 @@ def sample_values(view: FeatureView) -> dict[str, object]:
     """One valid value per feature, derived from the definitions."""
     by_dtype = {"int64": 3, "float64": 1.5, "float32": 0.25, "string": "standard", "bool": True}
     return {f.name: by_dtype[DType(f.dtype).value] for f in view.features}
+
+
+def test_store_status_fails_loudly_naming_a_stale_or_failing_view(
+    airflow_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DAG's last task: every view's verdict (``featurestore status``), a failure if any is unhealthy."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from featurestore.jobs.airflow_dag import store_status
+
+    client = redis.Redis.from_url(redis_url)
+    now = time.time()
+    for view, age_hours in (("user_profile", 1), ("merchant_risk", 24 * 3)):  # merchant_risk: max_age 2 days
+        finished = datetime.fromtimestamp(now - age_hours * 3600, UTC).isoformat()
+        record_run(client, RunRecord(
+            run_id=f"{view}-r", view=view, ds="2025-06-14", source_table="t", source_version=0, status="succeeded",
+            entities_written=30, finished_at=finished,
+        ))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_FEATURESTORE_REDIS", redis_url)
+    with pytest.raises(AirflowFailException, match=r"view 'merchant_risk' is stale \(\d+s old, max_age 172800s\)"):
+        store_status.function()
+    record_run(client, RunRecord(
+        run_id="merchant_risk-new", view="merchant_risk", ds="2025-06-16", source_table="t", source_version=0,
+        status="succeeded", finished_at=datetime.fromtimestamp(now, UTC).isoformat(),
+    ))  # fmt: skip
+    verdicts = {s["view"]: s["verdict"] for s in store_status.function()}
+    assert verdicts == {"user_transactions": "never materialized", "user_profile": "fresh", "merchant_risk": "fresh",
+                        "user_realtime": "never materialized"}  # fmt: skip

@@ -54,7 +54,7 @@ def test_the_nightly_run_loads_every_batch_view_and_the_reader_sees_it(
 
     states = task_states(run)
     assert _state(run) == "success", states
-    assert set(states.values()) == {"success"} and len(states) == 6
+    assert set(states.values()) == {"success"} and len(states) == 7  # 3 x (materialize, check), store_status
 
     client = redis.Redis.from_url(secured_url)
     written = {}
@@ -108,6 +108,7 @@ def test_a_run_whose_validation_fails_ends_failed_and_keeps_the_previous_feature
     assert _state(run) == "failed"
     assert states["user_profile.materialize"] == "failed"
     assert states["user_profile.post_load_check"] == "upstream_failed"
+    assert states["store_status"] == "upstream_failed"
     tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
     assert tries["user_profile.materialize"] == 1  # a failed validation is not retried
 
