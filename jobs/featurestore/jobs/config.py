@@ -19,6 +19,8 @@ module).  An empty value counts as unset.
                                 ``$XDG_CACHE_HOME/featurestore`` or ``~/.cache/featurestore``
 ``SPARK_MASTER``                master of sessions the jobs build (default ``local[2]``, or
                                 ``spark-submit``'s own when running under it)
+``USER`` / ``LOGNAME``          who runs ``materialize``: recorded with a guard override when
+                                ``--by`` is not given
 ==============================  ==========================================================
 
 ``FEATURESTORE_CATALOG`` is read by :func:`featurestore.readers.definitions.load_catalog`
@@ -87,6 +89,7 @@ class JobEnvironment:
     spark_master: str | None = None  # None: local[2], unless spark-submit chose the master
     driver_memory: str = DEFAULT_DRIVER_MEMORY
     under_spark_submit: bool = False
+    user: str | None = None  # who runs the job: recorded with a guard override (``--accept-drift``)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JobEnvironment:
@@ -101,6 +104,7 @@ class JobEnvironment:
             # spark-submit passes its settings to the Python driver through these two
             under_spark_submit="spark.master" in env.get("PYSPARK_SUBMIT_ARGS", "")
             or bool(env.get("SPARK_ENV_LOADED")),
+            user=_value(env, "USER") or _value(env, "LOGNAME"),
         )
 
     def require_redis_url(self, given: str | None = None) -> str:

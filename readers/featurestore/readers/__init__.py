@@ -5,7 +5,7 @@ Airflow.  The public API is what ``__all__`` lists.
 """
 
 from .aio import AsyncFeatureReader
-from .definitions import Catalog, DType, Entity, Feature, FeatureView, ViewKind, load_catalog
+from .definitions import Catalog, Drift, DType, Entity, Feature, FeatureView, Guards, ViewKind, load_catalog
 from .errors import (
     CatalogError,
     ConfigurationError,
@@ -33,6 +33,7 @@ __all__ = [
     "DType",
     "DecodingError",
     "DefinitionError",
+    "Drift",
     "EncodingError",
     "Entity",
     "Feature",
@@ -45,6 +46,7 @@ __all__ = [
     "FeatureStoreTimeout",
     "FeatureVector",
     "FeatureView",
+    "Guards",
     "RegistryMismatchError",
     "ServerError",
     "UnsupportedServerError",

@@ -36,7 +36,7 @@ from featurestore.readers.definitions import DType, FeatureView
 from featurestore.readers.errors import ConfigurationError, ValidationFailed
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 # the example suites (one per batch view of the example catalogue), package data of this package
 EXAMPLE_SUITES_PACKAGE = "featurestore.jobs.batch"
@@ -71,6 +71,7 @@ class RowChecks:
     nan_as_null: Mapping[str, int] = field(default_factory=dict)
     infinite: Mapping[str, int] = field(default_factory=dict)
     bad_vectors: Mapping[str, int] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the caller's own aggregates, by alias
 
     def failures(self, view: FeatureView) -> list[Failure]:
         key = view.entity.join_key
@@ -100,8 +101,12 @@ class RowChecks:
         return out
 
 
-def check_rows(df: DataFrame, view: FeatureView) -> RowChecks:
-    """Count null/duplicate ids, NaN/inf floats and malformed vectors in one pass (plus one for examples)."""
+def check_rows(df: DataFrame, view: FeatureView, extra: Sequence[Column] = ()) -> RowChecks:
+    """Count null/duplicate ids, NaN/inf floats and malformed vectors in one pass (plus one for examples).
+
+    ``extra`` aggregates (aliased columns, e.g. the drift guard's statistics) ride along in
+    the same pass; their values come back in ``RowChecks.extra``.
+    """
     from pyspark.sql import functions as F
 
     key = F.col(view.entity.join_key)
@@ -120,7 +125,8 @@ def check_rows(df: DataFrame, view: FeatureView) -> RowChecks:
         column = F.col(feature.name)
         malformed = (F.size(column) != feature.dim) | F.exists(column, lambda x: x.isNull())
         aggregates.append(F.count(F.when(column.isNotNull() & malformed, True)).alias(f"vec:{feature.name}"))
-    counts = df.agg(*aggregates).first()
+    own = len(aggregates)  # the extra aggregates' values follow the checks' own in the row
+    counts = df.agg(*aggregates, *extra).first()
     assert counts is not None  # a global aggregate always has one row
     values = counts.asDict()
     rows, null_ids = int(values["rows"]), int(values["null_ids"])
@@ -138,6 +144,7 @@ def check_rows(df: DataFrame, view: FeatureView) -> RowChecks:
         nan_as_null={n: int(values[f"nan:{n}"]) for n in floats if values[f"nan:{n}"]},
         infinite={n: int(values[f"inf:{n}"]) for n in floats if values[f"inf:{n}"]},
         bad_vectors={f.name: int(values[f"vec:{f.name}"]) for f in vectors if values[f"vec:{f.name}"]},
+        extra=dict(list(values.items())[own:]),
     )
 
 
