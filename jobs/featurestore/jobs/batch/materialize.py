@@ -287,10 +287,10 @@ def validate(
     _, suite_failures = validation.run_suite(features.frame, view, job.suite)
     failures += suite_failures
     failures += collapse_guard(features, snapshot, previous, job.request.min_row_ratio)
-    if verdict is not None:
-        verdict.extend(guards.drift_guard(view, features.stats, previous, job.override))
-        verdict.notes += guards.unused_overrides(verdict, job.override)
-        failures += verdict.failures
+    verdict = verdict if verdict is not None else GuardVerdict()  # None: no input guard ran (a direct call)
+    verdict.extend(guards.drift_guard(view, features.stats, previous, job.override))
+    verdict.notes += guards.unused_overrides(verdict, job.override)
+    failures += verdict.failures
     return ValidationReport(view, str(job.suite_file), tuple(failures))
 
 
