@@ -21,6 +21,7 @@ from featurestore.readers.errors import (
     ClusterDownError,
     ConfigurationError,
     FeatureStoreTimeout,
+    GuardRefused,
     JobError,
     PasswordRequiredError,
     PermissionDeniedError,
@@ -68,7 +69,7 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_exit_codes_are_distinct_and_fixed() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 5, 6, 7, 8, 9, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130]
     for code in ExitCode:
         assert f"\n  {int(code):<5}" in console.EXIT_CODES_HELP, code  # each one documented in --help
     assert materialize.EXIT_FAILED == 1 and materialize.EXIT_VALIDATION == 3  # no longer argparse's 2
@@ -78,6 +79,7 @@ def test_exit_codes_are_distinct_and_fixed() -> None:
     assert console.exit_code_for(RuntimeError("x")) == ExitCode.FAILED
     assert console.exit_code_for(KeyboardInterrupt()) == ExitCode.INTERRUPTED
     # one code per failure class, the most specific first (all are connection or server errors)
+    assert console.exit_code_for(GuardRefused("x")) == ExitCode.GUARD == 4  # a ValidationFailed, but its own code
     assert console.exit_code_for(ServerUnreachableError("x")) == ExitCode.UNREACHABLE == 5
     assert console.exit_code_for(FeatureStoreTimeout("x")) == ExitCode.UNREACHABLE
     assert console.exit_code_for(AuthenticationError("x")) == ExitCode.AUTHENTICATION == 6

@@ -20,6 +20,8 @@ module).  An empty value counts as unset.
 ``FEATURESTORE_ACL_PASSWORD``   the new user's password for ``featurestore acl --apply``
 ``SPARK_MASTER``                master of sessions the jobs build (default ``local[2]``, or
                                 ``spark-submit``'s own when running under it)
+``USER`` / ``LOGNAME``          who runs ``materialize``: recorded with a guard override when
+                                ``--by`` is not given
 ==============================  ==========================================================
 
 ``FEATURESTORE_CATALOG`` is read by :func:`featurestore.readers.definitions.load_catalog`
@@ -94,6 +96,7 @@ class JobEnvironment:
     acl_password: str | None = field(default=None, repr=False)  # featurestore acl --apply; never shown
     metrics_textfile_dir: str | None = None  # the jobs' Prometheus metrics, for node_exporter's textfile collector
     pushgateway_url: str | None = field(default=None, repr=False)  # ... or pushed there
+    user: str | None = None  # who runs the job: recorded with a guard override (``--accept-drift``)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JobEnvironment:
@@ -111,6 +114,7 @@ class JobEnvironment:
             acl_password=_value(env, ACL_PASSWORD_ENV_VAR),
             metrics_textfile_dir=_value(env, METRICS_TEXTFILE_DIR_ENV_VAR),
             pushgateway_url=_value(env, PUSHGATEWAY_URL_ENV_VAR),
+            user=_value(env, "USER") or _value(env, "LOGNAME"),
         )
 
     def require_redis_url(self, given: str | None = None) -> str:

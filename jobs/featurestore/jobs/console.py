@@ -42,6 +42,7 @@ from featurestore.readers.errors import (
     FeatureNotFoundError,
     FeatureStoreConnectionError,
     FeatureStoreError,
+    GuardRefused,
     PermissionDeniedError,
     UnsupportedServerError,
     ValidationFailed,
@@ -62,6 +63,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # any other runtime failure (Spark, Delta, rows not written, a failed check)
     USAGE = 2  # argparse's own code for bad arguments; also bad settings
     VALIDATION = 3  # the data was refused before anything was written
+    GUARD = 4  # only the guards refused it (input partitions, stale upstream, drift): nothing was written
     UNREACHABLE = 5  # Redis could not be reached (refused, timed out, unknown host)
     AUTHENTICATION = 6  # a wrong or missing password, an unknown user
     PERMISSION = 7  # the ACL user may not run a command the job needs
@@ -77,8 +79,10 @@ exit codes:
        a stale or failing view (status)
   2    usage error: bad arguments, a malformed Redis URL, an unknown view, a catalogue or
        setting that does not load
-  3    validation refused the data (row checks, the Great Expectations suite, the guards):
-       nothing was written, the previous values keep serving
+  3    validation refused the data (row checks, the Great Expectations suite, the collapse
+       guard): nothing was written, the previous values keep serving
+  4    only the guards refused it (a source partition below its baseline, a stale upstream,
+       a drifted feature; --accept-input / --accept-drift): nothing was written
   5    Redis unreachable (connection refused, timed out, unknown host)
   6    authentication failed (wrong or missing password, unknown user)
   7    permission denied (the ACL user may not run a command; see featurestore acl)
@@ -89,6 +93,8 @@ exit codes:
 
 def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code of a command that ended with ``error``."""
+    if isinstance(error, GuardRefused):
+        return ExitCode.GUARD
     if isinstance(error, ValidationFailed):
         return ExitCode.VALIDATION
     if isinstance(error, (ConfigurationError, DefinitionError, FeatureNotFoundError)):

@@ -5,7 +5,7 @@ Airflow.  The public API is what ``__all__`` lists.
 """
 
 from .aio import AsyncFeatureReader
-from .definitions import Catalog, DType, Entity, Feature, FeatureView, ViewKind, load_catalog
+from .definitions import Catalog, Drift, DType, Entity, Feature, FeatureView, Guards, ViewKind, load_catalog
 from .errors import (
     AuthenticationError,
     CatalogError,
@@ -40,6 +40,7 @@ __all__ = [
     "DType",
     "DecodingError",
     "DefinitionError",
+    "Drift",
     "EncodingError",
     "Entity",
     "Feature",
@@ -52,6 +53,7 @@ __all__ = [
     "FeatureStoreTimeout",
     "FeatureVector",
     "FeatureView",
+    "Guards",
     "PasswordRequiredError",
     "PermissionDeniedError",
     "RegistryMismatchError",

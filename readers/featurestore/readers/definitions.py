@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from .errors import CatalogError, DefinitionError
@@ -158,6 +159,99 @@ def _checked_default(feature: Feature) -> Any:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """How far one batch feature's distribution may move from the last successful run's.
+
+    The batch job profiles every feature before it writes (docs/batch.md, "Guards") and
+    refuses the run when a limit is exceeded; ``None`` turns that comparison off.
+
+    * ``null_share``: the largest change of the share of nulls, in absolute terms
+      (``0.25``: from 10% to 35% passes, to 36% does not);
+    * ``default_share``: the same for the share of values equal to the feature's default
+      (or 0 / ``""`` / ``False`` when it has none) — zero-filled counts collapsing to 0;
+    * ``mean_shift``: the largest move of the mean, in standard deviations of the last
+      successful run's values (numeric and bool features).
+    """
+
+    null_share: float | None = 0.25
+    default_share: float | None = 0.25
+    mean_shift: float | None = 1.0
+
+    @classmethod
+    def off(cls) -> Drift:
+        """No drift check at all (e.g. for a feature that legitimately jumps every day)."""
+        return cls(null_share=None, default_share=None, mean_shift=None)
+
+
+@dataclass(frozen=True)
+class Guards:
+    """A batch view's guards against bad upstream data, checked before anything is written.
+
+    * ``min_partition_share``: every source partition that is new since the view's last
+      successful run (``ds=D`` of a date-partitioned table; the whole table otherwise)
+      needs at least this share of the baseline, the median row count of the last
+      ``baseline_runs`` recorded partitions (``0`` turns it off);
+    * ``must_change``: source tables whose Delta version must have moved since the last
+      successful run whenever the run is for a later ``ds`` (a stale upstream);
+    * ``drift``: the view's default :class:`Drift` limits; ``feature_drift`` overrides
+      them per feature (a mapping ``{feature name: Drift}``).
+    """
+
+    min_partition_share: float = 0.5
+    baseline_runs: int = 7
+    must_change: tuple[str, ...] = ()
+    drift: Drift = Drift()
+    # not part of the hash: a read-only copy of a mapping is not hashable (equality still counts it)
+    feature_drift: Mapping[str, Drift] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feature_drift", MappingProxyType(dict(self.feature_drift)))
+        if isinstance(self.must_change, str):
+            object.__setattr__(self, "must_change", (self.must_change,))
+        object.__setattr__(self, "must_change", tuple(self.must_change))
+
+    def drift_for(self, feature: str) -> Drift:
+        """The drift limits of one feature: its own, else the view's."""
+        return self.feature_drift.get(feature, self.drift)
+
+
+def _share(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
+
+
+def _check_guards(view: FeatureView) -> None:
+    """The view's guard settings, with errors naming the view and the setting."""
+    guards = view.guards
+    where = f"view {view.name!r} guards"
+    if not isinstance(guards, Guards):
+        raise DefinitionError(f"view {view.name!r}: guards must be a Guards, got {guards!r}")
+    if not _share(guards.min_partition_share):
+        share = guards.min_partition_share
+        raise DefinitionError(f"{where}: min_partition_share must be between 0 and 1, got {share!r}")
+    runs = guards.baseline_runs
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise DefinitionError(f"{where}: baseline_runs must be a whole number >= 1, got {runs!r}")
+    for table in guards.must_change:
+        if not isinstance(table, str) or not table:
+            raise DefinitionError(f"{where}: must_change holds source table names, got {table!r}")
+    limits = [("drift", guards.drift)] + [(f"feature_drift[{n!r}]", d) for n, d in guards.feature_drift.items()]
+    names = set(view.feature_names)
+    for setting, drift in limits:
+        if not isinstance(drift, Drift):
+            raise DefinitionError(f"{where}: {setting} must be a Drift, got {drift!r}")
+        for attr in ("null_share", "default_share"):
+            value = getattr(drift, attr)
+            if value is not None and not _share(value):
+                raise DefinitionError(f"{where}: {setting}.{attr} must be between 0 and 1 or None, got {value!r}")
+        shift = drift.mean_shift
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0):
+            raise DefinitionError(f"{where}: {setting}.mean_shift must be > 0 or None, got {shift!r}")
+    unknown = sorted(n for n in guards.feature_drift if n not in names)
+    if unknown:
+        raise DefinitionError(f"{where}: feature_drift names {unknown}, which are not features of the view")
+
+
+@dataclass(frozen=True)
 class FeatureView:
     """A group of features of one entity that are computed and written together.
 
@@ -171,6 +265,8 @@ class FeatureView:
     * ``packed=True`` (batch only): the view's float32 features are stored together as
       one binary field ``_f32:<view>`` instead of one text field each, which saves memory
       at the cost of readability of those values in redis-cli.
+    * ``guards`` (batch only): the input and drift guards the batch job checks before it
+      writes (:class:`Guards`; the defaults suit a daily date-partitioned source).
     """
 
     name: str
@@ -183,6 +279,7 @@ class FeatureView:
     expectation_suite: str | None = None
     packed: bool = False
     description: str = ""
+    guards: Guards = Guards()
 
     def __post_init__(self) -> None:
         _check_name(_ENTITY_OR_VIEW_NAME, self.name, "view")
@@ -230,10 +327,16 @@ class FeatureView:
                     f"streaming view {self.name!r}: packed=True is only for batch views "
                     "(each streaming field carries its own TTL)"
                 )
+            if self.guards != Guards():
+                raise DefinitionError(
+                    f"streaming view {self.name!r}: guards are checked by the batch job only; "
+                    "a streaming view cannot have them"
+                )
         if self.packed and not any(f.dtype is DType.FLOAT32 for f in features):
             raise DefinitionError(f"view {self.name!r}: packed=True needs at least one float32 feature")
         if self.expectation_suite is None:
             object.__setattr__(self, "expectation_suite", self.name)
+        _check_guards(self)
 
     # --- derived facts, used by the writers and the reader alike ------------------
 

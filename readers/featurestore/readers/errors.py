@@ -127,5 +127,11 @@ class ValidationFailed(JobError):
     """The data did not pass its expectation suite; nothing was written."""
 
 
+class GuardRefused(ValidationFailed):
+    """Only the guards refused the data: a source partition far below its baseline, a stale
+    upstream, or a feature that drifted (``--accept-input`` / ``--accept-drift`` override them).
+    Nothing was written."""
+
+
 class WriteError(JobError):
     """Rows could not be written to Redis after retries."""

@@ -92,3 +92,23 @@ def test_featurestore_runs_command(
     assert "transactions@v4" in lines[1] and lines[1].endswith("r4")
     assert cli.main(["runs", "--redis-url", redis_url, "--json", "--limit", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["run_id"] == "r4"
+
+
+def test_recent_runs_are_the_guards_baseline_and_keep_their_numbers(redis_url: str) -> None:
+    client = run_records.connect(redis_url)
+    try:
+        fill(client)
+        guarded = make_run_record(5, "user_profile", "2024-06-01")
+        guarded.input_rows = {"users": {"all": 143}}
+        guarded.feature_stats = {"credit_limit": {"rows": 120.0, "null_share": 0.0, "mean": 4275.0, "std": 3120.4}}
+        guarded.notes = ["input guard: first run"]
+        guarded.overrides = [{"guard": "drift", "target": "credit_limit", "by": "alice", "reason": "r", "failure": "f"}]
+        record_run(client, guarded)
+        recent = run_records.recent_runs(client, "user_profile", "succeeded", limit=7)
+        assert [r.run_id for r in recent] == ["r5", "r1"]  # newest first, failed runs left out
+        assert recent[0] == guarded  # the guards' fields survive the round trip
+        assert [r.run_id for r in run_records.recent_runs(client, "user_profile", limit=2)] == ["r5", "r4"]
+        with pytest.raises(run_records.ConfigurationError, match="status must be one of"):
+            run_records.recent_runs(client, "user_profile", "ok")
+    finally:
+        client.close()

@@ -186,8 +186,14 @@ def test_collapse_guard_then_pinned_version_and_ratio_zero(
     assert pinned.exit_code == 0 and pinned.record.source_version == 0
     assert pinned.record.rows_out == good.record.rows_out
 
-    accepted = run(batch_spark, redis_url, "user_profile", warehouse_copy, min_row_ratio=0.0)  # the operator says so
+    # the operator says so: the collapse guard off, the input guard's refusal of the shrunken table accepted
+    assert "featurestore:input_partition_rows: source 'users' (whole table)" in str(collapsed.record.error)
+    accepted = run(
+        batch_spark, redis_url, "user_profile", warehouse_copy, min_row_ratio=0.0,
+        accept_input=("users",), override_reason="accounts were purged upstream", override_by="ops",
+    )  # fmt: skip
     assert accepted.exit_code == 0 and accepted.record.rows_out == 30 and accepted.record.source_version == 1
+    assert [(o["guard"], o["target"], o["by"]) for o in accepted.record.overrides] == [("input", "users", "ops")]
 
 
 def test_a_missing_partition_fails_validation(batch_spark: Any, warehouse: GeneratedWarehouse, redis_url: str) -> None:

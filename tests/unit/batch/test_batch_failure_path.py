@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from featurestore.jobs.batch import materialize
+from featurestore.jobs.batch.guards import GuardVerdict
 from featurestore.jobs.batch.materialize import (
     MaterializeRequest,
     RunOutcome,
@@ -85,10 +86,11 @@ def stages(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         versions={"users": 3}, partitions={"users": "ds=2024-05-31"},
     )  # fmt: skip
     features = SimpleNamespace(
-        checks=SimpleNamespace(rows=5, nan_as_null={}), ignored_columns=(), frame=None,
+        checks=SimpleNamespace(rows=5, nan_as_null={}), ignored_columns=(), frame=None, stats={},
         release=lambda: released.append(True),
     )  # fmt: skip
     monkeypatch.setattr(materialize, "read_snapshot", lambda spark, request, transform: snapshot)
+    monkeypatch.setattr(materialize, "input_guard", lambda snapshot, job, history: GuardVerdict())  # nothing to compare
     monkeypatch.setattr(materialize, "compute_features", lambda snapshot, view, transform: features)
     monkeypatch.setattr(materialize, "validate", lambda *args: SimpleNamespace(raise_if_failed=lambda: None))
     return {"released": released, "features": features}

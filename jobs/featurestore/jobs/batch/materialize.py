@@ -14,8 +14,12 @@ materialization, a straight line of stages, each returning a value:
 2. :func:`compute_features` -> :class:`Features`: the transform (pure, point-in-time
    correct as of the end of ``ds``), cast to the view's schema, cached, row checks counted;
 3. :func:`validate` -> :class:`~featurestore.jobs.batch.validation.ValidationReport`:
-   row checks, the view's Great Expectations suite and the collapse guard.  A failure
-   writes nothing, records a ``failed_validation`` run and exits 3;
+   row checks, the view's Great Expectations suite, the collapse guard, the input guards
+   (each source's new partitions against a baseline of recent runs) and the drift guard
+   (each feature against the last successful run; :mod:`featurestore.jobs.batch.guards`).
+   A failure writes nothing, records a ``failed_validation`` run and exits 3;
+   ``--accept-input TABLE`` / ``--accept-drift FEATURE`` with ``--reason`` accept a guard's
+   refusal, recorded with who and why;
 4. :func:`write` -> ``BatchWriteStats``: publish the view's **registry** entry, then write on
    the executors (``featurestore.jobs.write.partition_writer.write_view``); rows that
    could not be written make the run ``failed`` (exit 1) — a re-run is safe, writes are
@@ -47,13 +51,15 @@ from datetime import UTC, date, datetime
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.batch import run_records, schema, transforms, validation
+from featurestore.jobs.batch import guards, run_records, schema, transforms, validation
+from featurestore.jobs.batch.guards import GuardVerdict, Override
 from featurestore.jobs.batch.run_records import RunRecord
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot, parse_date
 from featurestore.jobs.batch.validation import Failure, RowChecks, ValidationReport
 from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
 from featurestore.jobs.config import WAREHOUSE_ENV_VAR as WAREHOUSE_ENV_VAR
 from featurestore.jobs.console import ExitCode, Steps, echo, exit_code_for
+from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, run_samples
 from featurestore.jobs.spark import session
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
@@ -75,6 +81,7 @@ log = logging.getLogger(__name__)
 
 EXIT_FAILED = ExitCode.FAILED  # 1
 EXIT_VALIDATION = ExitCode.VALIDATION  # 3: refused before anything was written
+EXIT_GUARD = ExitCode.GUARD  # 4: refused by the input or drift guards alone (nothing written either)
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,18 @@ class MaterializeRequest:
     max_writes_per_sec: float | None = None
     min_row_ratio: float = validation.DEFAULT_MIN_ROW_RATIO
     run_id: str | None = None
+    accept_drift: tuple[str, ...] = ()  # features whose drift the operator accepts (--accept-drift)
+    accept_input: tuple[str, ...] = ()  # source tables whose input guard the operator overrides (--accept-input)
+    override_reason: str | None = None  # why (--reason): required with an accept option
+    override_by: str | None = None  # who (--by; default: the user running the job)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "accept_drift", tuple(self.accept_drift))
+        object.__setattr__(self, "accept_input", tuple(self.accept_input))
+        if (self.accept_drift or self.accept_input) and not (self.override_reason or "").strip():
+            raise ConfigurationError(
+                "--accept-drift/--accept-input need --reason TEXT: an override is recorded with who and why"
+            )
         if self.version is not None and self.version < 0:
             raise ConfigurationError(f"--version must be >= 0, got {self.version}")
         if self.max_writes_per_sec is not None and self.max_writes_per_sec <= 0:
@@ -152,6 +169,17 @@ class PreparedRun:
     suite: Mapping[str, Any]
     settings: ConnectionSettings  # the request's URL, parsed once
 
+    @property
+    def override(self) -> Override:
+        """What the operator accepts of the guards' refusals, and who and why."""
+        request = self.request
+        return Override(
+            tables=frozenset(request.accept_input),
+            features=frozenset(request.accept_drift),
+            by=request.override_by or JobEnvironment.from_env().user or "unknown",
+            reason=(request.override_reason or "").strip(),
+        )
+
 
 def prepare(request: MaterializeRequest) -> PreparedRun:
     """Everything that can be checked without Spark nor Redis: a typo or a missing suite fails here."""
@@ -166,6 +194,15 @@ def prepare(request: MaterializeRequest) -> PreparedRun:
         raise ConfigurationError(
             f"view {view.name!r}: its source is {view.source!r} but its transform reads {transform.sources[0]!r} first"
         )
+    for name in request.accept_drift:
+        view.feature(name)  # an unknown feature is a usage error naming the view's features
+    for setting, tables in (("--accept-input", request.accept_input), ("guards.must_change", view.guards.must_change)):
+        unknown = sorted(set(tables) - set(transform.sources))
+        if unknown:
+            raise ConfigurationError(
+                f"view {view.name!r}: {setting} names {unknown}, which the view's transform does not read "
+                f"(its sources: {', '.join(transform.sources)})"
+            )
     suite_file = validation.suite_path(view, request.expectations_dir)
     suite = validation.load_suite(suite_file, view)
     settings = run_records.job_settings(request.redis_url)
@@ -200,24 +237,27 @@ class Features:
     cached: DataFrame  # the cast frame, persisted: the checks, the suite and the writer all scan it
     checks: RowChecks
     ignored_columns: tuple[str, ...] = ()
+    stats: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)  # per feature: the drift guard's
 
     def release(self) -> None:
         self.cached.unpersist()
 
 
 def compute_features(snapshot: SourceSnapshot, view: FeatureView, transform: transforms.Transform) -> Features:
-    """2. Transform (as of the end of ``ds``), cast, cache; the row checks' pass materializes the cache."""
+    """2. Transform (as of the end of ``ds``), cast, cache; the row checks' pass materializes the cache
+    and profiles every feature for the drift guard (the same aggregation)."""
     from pyspark import StorageLevel
 
     output = transform(snapshot.frames, transforms.as_of_for(snapshot.ds))
     ignored = tuple(schema.extra_columns(output, view))
     typed = schema.cast_to_view(output, view).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        checks = validation.check_rows(typed, view)
+        checks = validation.check_rows(typed, view, guards.profile_columns(view))
     except BaseException:
         typed.unpersist()
         raise
-    return Features(validation.nan_to_null(typed, view), typed, checks, ignored)
+    stats = guards.profile(view, checks.rows, checks.extra)
+    return Features(validation.nan_to_null(typed, view), typed, checks, ignored, stats)
 
 
 def collapse_guard(
@@ -234,15 +274,37 @@ def collapse_guard(
     )
 
 
+def input_guard(snapshot: SourceSnapshot, job: PreparedRun, history: list[RunRecord]) -> GuardVerdict:
+    """Each source's partitions new since the last successful run, against the baseline of recent runs.
+
+    Pure arithmetic on what the read stage counted: run right after it, so the run record
+    has the counts even when a later stage fails.
+    """
+    sources = [
+        guards.SourceRows(r.table, r.version, snapshot.rows.get(r.table, {}), r.partitioned, r.first_ds)
+        for r in snapshot.reads
+    ]
+    return guards.input_guard(job.view, snapshot.ds, sources, history, job.override)
+
+
 def validate(
-    features: Features, snapshot: SourceSnapshot, job: PreparedRun, previous: RunRecord | None
+    features: Features,
+    snapshot: SourceSnapshot,
+    job: PreparedRun,
+    previous: RunRecord | None,
+    verdict: GuardVerdict | None = None,
 ) -> ValidationReport:
-    """3. Row checks, the suite and the collapse guard: every failure at once."""
+    """3. Row checks, the suite, the collapse guard, the input guards' and the drift guard's verdicts: every
+    failure at once.  The drift guard's notes and overrides are added to ``verdict``."""
     view = job.view
     failures = features.checks.failures(view)
     _, suite_failures = validation.run_suite(features.frame, view, job.suite)
     failures += suite_failures
     failures += collapse_guard(features, snapshot, previous, job.request.min_row_ratio)
+    verdict = verdict if verdict is not None else GuardVerdict()  # None: no input guard ran (a direct call)
+    verdict.extend(guards.drift_guard(view, features.stats, previous, job.override))
+    verdict.notes += guards.unused_overrides(verdict, job.override)
+    failures += verdict.failures
     return ValidationReport(view, str(job.suite_file), tuple(failures))
 
 
@@ -298,9 +360,11 @@ def run_record(
     features: Features | None,
     stats: BatchWriteStats | None,
     error: Exception | None,
+    verdict: GuardVerdict | None = None,
 ) -> RunRecord:
     """5. The run as stored in ``fs:runs``, from what the stages returned before the run ended."""
     status, message, failures = _verdict(error, stats)
+    verdict = verdict or GuardVerdict()
     return RunRecord(
         run_id=run_id,
         view=job.view.name,
@@ -321,13 +385,17 @@ def run_record(
         source_versions=snapshot.versions if snapshot is not None else {},
         nan_as_null=dict(features.checks.nan_as_null) if features is not None else {},
         failures=failures,
+        input_rows=verdict.input_rows,
+        feature_stats={k: dict(v) for k, v in features.stats.items()} if features is not None else {},
+        notes=list(verdict.notes),
+        overrides=list(verdict.overrides),
     )
 
 
 STAGE_NAMES = {
     "read": "the Delta sources at pinned versions",
     "transform": "computing the features as of the end of ds",
-    "validate": "row checks, the Great Expectations suite, the collapse guard",
+    "validate": "row checks, the Great Expectations suite, the collapse, input and drift guards",
     "write": "pipelines of HSET/HDEL/EXPIRE from the executors",
 }
 
@@ -384,15 +452,24 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     features: Features | None = None
     stats: BatchWriteStats | None = None
     error: Exception | None = None
+    verdict: GuardVerdict | None = None
+    previous: RunRecord | None = None
     try:
-        previous = run_records.latest_run(client, job.view.name, status="succeeded")
+        # the guards' baseline: the view's last successful runs, newest first
+        history = run_records.recent_runs(client, job.view.name, "succeeded", job.view.guards.baseline_runs)
+        previous = history[0] if history else None
         with clock.stage("read"):
             snapshot = read_snapshot(spark, job.request, job.transform)
+        verdict = input_guard(snapshot, job, history)
         require_ds_partition(snapshot, job.view)
         with clock.stage("transform"):
             features = compute_features(snapshot, job.view, job.transform)
         with clock.stage("validate"):
-            report = validate(features, snapshot, job, previous)
+            report = validate(features, snapshot, job, previous, verdict)
+        for note in verdict.notes:
+            log.info("%s", note, extra=fields)
+        for entry in verdict.overrides:
+            log.warning("accepted by %s (%s): %s", entry["by"], entry["reason"], entry["failure"], extra=fields)
         report.raise_if_failed()  # nothing is written, not even the registry
         with clock.stage("write"):
             stats = write(client, job, features, run_id)
@@ -403,11 +480,14 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
         if features is not None:
             _quietly(features.release, "releasing the cached features", fields)
     finished = time.time()
-    record = run_record(job, run_id, started, finished, clock.durations, snapshot, features, stats, error)
+    record = run_record(job, run_id, started, finished, clock.durations, snapshot, features, stats, error, verdict)
     # The run's own error comes first: a record that cannot be stored (e.g. a user without
     # XADD, the very permission that failed the run) is said next to it, never instead of it.
     not_recorded = store_record(client, record, fields)
     _quietly(client.close, "closing the Redis connection", fields)
+    # Prometheus metrics of the run, when a textfile folder or a Pushgateway is configured
+    samples = run_samples(record, last_success_at=previous.finished_at if previous is not None else None)
+    publish_quietly(samples, MetricsTarget.from_env(), f"run_{job.view.name}", {"view": job.view.name})
     if error is not None and not isinstance(error, FeatureStoreError):  # Spark, Delta ...: re-raised as is
         if not_recorded:
             error.add_note(not_recorded)
@@ -487,6 +567,10 @@ def summary(outcome: RunOutcome) -> str:
             f"{r.retries:,} retries) at {outcome.entities_per_second:,.0f} entities/s"
         )
     lines.append("  seconds  " + ", ".join(f"{k} {v:.1f}" for k, v in r.durations.items()))
+    for note in r.notes:
+        lines.append(f"  note     {note}")
+    for entry in r.overrides:
+        lines.append(f"  accepted by {entry['by']} ({entry['reason']}): {entry['failure']}")
     if r.error:
         lines.append(f"  error    {r.error}")
     if outcome.not_recorded:
@@ -518,6 +602,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-row-ratio", type=float, default=validation.DEFAULT_MIN_ROW_RATIO,
         help="fail if rows fall below this share of the last successful run (default 0.5; 0 disables)",
     )  # fmt: skip
+    parser.add_argument(
+        "--accept-drift", action="append", default=[], metavar="FEATURE",
+        help="write although FEATURE drifted beyond the view's limits (repeatable; needs --reason; recorded)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--accept-input", action="append", default=[], metavar="TABLE",
+        help="write although source TABLE's new partitions fell below the baseline or did not change "
+        "(repeatable; needs --reason; recorded)",
+    )  # fmt: skip
+    parser.add_argument("--reason", default=None, help="why the refusals are accepted (recorded in the run record)")
+    parser.add_argument("--by", default=None, help="who accepts them (recorded; default: $USER)")
     parser.add_argument("--run-id", default=None, help="an id for the run (default: generated)")
     parser.add_argument("--json", action="store_true", help="also print the run record as one JSON line")
 
@@ -535,6 +630,10 @@ def request_from_args(args: argparse.Namespace) -> MaterializeRequest:
         max_writes_per_sec=args.max_writes_per_sec,
         min_row_ratio=args.min_row_ratio,
         run_id=args.run_id,
+        accept_drift=tuple(args.accept_drift),
+        accept_input=tuple(args.accept_input),
+        override_reason=args.reason,
+        override_by=args.by,
     )
 
 

@@ -4,8 +4,9 @@ Each stream entry has one field, ``record``: the run as JSON —
 ``{run_id, view, ds, source_table, source_version, status, rows_read, rows_written,
 rows_failed, entities_written, retries, started_at, finished_at,
 durations{read,transform,validate,write}, error}`` plus a few details (``rows_out``,
-``source_versions``, ``nan_as_null``, ``failures``).  ``status`` is ``succeeded``,
-``failed_validation`` or ``failed``.  The stream is capped (``MAXLEN ~ 10000``).
+``source_versions``, ``nan_as_null``, ``failures``) and what the guards measured and
+decided (``input_rows``, ``feature_stats``, ``notes``, ``overrides``: docs/batch.md, "Guards").
+``status`` is ``succeeded``, ``failed_validation`` or ``failed``.  The stream is capped (``MAXLEN ~ 10000``).
 
 One stream key, so the same calls work on a standalone server and on a Cluster client.
 """
@@ -55,6 +56,11 @@ class RunRecord:
     source_versions: dict[str, int] = field(default_factory=dict)
     nan_as_null: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # the guards (featurestore.jobs.batch.guards): what they measured, noted and were told to accept
+    input_rows: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {ds or "all": rows}
+    feature_stats: dict[str, dict[str, float | None]] = field(default_factory=dict)  # feature -> statistics
+    notes: list[str] = field(default_factory=list)
+    overrides: list[dict[str, str]] = field(default_factory=list)  # {guard, target, by, reason, failure}
 
     def to_json(self) -> str:
         if self.status not in STATUSES:
@@ -122,6 +128,21 @@ def list_runs(client: Any, view: str | None = None, limit: int = 20) -> list[Run
         return out
     for record in _newest_first(client):
         if view is None or record.view == view:
+            out.append(record)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def recent_runs(client: Any, view: str, status: str | None = None, limit: int = 7) -> list[RunRecord]:
+    """The newest ``limit`` runs of ``view`` (with ``status`` if given), newest first: the guards' baseline."""
+    if status is not None and status not in STATUSES:
+        raise ConfigurationError(f"status must be one of {STATUSES}, got {status!r}")
+    out: list[RunRecord] = []
+    if limit <= 0:
+        return out
+    for record in _newest_first(client):
+        if record.view == view and (status is None or record.status == status):
             out.append(record)
             if len(out) >= limit:
                 break

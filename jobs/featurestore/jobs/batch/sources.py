@@ -4,13 +4,15 @@ The warehouse is a folder with one Delta table per sub-folder (``<warehouse>/<ta
 tables with a ``ds`` column are partitioned by it.  :func:`read_snapshot` reads every
 input of a view's transform at one version (resolved once, or ``--version`` for the view's
 own source), pruned to the ``ds`` partitions the transform can use, and counts the rows
-read in one scan: the first stage of a run (``featurestore.jobs.batch.materialize``).
+of every table in one scan each, per ``ds`` partition (the input guards compare them
+with earlier runs): the first stage of a run (``featurestore.jobs.batch.materialize``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_WAREHOUSE = Path(".featurestore/warehouse")
 PARTITION_COLUMN = "ds"
+WHOLE_TABLE = "all"  # the partition key of a table without a ds column: the input guards treat it as one partition
 
 
 def table_path(warehouse: str | os.PathLike[str], table: str) -> Path:
@@ -47,6 +50,8 @@ class SourceRead:
     version: int
     df: DataFrame
     partitions: str  # e.g. "ds 2024-05-02..2024-05-31" or "all rows"
+    partitioned: bool = False  # has a ds column
+    first_ds: date | None = None  # the oldest ds partition read (None: all partitions up to ds, or unpartitioned)
 
 
 def latest_version(spark: SparkSession, path: Path) -> int:
@@ -78,17 +83,19 @@ def read_source(
     except Exception as exc:  # Delta's error for a version that does not exist (yet, or any more)
         raise JobError(f"source table {table!r}: cannot read version {pinned}: {str(exc).splitlines()[0]}") from None
     partitions = "all rows"
+    first_ds = None
     if PARTITION_COLUMN in df.columns:
         upper = ds.isoformat()
         condition = F.col(PARTITION_COLUMN) <= F.lit(upper)
         partitions = f"{PARTITION_COLUMN} <= {upper}"
         if lookback_days:
-            lower = (ds - timedelta(days=lookback_days - 1)).isoformat()
+            first_ds = ds - timedelta(days=lookback_days - 1)
+            lower = first_ds.isoformat()
             condition &= F.col(PARTITION_COLUMN) >= F.lit(lower)
             partitions = f"{PARTITION_COLUMN} {lower}..{upper}"
         # a partition filter: Delta reads only these folders
         df = df.where(condition)
-    return SourceRead(table, pinned, df, partitions)
+    return SourceRead(table, pinned, df, partitions, PARTITION_COLUMN in df.columns, first_ds)
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,16 @@ class SourceSnapshot:
     """Every input of a run at its pinned version, and what was counted in the view's own source.
 
     ``rows_in_ds`` is the number of rows of the view's source in the run's own ``ds``
-    partition (``None`` when the source is not partitioned).
+    partition (``None`` when the source is not partitioned).  ``rows[table]`` holds the
+    rows of every table read, per ``ds`` partition (partitions without rows are absent),
+    or under ``"all"`` for a table without ``ds``.
     """
 
     ds: date
     reads: tuple[SourceRead, ...]  # the transform's sources, its own first
     rows_read: int
     rows_in_ds: int | None
+    rows: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def primary(self) -> SourceRead:
@@ -128,16 +138,27 @@ def read_snapshot(
     ds: date,
     version: int | None = None,
 ) -> SourceSnapshot:
-    """Read every source of ``transform`` (``version`` pins the first), then count its rows in one scan."""
-    from pyspark.sql import functions as F
-
+    """Read every source of ``transform`` (``version`` pins the first), then count each one's rows in one scan."""
     reads = tuple(
         read_source(spark, warehouse, table, ds, transform.lookback_days.get(table), version if i == 0 else None)
         for i, table in enumerate(transform.sources)
     )
-    primary = reads[0].df
-    partitioned = PARTITION_COLUMN in primary.columns
-    in_ds = F.col(PARTITION_COLUMN) == F.lit(ds.isoformat()) if partitioned else F.lit(True)
-    counts = primary.agg(F.count(F.lit(1)), F.count(F.when(in_ds, True))).first()  # one scan for both
-    assert counts is not None  # a global aggregate has one row
-    return SourceSnapshot(ds, reads, int(counts[0]), int(counts[1]) if partitioned else None)
+    rows = {read.table: count_rows(read) for read in reads}
+    primary = reads[0]
+    counted = rows[primary.table]
+    rows_in_ds = counted.get(ds.isoformat(), 0) if primary.partitioned else None
+    return SourceSnapshot(ds, reads, sum(counted.values()), rows_in_ds, rows)
+
+
+def count_rows(read: SourceRead) -> dict[str, int]:
+    """Rows per ``ds`` partition of what ``read`` reads (``{"all": n}`` without ``ds``), in one scan.
+
+    A ``GROUP BY`` on the partition column: the total, the run's own partition and every
+    partition the input guards check come out of the same pass.
+    """
+    from pyspark.sql import functions as F
+
+    if not read.partitioned:
+        return {WHOLE_TABLE: read.df.count()}
+    grouped = read.df.groupBy(PARTITION_COLUMN).agg(F.count(F.lit(1)).alias("rows")).collect()
+    return {str(row[PARTITION_COLUMN]): int(row["rows"]) for row in grouped}

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 from featurestore.jobs.config import EXPECTATIONS_ENV_VAR as EXPECTATIONS_ENV_VAR
 from featurestore.jobs.config import JobEnvironment
 from featurestore.readers.definitions import DType, FeatureView
-from featurestore.readers.errors import ConfigurationError, ValidationFailed
+from featurestore.readers.errors import ConfigurationError, GuardRefused, ValidationFailed
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 # the example suites (one per batch view of the example catalogue), package data of this package
 EXAMPLE_SUITES_PACKAGE = "featurestore.jobs.batch"
@@ -47,6 +47,13 @@ EXPECTATIONS_HELP = (
 )
 DEFAULT_MIN_ROW_RATIO = 0.5
 _EXAMPLES = 5
+
+
+# the guards' checks (featurestore.jobs.batch.guards): a refusal by them alone is a GuardRefused
+INPUT_ROWS_CHECK = "featurestore:input_partition_rows"
+INPUT_STALE_CHECK = "featurestore:input_not_stale"
+DRIFT_CHECK = "featurestore:feature_drift"
+GUARD_CHECKS = frozenset({INPUT_ROWS_CHECK, INPUT_STALE_CHECK, DRIFT_CHECK})
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class RowChecks:
     nan_as_null: Mapping[str, int] = field(default_factory=dict)
     infinite: Mapping[str, int] = field(default_factory=dict)
     bad_vectors: Mapping[str, int] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the caller's own aggregates, by alias
 
     def failures(self, view: FeatureView) -> list[Failure]:
         key = view.entity.join_key
@@ -100,8 +108,12 @@ class RowChecks:
         return out
 
 
-def check_rows(df: DataFrame, view: FeatureView) -> RowChecks:
-    """Count null/duplicate ids, NaN/inf floats and malformed vectors in one pass (plus one for examples)."""
+def check_rows(df: DataFrame, view: FeatureView, extra: Sequence[Column] = ()) -> RowChecks:
+    """Count null/duplicate ids, NaN/inf floats and malformed vectors in one pass (plus one for examples).
+
+    ``extra`` aggregates (aliased columns, e.g. the drift guard's statistics) ride along in
+    the same pass; their values come back in ``RowChecks.extra``.
+    """
     from pyspark.sql import functions as F
 
     key = F.col(view.entity.join_key)
@@ -120,7 +132,8 @@ def check_rows(df: DataFrame, view: FeatureView) -> RowChecks:
         column = F.col(feature.name)
         malformed = (F.size(column) != feature.dim) | F.exists(column, lambda x: x.isNull())
         aggregates.append(F.count(F.when(column.isNotNull() & malformed, True)).alias(f"vec:{feature.name}"))
-    counts = df.agg(*aggregates).first()
+    own = len(aggregates)  # the extra aggregates' values follow the checks' own in the row
+    counts = df.agg(*aggregates, *extra).first()
     assert counts is not None  # a global aggregate always has one row
     values = counts.asDict()
     rows, null_ids = int(values["rows"]), int(values["null_ids"])
@@ -138,6 +151,7 @@ def check_rows(df: DataFrame, view: FeatureView) -> RowChecks:
         nan_as_null={n: int(values[f"nan:{n}"]) for n in floats if values[f"nan:{n}"]},
         infinite={n: int(values[f"inf:{n}"]) for n in floats if values[f"inf:{n}"]},
         bad_vectors={f.name: int(values[f"vec:{f.name}"]) for f in vectors if values[f"vec:{f.name}"]},
+        extra=dict(list(values.items())[own:]),
     )
 
 
@@ -305,10 +319,12 @@ class ValidationReport:
 
 
 def raise_if_failed(view: FeatureView, failures: Sequence[Failure], suite: str) -> None:
-    """Raise :class:`ValidationFailed` listing every failure (``exc.failures`` keeps them)."""
+    """Raise :class:`ValidationFailed` listing every failure (``exc.failures`` keeps them);
+    :class:`GuardRefused` (its subclass, its own exit code) when only the guards refused."""
     if not failures:
         return
-    error = ValidationFailed(
+    kind = GuardRefused if all(f.check in GUARD_CHECKS for f in failures) else ValidationFailed
+    error = kind(
         f"view {view.name!r} failed validation, nothing was written: {len(failures)} check(s) failed "
         f"(suite {suite} and built-in checks): " + "; ".join(str(f) for f in failures)
     )
