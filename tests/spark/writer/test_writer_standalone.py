@@ -12,7 +12,7 @@ import pytest
 from featurestore.jobs.dev.local_redis import LocalRedis
 from featurestore.jobs.write.partition_writer import BatchWriteStats, write_view
 from featurestore.readers import codec
-from featurestore.readers.errors import UnsupportedServerError, WriteError
+from featurestore.readers.errors import AuthenticationError, UnsupportedServerError, WriteError
 from featurestore.readers.example_catalog import catalog as example_catalog
 from featurestore.readers.example_catalog import user_profile, user_transactions
 from tests.helpers.writer import (
@@ -186,7 +186,7 @@ def test_password_protected_server_works_and_a_wrong_password_fails_fast(spark, 
     try:
         wrong = server.url.replace("right-pw", "wrong-pw")
         started = time.monotonic()
-        with pytest.raises(WriteError) as refused:
+        with pytest.raises(AuthenticationError) as refused:  # its own class, not a generic WriteError
             write(spark, wrong, shop_stats, SHOP_ROWS)  # default 30 s retry budget: must not be used
         assert time.monotonic() - started < 10
         assert "wrong-pw" not in str(refused.value) and "shop_stats" in str(refused.value)

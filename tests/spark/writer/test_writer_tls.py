@@ -8,7 +8,7 @@ import pytest
 
 from featurestore.jobs.write.partition_writer import write_view
 from featurestore.readers import codec
-from featurestore.readers.errors import WriteError
+from featurestore.readers.errors import PermissionDeniedError
 from tests.helpers.writer import SHOP_ROWS, frame, shop_stats, writer_catalog
 
 # docs/writer.md; plus +hexpire on Redis >= 7.4 (7.0 does not know it, and shop_stats needs no HEXPIRE)
@@ -29,6 +29,6 @@ def test_rediss_with_a_least_privilege_acl_user(spark, tls_server) -> None:  # t
 
     admin.execute_command("ACL", "SETUSER", "reader", "reset", "on", ">r3ader", "~fs:*", "+ping", "+hmget")
     refused = url.replace("loader:tls-l0ader", "reader:r3ader")
-    with pytest.raises(WriteError) as failed:
+    with pytest.raises(PermissionDeniedError) as failed:  # its own class: user and command named
         write_view(frame(spark, shop_stats, SHOP_ROWS), writer_catalog, shop_stats, refused, computed_at_ms=6)
     assert "r3ader" not in str(failed.value) and "shop_stats" in str(failed.value)
