@@ -271,10 +271,24 @@ def build(plan: EnvPlan, steps: console.Steps | None = None) -> BuiltEnv:
             path=plan.out,
             packed_bytes=plan.out.stat().st_size,
             unpacked_bytes=tree_size(env_dir),
-            interpreter=os.readlink(env_dir / "bin" / "python"),
+            interpreter=_interpreter(env_dir),
             versions=_installed_versions(env_dir),
             seconds=time.monotonic() - started,
         )
+
+
+def _interpreter(env_dir: Path) -> str:
+    """Where ``ENV/bin/python`` leads: through the env's own relative links (``python ->
+    python3.11`` in a venv made from a venv) to the interpreter's absolute path."""
+    path = env_dir / "bin" / "python"
+    for _ in range(5):
+        if not path.is_symlink():
+            break
+        target = os.readlink(path)
+        if os.path.isabs(target):
+            return target
+        path = path.parent / target
+    return str(path)
 
 
 # --- the command -------------------------------------------------------------------------------
