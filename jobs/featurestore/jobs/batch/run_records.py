@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from featurestore.jobs.config import REDIS_URL_ENV_VAR as REDIS_URL_ENV_VAR
@@ -121,42 +123,48 @@ def _newest_first(client: Any) -> Iterator[RunRecord]:
         upper = "(" + (last.decode() if isinstance(last, bytes) else last)  # exclusive: the next older entry
 
 
+def _runs(
+    client: Any, view: str | None = None, ds: str | None = None, status: str | None = None
+) -> Iterator[RunRecord]:
+    """The runs (of ``view``, for ``ds``, with ``status``: each if given), newest first, read lazily."""
+    if status is not None and status not in STATUSES:
+        raise ConfigurationError(f"status must be one of {STATUSES}, got {status!r}")
+    return (
+        record
+        for record in _newest_first(client)
+        if (view is None or record.view == view)
+        and (ds is None or record.ds == ds)
+        and (status is None or record.status == status)
+    )
+
+
 def list_runs(client: Any, view: str | None = None, limit: int = 20) -> list[RunRecord]:
     """The most recent runs, newest first (of one view if given)."""
-    out: list[RunRecord] = []
-    if limit <= 0:
-        return out
-    for record in _newest_first(client):
-        if view is None or record.view == view:
-            out.append(record)
-            if len(out) >= limit:
-                break
-    return out
+    return list(islice(_runs(client, view), max(limit, 0)))
 
 
 def recent_runs(client: Any, view: str, status: str | None = None, limit: int = 7) -> list[RunRecord]:
     """The newest ``limit`` runs of ``view`` (with ``status`` if given), newest first: the guards' baseline."""
-    if status is not None and status not in STATUSES:
-        raise ConfigurationError(f"status must be one of {STATUSES}, got {status!r}")
-    out: list[RunRecord] = []
-    if limit <= 0:
-        return out
-    for record in _newest_first(client):
-        if record.view == view and (status is None or record.status == status):
-            out.append(record)
-            if len(out) >= limit:
-                break
-    return out
+    return list(islice(_runs(client, view, status=status), max(limit, 0)))
 
 
 def latest_run(client: Any, view: str, ds: str | None = None, status: str | None = None) -> RunRecord | None:
     """The newest run of ``view`` (for ``ds`` and with ``status`` if given), or None."""
-    if status is not None and status not in STATUSES:
-        raise ConfigurationError(f"status must be one of {STATUSES}, got {status!r}")
-    for record in _newest_first(client):
-        if record.view == view and (ds is None or record.ds == ds) and (status is None or record.status == status):
-            return record
-    return None
+    return next(_runs(client, view, ds, status), None)
+
+
+def epoch_seconds(iso: str) -> float | None:
+    """A record's ISO 8601 time (``started_at``, ``finished_at``) as epoch seconds; None if unset or unreadable."""
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as lines of left-aligned columns (the CLI's tables)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
 # --- `featurestore runs` -----------------------------------------------------------------
@@ -189,8 +197,7 @@ def format_table(records: list[RunRecord]) -> str:
                 r.run_id,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = aligned(rows)
     for r in records:
         if r.error:
             error = r.error if len(r.error) <= 300 else r.error[:297] + "..."

@@ -19,11 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.batch.run_records import RunRecord
+from featurestore.jobs.batch.run_records import RunRecord, epoch_seconds
 from featurestore.jobs.config import JobEnvironment
 from featurestore.readers.errors import ConfigurationError
 from featurestore.readers.settings import redact_text
@@ -88,23 +87,16 @@ class MetricsTarget:
         return cls(env.metrics_textfile_dir, env.pushgateway_url)
 
 
-def _epoch(iso: str) -> float | None:
-    try:
-        return datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return None
-
-
 def run_samples(record: RunRecord, last_success_at: str | None = None) -> list[Sample]:
     """The samples of one batch run.  ``last_success_at``: the finish time of the view's last
     successful run (the record's own when it succeeded)."""
     view = (("view", record.view),)
     samples = []
-    finished = _epoch(record.finished_at)
+    finished = epoch_seconds(record.finished_at)
     if finished is not None:
         samples.append(Sample("featurestore_job_last_run_timestamp_seconds", view, finished))
     samples.append(Sample("featurestore_job_last_run_succeeded", view, 1.0 if record.status == "succeeded" else 0.0))
-    success = _epoch(record.finished_at if record.status == "succeeded" else (last_success_at or ""))
+    success = epoch_seconds(record.finished_at if record.status == "succeeded" else (last_success_at or ""))
     if success is not None:
         samples.append(Sample("featurestore_job_last_success_timestamp_seconds", view, success))
     for kind, rows in (

@@ -25,10 +25,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
-from featurestore.jobs.batch.run_records import RunRecord, connect, list_runs
+from featurestore.jobs.batch.run_records import RunRecord, aligned, connect, epoch_seconds, list_runs
 from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
 from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, status_samples
 from featurestore.jobs.ops.post_load_check import entity_keys
@@ -91,24 +90,15 @@ def verdict(age_seconds: float | None, max_age_seconds: int, failing: bool) -> s
     return FRESH
 
 
-def _epoch_ms(iso: str) -> int | None:
-    try:
-        return int(datetime.fromisoformat(iso).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
 def view_status(view: FeatureView, runs: Sequence[RunRecord], sample: EntitySample, now_ms: int) -> ViewStatus:
     """Pure: the status of ``view`` from its run records (newest first) and a key sample."""
     mine = [r for r in runs if r.view == view.name]
     success = next((r for r in mine if r.status == "succeeded"), None)
     failure = next((r for r in mine if r.status != "succeeded"), None)
     failing = bool(mine) and mine[0].status != "succeeded"
-    candidates = [ts for ts in sample.stamps_ms.get(view.name, [])]
-    if success is not None and (finished := _epoch_ms(success.finished_at)) is not None:
-        candidates.append(finished)
-    newest = max(candidates, default=None)
     stamps = sample.stamps_ms.get(view.name, [])
+    finished = epoch_seconds(success.finished_at) if success is not None else None
+    newest = max([*stamps, *([round(finished * 1000)] if finished is not None else [])], default=None)
     reason = None
     if failure is not None:
         reason = "; ".join(failure.failures) or failure.error or failure.status
@@ -188,8 +178,7 @@ def format_table(statuses: Sequence[ViewStatus]) -> str:
                 _age(s.newest_write_age_seconds),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = aligned(rows)
     for s in statuses:
         if s.last_failure_reason and s.verdict == FAILING:
             reason = s.last_failure_reason
