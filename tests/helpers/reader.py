@@ -62,6 +62,21 @@ compact = FeatureView(
     ttl=3600,
     packed=True,
 )
+# the compact layout: every dtype in one record field `_c:dense`
+dense = FeatureView(
+    "dense",
+    user,
+    (
+        Feature("d_count", "int64", default=0),
+        Feature("d_amount", "float64"),
+        Feature("d_ratio", "float32", default=0.5),
+        Feature("d_tag", "string", default="none"),
+        Feature("d_flag", "bool", default=False),
+        Feature("d_emb", "vector", dim=2),
+    ),
+    ttl=3600,
+    layout="compact",
+)
 live = FeatureView("live", user, (Feature("clicks_1m", "int64", default=0, ttl=60),), kind="streaming")
 balances = FeatureView("balances", account, (Feature("balance", "float64"),), ttl=600)
-test_catalog = Catalog(views=(scores, compact, live, balances))
+test_catalog = Catalog(views=(scores, compact, dense, live, balances))

@@ -129,3 +129,19 @@ def test_load_catalog_from_a_module_and_clear_errors(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("FEATURESTORE_CATALOG", "no.such.env.module")
     with pytest.raises(CatalogError, match="no.such.env.module"):
         load_catalog()
+
+
+def test_layout_is_checked_per_view_with_a_clear_reason() -> None:
+    from featurestore.readers import Entity, Feature, FeatureView, Layout
+    from featurestore.readers.errors import DefinitionError
+
+    who = Entity("user", join_key="user_id")
+    feats = (Feature("a", "float64"), Feature("b", "string"))
+    assert FeatureView("v", who, feats, ttl=60).layout is Layout.TEXT  # the readable layout stays the default
+    assert FeatureView("v", who, feats, ttl=60, layout="compact").is_compact
+    with pytest.raises(DefinitionError, match=r"view 'v': layout must be one of 'text', 'compact', got 'zip'"):
+        FeatureView("v", who, feats, ttl=60, layout="zip")
+    with pytest.raises(DefinitionError, match=r"streaming view 'v': layout='compact' is only for batch views"):
+        FeatureView("v", who, feats, kind="streaming", ttl=60, layout="compact")
+    with pytest.raises(DefinitionError, match="packed=True and layout='compact' exclude each other"):
+        FeatureView("v", who, (Feature("c", "float32"),), ttl=60, layout="compact", packed=True)

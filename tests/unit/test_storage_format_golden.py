@@ -194,9 +194,134 @@ def test_registry_entry() -> None:
         b'{"default":0,"dtype":"int64","name":"merchant_distinct_users_30d","ttl":172800},'
         b'{"default":"unknown","dtype":"string","name":"merchant_category","ttl":172800}],'
         b'"fingerprint":"' + codec.fingerprint(view).encode() + b'","format_version":1,"id_dtype":"string",'
-        b'"key":"fs:merchant:{<id>}","kind":"batch","max_age":172800,"packed":false,"packed_features":[],'
-        b'"packed_field":null,"published_at_ms":1700000000000,"run_id":"r1","ts_field":"_ts:merchant_risk",'
+        b'"key":"fs:merchant:{<id>}","kind":"batch","layout":"text","max_age":172800,"packed":false,'
+        b'"packed_features":[],"packed_field":null,"published_at_ms":1700000000000,"record_field":null,'
+        b'"run_id":"r1","ts_field":"_ts:merchant_risk",'
         b'"ttl":172800,"view":"merchant_risk"}'
     )
     assert json.loads(entry)["fingerprint"] == codec.fingerprint(view)
     assert codec.fingerprint(view) == "d01094917600206017e0c78627f5dbea562bfede1fe88d1404748f0424b7527c"
+
+
+# --- the compact record (layout="compact") ---------------------------------------------
+
+ALL_TYPES = FeatureView(
+    "rec",
+    user,
+    (
+        Feature("i", "int64"),
+        Feature("f64", "float64"),
+        Feature("f32", "float32"),
+        Feature("s", "string"),
+        Feature("b", "bool"),
+        Feature("b2", "bool"),
+        Feature("e", "vector", dim=2),
+    ),
+    ttl=60,
+    layout="compact",
+)
+
+
+@pytest.mark.parametrize(
+    ("values", "stored"),
+    [
+        # format 1, n=7, presence 0b1011111 (b2 null), bools: b=1 b2=0, then i=-1 -> zigzag 1,
+        # 0.1 as float64 LE, 1.5 as float32 LE, "é" (2 bytes) length-prefixed, vector 2 x float32
+        (
+            {"i": -1, "f64": 0.1, "f32": 1.5, "s": "é", "b": True, "b2": None, "e": [1, 2]},
+            "01 07 5f 01 01 9a9999999999b93f 0000c03f 02c3a9 0000803f 00000040",
+        ),
+        ({}, "01 07 00 00"),  # every feature null: only the header
+        # int64 extremes: zigzag(-2^63) = 2^64-1 is 10 bytes, 2^63-1 as well
+        ({"i": -(2**63)}, "01 07 01 00 ffffffffffffffffff01"),
+        ({"i": 2**63 - 1}, "01 07 01 00 feffffffffffffffff01"),
+        ({"i": 0}, "01 07 01 00 00"),
+        ({"i": 63}, "01 07 01 00 7e"),
+        ({"i": 64}, "01 07 01 00 8001"),  # zigzag 128: two bytes
+        ({"i": -65}, "01 07 01 00 8101"),
+        # NaN is null; inf is a value; a float64 beyond float32's range becomes inf; -0.0 keeps its sign
+        ({"f64": math.nan, "f32": math.nan}, "01 07 00 00"),
+        ({"f64": math.inf, "f32": -math.inf}, "01 07 06 00 000000000000f07f 000080ff"),
+        ({"f64": -0.0, "f32": 1e39}, "01 07 06 00 0000000000000080 0000807f"),
+        ({"s": ""}, "01 07 08 00 00"),  # the empty string is a value
+        ({"s": "Zürich 北京 🙂"}, "01 07 08 00 13" + "Zürich 北京 🙂".encode().hex()),
+        ({"b": False, "b2": True}, "01 07 30 02"),  # bools live in the bits: no value bytes
+    ],
+)
+def test_compact_record_bytes(values: dict[str, object], stored: str) -> None:
+    raw = codec.encode_record(ALL_TYPES, values)
+    assert raw == bytes.fromhex(stored)
+    decoded = codec.decode_record(ALL_TYPES, raw)
+    for feature, got in zip(ALL_TYPES.features, decoded, strict=True):
+        want = values.get(feature.name)
+        if want is None or (isinstance(want, float) and math.isnan(want)):
+            assert got is None, feature.name
+        elif feature.name == "f32" and want == 1e39:
+            assert got == math.inf
+        elif feature.name == "e":
+            assert got == tuple(float(x) for x in want)  # type: ignore[attr-defined]
+        else:
+            assert got == want and type(got) is type(want), feature.name
+            if isinstance(want, float):
+                assert math.copysign(1, got) == math.copysign(1, want)
+
+
+def test_compact_record_field_and_big_strings() -> None:
+    assert codec.record_field(ALL_TYPES) == b"_c:rec"
+    long = "x" * 300  # length 300 = varint ac 02
+    assert codec.encode_record(ALL_TYPES, {"s": long}) == bytes.fromhex("01 07 08 00 ac02") + long.encode()
+
+
+def test_compact_record_reads_features_appended_later_as_missing() -> None:
+    old = FeatureView("rec", user, (Feature("i", "int64"), Feature("b", "bool")), ttl=60, layout="compact")
+    raw = codec.encode_record(old, {"i": 5, "b": True})
+    assert raw == bytes.fromhex("01 02 03 01 0a")
+    grown = FeatureView(
+        "rec", user, (*old.features, Feature("x", "float64"), Feature("c", "bool")), ttl=60, layout="compact"
+    )
+    assert codec.decode_record(grown, raw) == [5, True, None, None]
+    # the other way round a reader would misread: refused, naming the view
+    with pytest.raises(DecodingError, match="view 'rec': the record holds 4 features, this definition has 2"):
+        codec.decode_record(old, codec.encode_record(grown, {"i": 1}))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("02 07 00 00", "record format 2 is not known"),
+        ("01 07 01 00 ff", "cannot be decoded"),  # varint cut short
+        ("01 07 08 00 05 61", "cannot be decoded"),  # string runs past the end
+        ("01 07 01 00 00 00", "1 bytes left over"),
+        ("01 07 02 00 0000", "cannot be decoded"),  # float64 cut short
+        ("01 07 08 00 01 ff", "cannot be decoded"),  # not UTF-8
+    ],
+)
+def test_malformed_records_name_the_view(raw: str, message: str) -> None:
+    with pytest.raises(DecodingError, match=f"view 'rec'.*{message}"):
+        codec.decode_record(ALL_TYPES, bytes.fromhex(raw))
+
+
+def test_compact_record_refuses_values_that_do_not_fit_naming_the_feature() -> None:
+    for name, value in (("i", 2**63), ("i", "3"), ("b", 1), ("s", 5), ("f64", "1"), ("e", [1.0])):
+        with pytest.raises(EncodingError, match=f"feature '{name}'"):
+            codec.encode_record(ALL_TYPES, {name: value})
+
+
+def test_compact_layout_is_in_the_fingerprint_and_the_contract() -> None:
+    text = FeatureView("rec", user, ALL_TYPES.features, ttl=60)
+    assert codec.fingerprint(text) != codec.fingerprint(ALL_TYPES)
+    assert "layout" not in codec.view_spec(text)  # text fingerprints are the ones published before layouts
+    contract = codec.view_contract(ALL_TYPES)
+    assert (contract["layout"], contract["record_field"]) == ("compact", "_c:rec")
+    assert codec.view_contract(text)["layout"] == "text" and codec.view_contract(text)["record_field"] is None
+
+
+def test_compact_batch_write_commands() -> None:
+    from featurestore.readers import Catalog
+
+    plan = BatchWritePlan.build(Catalog(views=(ALL_TYPES,)), ALL_TYPES)
+    record = codec.encode_record(ALL_TYPES, {"i": 1})
+    assert plan.commands(42, {"i": 1}, 1700000000000) == [
+        (b"HSET", b"fs:user:{42}", b"_c:rec", record, b"_ts:rec", b"1700000000000"),
+        (b"EXPIRE", b"fs:user:{42}", b"60"),
+    ]

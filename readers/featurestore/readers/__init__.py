@@ -5,7 +5,7 @@ Airflow.  The public API is what ``__all__`` lists.
 """
 
 from .aio import AsyncFeatureReader
-from .definitions import Catalog, Drift, DType, Entity, Feature, FeatureView, Guards, ViewKind, load_catalog
+from .definitions import Catalog, Drift, DType, Entity, Feature, FeatureView, Guards, Layout, ViewKind, load_catalog
 from .errors import (
     AuthenticationError,
     CatalogError,
@@ -54,6 +54,7 @@ __all__ = [
     "FeatureVector",
     "FeatureView",
     "Guards",
+    "Layout",
     "PasswordRequiredError",
     "PermissionDeniedError",
     "RegistryMismatchError",

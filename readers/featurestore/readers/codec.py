@@ -11,16 +11,20 @@ import hashlib
 import json
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .definitions import DType, Entity, Feature, FeatureView
+from .definitions import DType, Entity, Feature, FeatureView, Layout
 from .errors import DecodingError, EncodingError
 
 KEY_PREFIX = b"fs:"
 REGISTRY_KEY = b"fs:registry"
 TS_FIELD_PREFIX = b"_ts:"
 PACKED_FIELD_PREFIX = b"_f32:"
+RECORD_FIELD_PREFIX = b"_c:"
+# The first byte of every compact record: the record format's own version, so the record
+# can evolve (a reader refuses a format byte it does not know).
+RECORD_FORMAT = 1
 MAX_ID_BYTES = 512
 FORMAT_VERSION = 1
 
@@ -81,6 +85,12 @@ def ts_field(view: FeatureView | str) -> bytes:
 def packed_field(view: FeatureView) -> bytes:
     """``_f32:<view>``: the packed float32 features of a view with ``packed=True``."""
     return PACKED_FIELD_PREFIX + view.name.encode()
+
+
+def record_field(view: FeatureView | str) -> bytes:
+    """``_c:<view>``: the binary record of a view with ``layout="compact"``."""
+    name = view if isinstance(view, str) else view.name
+    return RECORD_FIELD_PREFIX + name.encode()
 
 
 def encode_ts(epoch_ms: int) -> bytes:
@@ -255,6 +265,199 @@ def unpack_packed(view: FeatureView, raw: bytes) -> tuple[float | None, ...]:
     return tuple(None if v != v else v for v in struct.unpack(f"<{count}f", raw))
 
 
+# --- compact records (layout="compact") -----------------------------------------------
+#
+#   format byte (RECORD_FORMAT) | varint n | presence bitmap | bool bits | values
+#
+# n is the number of features the writer's definition had (a reader whose view has more,
+# appended later, reads the extra ones as missing).  Bit i of the presence bitmap (byte
+# i >> 3, least significant bit first) is set when feature i (definition order) has a
+# value; the bool bits hold the value of each bool feature among the n, in order (0 when
+# null).  Then the value of each present non-bool feature, in order: float64 and float32
+# as IEEE little-endian bytes, int64 as a zigzag LEB128 varint, string as a varint byte
+# length and UTF-8, vector as dim float32 little-endian.  docs/storage-format.md.
+
+_F64 = struct.Struct("<d")
+
+
+def encode_varint(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits a byte, least significant group first, high bit = more."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def zigzag(value: int) -> int:
+    """int64 -> uint64 so that small magnitudes of either sign get short varints."""
+    return ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
+
+
+def unzigzag(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+def _record_value(feature: Feature, value: Any) -> Any:
+    """``value`` checked against the feature's dtype, as the text codec checks it (same
+    errors); ``None`` for null or NaN.  Floats come back as float, vectors as a tuple."""
+    if value is None:
+        return None
+    dtype = DType(feature.dtype)
+    if dtype is DType.STRING:
+        if not isinstance(value, str):
+            encode_value(feature, value)  # raises the codec's error
+        return value
+    if dtype is DType.VECTOR:
+        encode_value(feature, value)  # the length and element checks
+        return tuple(float(v) for v in value)
+    if encode_value(feature, value) is None:  # NaN
+        return None
+    if dtype is DType.INT64:
+        return int(value.__index__() if hasattr(value, "__index__") else value)
+    if dtype is DType.BOOL:
+        return bool(value)
+    return float(value)
+
+
+def encode_record(view: FeatureView, values: Mapping[str, Any]) -> bytes:
+    """The ``_c:<view>`` record of one entity (values by feature name; missing = null).
+
+    Raises :class:`EncodingError` naming the feature when a value does not fit its dtype.
+    """
+    features = view.features
+    n = len(features)
+    presence = 0
+    bools = 0
+    n_bools = 0
+    body = bytearray()
+    for i, feature in enumerate(features):
+        value = _record_value(feature, values.get(feature.name))
+        dtype = feature.dtype
+        if dtype is DType.BOOL:
+            if value:
+                bools |= 1 << n_bools
+            n_bools += 1
+        if value is None:
+            continue
+        presence |= 1 << i
+        if dtype is DType.FLOAT64:
+            body += _F64.pack(value)
+        elif dtype is DType.FLOAT32:
+            try:
+                body += _F32.pack(value)
+            except OverflowError:  # beyond float32's range: inf, as the text codec and Spark do
+                body += _F32.pack(math.copysign(math.inf, value))
+        elif dtype is DType.INT64:
+            body += encode_varint(zigzag(value))
+        elif dtype is DType.STRING:
+            try:
+                text = value.encode()
+            except UnicodeEncodeError:
+                raise EncodingError(f"feature {feature.name!r} (string): {value!r} is not valid Unicode") from None
+            body += encode_varint(len(text)) + text
+        elif dtype is DType.VECTOR:
+            body += struct.pack(f"<{feature.dim}f", *value)
+    head = bytes([RECORD_FORMAT]) + encode_varint(n) + presence.to_bytes((n + 7) // 8, "little")
+    if n_bools:
+        head += bools.to_bytes((n_bools + 7) // 8, "little")
+    return head + bytes(body)
+
+
+def _read_varint(raw: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = raw[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 10 bytes")
+
+
+def record_decoder(view: FeatureView) -> Callable[[bytes], list[Any]]:
+    """A converter from a ``_c:<view>`` record to the view's values in definition order
+    (``None`` where null), built once per view.  Raises :class:`DecodingError` naming the
+    view when the record is malformed or was written by a definition this one does not
+    extend (a record with more features than the view)."""
+    features = view.features
+    n_view = len(features)
+    dtypes = tuple(DType(f.dtype) for f in features)
+    vectors = {i: struct.Struct(f"<{f.dim}f") for i, f in enumerate(features) if f.dim}
+    unpack_f64, unpack_f32 = _F64.unpack_from, _F32.unpack_from
+    F64_, F32_, I64, BOOL, STR = DType.FLOAT64, DType.FLOAT32, DType.INT64, DType.BOOL, DType.STRING
+
+    def decode(raw: bytes) -> list[Any]:
+        try:
+            if raw[0] != RECORD_FORMAT:
+                raise DecodingError(
+                    f"view {view.name!r}: record format {raw[0]} is not known to this reader "
+                    f"(it reads format {RECORD_FORMAT}); upgrade redis-feature-store"
+                )
+            n, at = _read_varint(raw, 1)
+            if n > n_view:
+                raise DecodingError(
+                    f"view {view.name!r}: the record holds {n} features, this definition has {n_view}; "
+                    "it was written by newer definitions: deploy them to this reader"
+                )
+            width = (n + 7) >> 3
+            presence = int.from_bytes(raw[at : at + width], "little")
+            at += width
+            n_bools = sum(1 for d in dtypes[:n] if d is BOOL)
+            bool_width = (n_bools + 7) >> 3
+            bools = int.from_bytes(raw[at : at + bool_width], "little")
+            at += bool_width
+            out: list[Any] = [None] * n_view
+            b = 0
+            for i in range(n):
+                dtype = dtypes[i]
+                if dtype is BOOL:
+                    if presence >> i & 1:
+                        out[i] = bool(bools >> b & 1)
+                    b += 1
+                    continue
+                if not presence >> i & 1:
+                    continue
+                if dtype is F64_:
+                    out[i] = unpack_f64(raw, at)[0]
+                    at += 8
+                elif dtype is F32_:
+                    out[i] = unpack_f32(raw, at)[0]
+                    at += 4
+                elif dtype is I64:
+                    value, at = _read_varint(raw, at)
+                    out[i] = unzigzag(value)
+                elif dtype is STR:
+                    size, at = _read_varint(raw, at)
+                    if at + size > len(raw):
+                        raise ValueError("string runs past the end")
+                    out[i] = raw[at : at + size].decode()
+                    at += size
+                else:
+                    vector = vectors[i]
+                    out[i] = vector.unpack_from(raw, at)
+                    at += vector.size
+            if at != len(raw):
+                raise ValueError(f"{len(raw) - at} bytes left over")
+            return out
+        except DecodingError:
+            raise
+        except (IndexError, ValueError, struct.error, UnicodeDecodeError) as exc:
+            raise DecodingError(
+                f"view {view.name!r}: the record {raw[:64]!r} ({len(raw)} bytes) cannot be decoded: {exc}"
+            ) from None
+
+    return decode
+
+
+def decode_record(view: FeatureView, raw: bytes) -> list[Any]:
+    """The view's values from one ``_c:<view>`` record (see :func:`record_decoder`)."""
+    return record_decoder(view)(raw)
+
+
 # --- registry -------------------------------------------------------------------------
 
 
@@ -266,6 +469,8 @@ def view_spec(view: FeatureView) -> dict[str, Any]:
         "id_dtype": view.entity.id_dtype,
         "kind": view.kind.value if hasattr(view.kind, "value") else str(view.kind),
         "packed": view.packed,
+        # only when not the default: the fingerprints of text views stay what they were
+        **({"layout": Layout(view.layout).value} if view.is_compact else {}),
         "features": [
             {"name": f.name, "dtype": DType(f.dtype).value, **({"dim": f.dim} if f.dim else {})} for f in view.features
         ],
@@ -309,6 +514,8 @@ def view_contract(view: FeatureView) -> dict[str, Any]:
         "ts_field": ts_field(view).decode(),
         "packed_field": packed_field(view).decode() if view.packed else None,
         "packed_features": [f.name for f in view.packed_features],
+        "layout": Layout(view.layout).value,
+        "record_field": record_field(view).decode() if view.is_compact else None,
         "ttl": view.ttl_seconds,
         "max_age": view.max_age_seconds,
     }

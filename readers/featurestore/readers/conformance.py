@@ -69,7 +69,22 @@ shop = FeatureView(
     features=(Feature("fraud_rate", "float32"), Feature("category", "string", default="other")),
     ttl=86_400,
 )
-CATALOG = Catalog(views=(account, scores, recent, shop))
+# the compact layout: every dtype in one binary record `_c:wallet`
+wallet = FeatureView(
+    name="wallet",
+    entity=user,
+    features=(
+        Feature("w_txns", "int64", default=0),
+        Feature("w_total", "float64"),
+        Feature("w_share", "float32", default=0.0),
+        Feature("w_active", "bool", default=False),
+        Feature("w_currency", "string", default="EUR"),
+        Feature("w_emb", "vector", dim=2),
+    ),
+    ttl=86_400,
+    layout="compact",
+)
+CATALOG = Catalog(views=(account, scores, recent, shop, wallet))
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,26 @@ CASES: tuple[Case, ...] = (
             "_f32:scores": codec.encode_packed(scores, {"score_a": 0.125, "score_b": None}) or b"",
             "score_n": b"3",
             "_ts:scores": _ts(_HOUR_MS),
+        },
+    ),
+    Case(
+        "a compact view: one binary record, nulls marked in its presence bitmap",
+        5,
+        ("w_txns", "w_total", "w_share", "w_active", "w_currency", "w_emb"),
+        {
+            "_c:wallet": codec.encode_record(
+                wallet, {"w_txns": -42, "w_total": 1e300, "w_active": True, "w_currency": "€", "w_emb": [0.5, -1.0]}
+            ),
+            "_ts:wallet": _ts(_HOUR_MS),
+        },
+    ),
+    Case(
+        "a compact view older than its max_age: every feature stale, defaults served",
+        6,
+        ("w_txns", "w_currency"),
+        {
+            "_c:wallet": codec.encode_record(wallet, {"w_txns": 7, "w_currency": "USD"}),
+            "_ts:wallet": _ts(2 * 86_400_000),
         },
     ),
     Case(

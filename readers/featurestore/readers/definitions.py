@@ -47,6 +47,20 @@ class DType(StrEnum):
         return self in (DType.INT64, DType.FLOAT64, DType.FLOAT32, DType.BOOL)
 
 
+class Layout(StrEnum):
+    """How a view's features are laid out in the entity's hash (docs/storage-format.md).
+
+    * ``text``: one field per feature, values as text: readable in redis-cli (the default);
+    * ``compact``: all the view's features in one binary record field ``_c:<view>``
+      (IEEE floats, zigzag varint ints, bit-packed bools, length-prefixed strings, a
+      presence bitmap for nulls): about half the memory of ``text``, read back with
+      ``featurestore inspect``.
+    """
+
+    TEXT = "text"
+    COMPACT = "compact"
+
+
 class ViewKind(StrEnum):
     """Who writes a view: the nightly batch job or a streaming pipeline."""
 
@@ -262,9 +276,14 @@ class FeatureView:
       view's ``ttl`` as a default) is that field's own lifetime.
     * ``max_age``: older than this (judged from ``_ts:<view>``) the reader serves the
       default with status *stale*. Defaults to the view's longest TTL.
-    * ``packed=True`` (batch only): the view's float32 features are stored together as
-      one binary field ``_f32:<view>`` instead of one text field each, which saves memory
-      at the cost of readability of those values in redis-cli.
+    * ``layout`` (batch only): ``"text"`` (default) stores one readable field per feature;
+      ``"compact"`` stores all of them in one binary record ``_c:<view>``, which takes
+      about half the memory (see :class:`Layout` and docs/storage-format.md).  Streaming
+      views are refused: each streaming feature carries its own field TTL and updates on
+      its own, which one record field cannot do.
+    * ``packed=True`` (batch only, ``text`` layout): the view's float32 features are stored
+      together as one binary field ``_f32:<view>``; kept for views that already use it,
+      ``layout="compact"`` covers every dtype.
     * ``guards`` (batch only): the input and drift guards the batch job checks before it
       writes (:class:`Guards`; the defaults suit a daily date-partitioned source).
     """
@@ -280,6 +299,7 @@ class FeatureView:
     packed: bool = False
     description: str = ""
     guards: Guards = Guards()
+    layout: Layout | str = Layout.TEXT
 
     def __post_init__(self) -> None:
         _check_name(_ENTITY_OR_VIEW_NAME, self.name, "view")
@@ -292,6 +312,12 @@ class FeatureView:
                 f"view {self.name!r}: kind must be 'batch' or 'streaming', got {self.kind!r}"
             ) from None
         object.__setattr__(self, "kind", kind)
+        try:
+            layout = Layout(self.layout)
+        except ValueError:
+            allowed = ", ".join(repr(x.value) for x in Layout)
+            raise DefinitionError(f"view {self.name!r}: layout must be one of {allowed}, got {self.layout!r}") from None
+        object.__setattr__(self, "layout", layout)
         features = tuple(self.features)
         if not features:
             raise DefinitionError(f"view {self.name!r}: needs at least one feature")
@@ -327,11 +353,22 @@ class FeatureView:
                     f"streaming view {self.name!r}: packed=True is only for batch views "
                     "(each streaming field carries its own TTL)"
                 )
+            if layout is Layout.COMPACT:
+                raise DefinitionError(
+                    f"streaming view {self.name!r}: layout='compact' is only for batch views: a record "
+                    "field has one TTL, while each streaming feature keeps its own field TTL and is "
+                    "updated on its own (a record would need a read-modify-write per event)"
+                )
             if self.guards != Guards():
                 raise DefinitionError(
                     f"streaming view {self.name!r}: guards are checked by the batch job only; "
                     "a streaming view cannot have them"
                 )
+        if self.packed and layout is Layout.COMPACT:
+            raise DefinitionError(
+                f"view {self.name!r}: packed=True and layout='compact' exclude each other "
+                "(the compact record already stores float32 features as 4 bytes)"
+            )
         if self.packed and not any(f.dtype is DType.FLOAT32 for f in features):
             raise DefinitionError(f"view {self.name!r}: packed=True needs at least one float32 feature")
         if self.expectation_suite is None:
@@ -378,6 +415,11 @@ class FeatureView:
         raise FeatureNotFoundError(
             f"view {self.name!r} has no feature {name!r} (it has: {', '.join(self.feature_names)})"
         )
+
+    @property
+    def is_compact(self) -> bool:
+        """True when the view's features live in one binary record field ``_c:<view>``."""
+        return self.layout is Layout.COMPACT
 
     @property
     def packed_features(self) -> tuple[Feature, ...]:

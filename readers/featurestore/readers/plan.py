@@ -24,6 +24,11 @@ _NEVER = -1  # stands for "no _ts field": age unknown
 _call = operator.call  # map(_call, decoders, row): each decoder on its value, in C
 
 
+def _typed(value: Any) -> Any:
+    """The decoder of a feature read from a compact record: already typed by the record's decoder."""
+    return value
+
+
 def _bulk(data: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
@@ -39,6 +44,9 @@ class ViewSlot:
     mask: int  # the same positions as a bit mask
     packed_index: int  # index of `_f32:<view>` in the reply, or -1
     packed_positions: tuple[tuple[int, int], ...]  # (result position, offset in packed blob)
+    record_index: int = -1  # index of `_c:<view>` in the reply (compact layout), or -1
+    record_positions: tuple[tuple[int, int], ...] = ()  # (result position, index in the view's record)
+    record_decoder: Callable[[bytes], list[Any]] | None = None
 
 
 class ReadPlan:
@@ -68,17 +76,21 @@ class ReadPlan:
         self.index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         self.n_features = len(self.features)
 
-        # Reply layout: one entry per feature (text fields; packed ones stay None here),
-        # then one `_f32:<view>` per packed view, then one `_ts:<view>` per view.
+        # Reply layout: one entry per feature (text fields; packed and compact ones stay
+        # None here), then one `_f32:<view>` per packed view, one `_c:<view>` per compact
+        # view, then one `_ts:<view>` per view.
         fields: list[bytes] = []
         views: dict[str, FeatureView] = {}
         for view, feature in features:
             views.setdefault(view.name, view)
-            in_blob = view.packed and feature.dtype is DType.FLOAT32
+            in_blob = view.is_compact or (view.packed and feature.dtype is DType.FLOAT32)
             fields.append(b"" if in_blob else feature.name.encode())
         packed_views = [v for v in views.values() if v.packed and any(f in v.packed_features for f in self.features)]
         packed_at = {v.name: len(fields) + i for i, v in enumerate(packed_views)}
         fields += [codec.packed_field(v) for v in packed_views]
+        compact_views = [v for v in views.values() if v.is_compact]
+        record_at = {v.name: len(fields) + i for i, v in enumerate(compact_views)}
+        fields += [codec.record_field(v) for v in compact_views]
         ts_base = len(fields)
         fields += [codec.ts_field(v) for v in views.values()]
 
@@ -90,6 +102,7 @@ class ReadPlan:
                 for p, (v, f) in enumerate(features)
                 if v.name == view.name and view.packed and f.dtype is DType.FLOAT32
             )
+            in_record = tuple((p, view.features.index(f)) for p, (v, f) in enumerate(features) if v.name == view.name)
             mask = 0
             for p in positions:
                 mask |= 1 << p
@@ -102,15 +115,20 @@ class ReadPlan:
                     mask,
                     packed_at.get(view.name, -1),
                     packed,
+                    record_at.get(view.name, -1),
+                    in_record if view.is_compact else (),
+                    codec.record_decoder(view) if view.is_compact else None,
                 )
             )
         self.views: tuple[ViewSlot, ...] = tuple(slots)
-        self.has_packed = bool(packed_views)
+        self.has_packed = bool(packed_views) or bool(compact_views)
         # A packed feature keeps its slot in the reply through a placeholder field: `_`
         # is reserved (field names never start with `_` otherwise), so it reads as nil.
         self.fields: tuple[bytes, ...] = tuple(f or b"_" for f in fields)
         self.n_fields = len(self.fields)
-        self.decoders: tuple[Callable[[bytes], Any], ...] = tuple(codec.decoder(f) for f in self.features)
+        self.decoders: tuple[Callable[[bytes], Any], ...] = tuple(
+            _typed if v.is_compact else codec.decoder(f) for v, f in features
+        )
         self.defaults: tuple[Any, ...] = tuple(f.default for f in self.features)
         self.key_prefix = codec.key_prefix(entity)
         # RESP for `HMGET <key> <fields...>`: the head goes before the key, the tail after.
@@ -193,6 +211,12 @@ class ReadPlan:
 
     def _unpack(self, row: list[Any]) -> None:
         for slot in self.views:
+            if slot.record_decoder is not None:
+                record = row[slot.record_index]
+                decoded = slot.record_decoder(record) if record is not None else None
+                for position, index in slot.record_positions:
+                    row[position] = None if decoded is None else decoded[index]
+                continue
             if slot.packed_index < 0:
                 continue
             blob = row[slot.packed_index]

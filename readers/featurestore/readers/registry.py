@@ -28,6 +28,21 @@ def check_registry(catalog: Catalog, entries: dict[bytes, bytes]) -> dict[str, s
         for setting in ("entity", "id_dtype", "packed"):
             if stored.get(setting) != ours[setting]:
                 problems.append(f"{setting} is {ours[setting]!r} here but {stored.get(setting)!r} in Redis")
+        # an entry without "layout" predates layouts: text
+        stored_layout, our_layout = stored.get("layout", "text"), ours.get("layout", "text")
+        if stored_layout != our_layout:
+            problems.append(f"layout is {our_layout!r} here but {stored_layout!r} in Redis")
+        elif our_layout == "compact":
+            # a record is positional: the materialized features must be a prefix of ours
+            # (features appended since then read as missing until the next run)
+            written = [(f.get("name"), f.get("dtype"), f.get("dim")) for f in stored["features"]]
+            known = [(f["name"], f["dtype"], f.get("dim")) for f in ours["features"]]
+            if written != known[: len(written)]:
+                problems.append(
+                    "the compact record was materialized with features "
+                    f"{[w[0] for w in written]}, which are not the first features of this definition "
+                    f"{[k[0] for k in known]} (in a record, features may only be appended)"
+                )
         stored_features = {f["name"]: f for f in stored["features"]}
         for feature in ours["features"]:
             other = stored_features.get(feature["name"])

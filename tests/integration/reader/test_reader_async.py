@@ -17,7 +17,7 @@ from featurestore.readers import (
     FeatureView,
     RegistryMismatchError,
 )
-from tests.helpers.reader import client_for, scores, test_catalog, user, write_view
+from tests.helpers.reader import client_for, dense, scores, test_catalog, user, write_view
 
 ROWS = {i: {"n_orders": i, "segment": f"s{i}"} for i in range(1, 201)}
 
@@ -33,6 +33,14 @@ async def test_get_and_get_many_standalone(redis_url: str) -> None:
         # concurrent calls share the pool safely
         results = await asyncio.gather(*(reader.get(i, ["n_orders"]) for i in range(1, 51)))
         assert [r.to_list() for r in results] == [[i] for i in range(1, 51)]
+
+
+async def test_compact_view_async(redis_url: str) -> None:
+    write_view(client_for(redis_url), test_catalog, dense, {30: {"d_count": 4, "d_tag": "x", "d_emb": [0.5, 1.0]}})
+    async with await AsyncFeatureReader.connect(redis_url, catalog=test_catalog) as reader:
+        v = await reader.get(30, ["d_emb", "d_tag", "d_count", "d_amount"])
+        assert v.to_list() == [(0.5, 1.0), "x", 4, None]
+        assert v.status("d_amount") is FeatureStatus.MISSING and v.status("d_tag") is FeatureStatus.PRESENT
 
 
 @pytest.mark.cluster

@@ -23,7 +23,7 @@ from featurestore.readers import (
     RegistryMismatchError,
     codec,
 )
-from tests.helpers.reader import client_for, compact, now_ms, scores, test_catalog, user, write_view
+from tests.helpers.reader import client_for, compact, dense, now_ms, scores, test_catalog, user, write_view
 
 ROW = {"n_orders": 7, "spend": 12.5, "ratio": 0.1, "segment": "gold", "is_vip": True, "embedding": [1, 2, 3]}
 
@@ -101,6 +101,32 @@ def test_packed_view_round_trip(redis_url: str) -> None:
     assert v.to_list() == [None, 4, 1.5]
     assert v.status("c2") is FeatureStatus.MISSING and v.status("c1") is FeatureStatus.PRESENT
     assert reader.get(4, ["c1"]).to_list() == [-1.0]
+
+
+def test_compact_view_round_trip_with_statuses(redis_url: str) -> None:
+    client = client_for(redis_url)
+    full = {"d_count": -3, "d_amount": 0.1, "d_ratio": 1.5, "d_tag": "é", "d_flag": True, "d_emb": [1.0, -2.0]}
+    write_view(client, test_catalog, dense, {20: full, 21: {"d_count": 2**63 - 1, "d_flag": False}})
+    write_view(client, test_catalog, dense, {22: full}, computed_at_ms=now_ms() - 4_000_000)  # older than max_age
+    assert set(client.hkeys("fs:user:{20}")) == {b"_c:dense", b"_ts:dense"}  # one record field, no per-feature field
+    reader = FeatureReader.connect(redis_url, catalog=test_catalog)  # the registry check passes (same layout)
+    v = reader.get(20, ["d_tag", "d_emb", "d_count", "d_amount", "d_flag", "d_ratio"])
+    assert v.to_list() == ["é", (1.0, -2.0), -3, 0.1, True, 1.5]
+    assert set(v.statuses.values()) == {FeatureStatus.PRESENT}
+    batch = reader.get_many([21, 22, 99], "dense")
+    assert batch.to_list() == [
+        [2**63 - 1, None, 0.5, "none", False, None],  # nulls in the record: defaults, missing
+        [0, None, 0.5, "none", False, None],  # stale: defaults
+        [0, None, 0.5, "none", False, None],  # no record at all: missing
+    ]
+    assert batch.status(0, "d_count") is FeatureStatus.PRESENT and batch.status(0, "d_flag") is FeatureStatus.PRESENT
+    assert batch.status(0, "d_tag") is FeatureStatus.MISSING
+    assert batch.status(1, "d_tag") is FeatureStatus.STALE and batch.status(2, "d_tag") is FeatureStatus.MISSING
+    assert reader.get(22, ["d_tag"], serve_stale=True).to_list() == ["é"]
+    # a reader that would decode the view as text fails at start-up, naming the layout
+    as_text = FeatureView("dense", user, dense.features, ttl=3600)
+    with pytest.raises(RegistryMismatchError, match="layout is 'text' here but 'compact' in Redis"):
+        FeatureReader.connect(redis_url, catalog=Catalog(views=(as_text,)))
 
 
 def test_features_of_several_views_in_one_hmget(redis_url: str) -> None:

@@ -3,7 +3,8 @@
 Pure logic (no I/O, no Spark).  The freshness rules of docs/storage-format.md live here:
 
 * ``HSET`` the non-null features and ``_ts:<view>``; ``HDEL`` the features that are null
-  now, so a stale value never survives a rewrite;
+  now, so a stale value never survives a rewrite (a ``layout="compact"`` view ``HSET``s its
+  one record ``_c:<view>``, whose presence bitmap says which features are null: no ``HDEL``);
 * ``EXPIRE`` the key by the longest batch TTL of the entity (views never shrink each
   other's lifetime);
 * ``HEXPIRE`` the view's fields when its TTL is shorter than the key's (``HSET`` clears
@@ -38,6 +39,7 @@ class BatchWritePlan:
     fields: tuple[bytes, ...]  # text features, in definition order
     packed: bytes | None  # `_f32:<view>` or None
     ts_field: bytes
+    record: bytes | None = None  # `_c:<view>` for a compact view (then `fields` is empty)
 
     @classmethod
     def build(cls, catalog: Catalog, view: FeatureView) -> BatchWritePlan:
@@ -45,14 +47,16 @@ class BatchWritePlan:
             raise ValueError(f"view {view.name!r} is a streaming view; use the streaming writer")
         key_ttl = catalog.key_ttl(view.entity.name)
         assert key_ttl is not None and view.ttl_seconds is not None
-        packed_names = {f.name for f in view.packed_features}
+        # a compact view has no per-feature field: its record holds them all
+        skip = {f.name for f in (view.features if view.is_compact else view.packed_features)}
         return cls(
             view=view,
             key_ttl=key_ttl,
             field_ttl=view.ttl_seconds if view.ttl_seconds < key_ttl else None,
-            fields=tuple(f.name.encode() for f in view.features if f.name not in packed_names),
+            fields=tuple(f.name.encode() for f in view.features if f.name not in skip),
             packed=codec.packed_field(view) if view.packed else None,
             ts_field=codec.ts_field(view),
+            record=codec.record_field(view) if view.is_compact else None,
         )
 
     def commands(self, entity_id: object, values: Mapping[str, Any], computed_at_ms: int) -> list[Command]:
@@ -60,9 +64,11 @@ class BatchWritePlan:
         key = codec.entity_key(self.view.entity, entity_id)
         present: list[bytes] = []
         absent: list[bytes] = []
+        if self.record is not None:
+            present += [self.record, codec.encode_record(self.view, values)]
         packed_names = {f.name for f in self.view.packed_features}
         for feature in self.view.features:
-            if feature.name in packed_names:
+            if feature.name in packed_names or self.record is not None:
                 continue
             encoded = codec.encode_value(feature, values.get(feature.name))
             name = feature.name.encode()
