@@ -41,7 +41,16 @@ packed_scores = FeatureView(
 shop_stats = FeatureView(
     "shop_stats", shop, (Feature("visits", "int64"), Feature("share", "float32"), Feature("tag", "string")), ttl=3600
 )
-writer_catalog = Catalog(views=(edge, packed_scores, shop_stats))
+# the compact layout: edge's features in one record `_c:card_compact` (a bool pair tests the bits)
+card = Entity("card", join_key="card_id")
+card_compact = FeatureView(
+    "card_compact",
+    card,
+    (*(Feature(f"c_{f.name}", f.dtype, dim=f.dim) for f in edge.features), Feature("c_flag2", "bool")),
+    ttl=86_400,
+    layout="compact",
+)
+writer_catalog = Catalog(views=(edge, packed_scores, shop_stats, card_compact))
 
 # Rows that exercise every edge of the value encoding.
 EDGE_ROWS: list[dict[str, Any]] = [
@@ -63,6 +72,10 @@ PACKED_ROWS: list[dict[str, Any]] = [
     {"acct_id": 2, "p1": None, "p_count": None, "p2": None, "p3": None},
     {"acct_id": 3, "p1": None, "p_count": 7, "p2": math.nan, "p3": None},
     {"acct_id": 8, "p1": -0.0, "p_count": 0, "p2": math.inf, "p3": 1e-45},
+]
+CARD_ROWS: list[dict[str, Any]] = [
+    {"card_id": r["acct_id"], **{f"c_{k}": v for k, v in r.items() if k != "acct_id"}, "c_flag2": r["flag"] is None}
+    for r in EDGE_ROWS
 ]
 SHOP_ROWS: list[dict[str, Any]] = [
     {"shop_id": "m-1", "visits": 10, "share": 0.25, "tag": "grocery"},

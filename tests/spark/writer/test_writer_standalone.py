@@ -16,10 +16,12 @@ from featurestore.readers.errors import AuthenticationError, UnsupportedServerEr
 from featurestore.readers.example_catalog import catalog as example_catalog
 from featurestore.readers.example_catalog import user_profile, user_transactions
 from tests.helpers.writer import (
+    CARD_ROWS,
     COMPUTED_AT,
     EDGE_ROWS,
     PACKED_ROWS,
     SHOP_ROWS,
+    card_compact,
     client_for,
     dump,
     edge,
@@ -57,10 +59,15 @@ def test_state_equals_the_reference_writer_on_edge_values(spark, server: str, re
     assert edge3[b"n"] == b"9223372036854775807" and edge3[b"label"] == "é€😀".encode()
     assert ours[key_of(edge, 0)]["fields"][b"amount"] == b"-0"
     assert ours[key_of(packed_scores, 2)]["fields"].get(b"_f32:packed_scores") is None  # every packed value null
+    # the compact view: one record and `_ts` per entity, decoding back to the row
+    card3 = ours[key_of(card_compact, 3)]["fields"]
+    assert set(card3) == {b"_c:card_compact", b"_ts:card_compact"}
+    decoded = codec.decode_record(card_compact, card3[b"_c:card_compact"])
+    assert decoded[:5] == [2**63 - 1, None, None, "é€😀", False]  # NaN -> null in the presence bitmap
 
 
 def _all_views() -> list[tuple[Any, list[dict[str, Any]]]]:
-    return [(edge, EDGE_ROWS), (packed_scores, PACKED_ROWS), (shop_stats, SHOP_ROWS)]
+    return [(edge, EDGE_ROWS), (packed_scores, PACKED_ROWS), (shop_stats, SHOP_ROWS), (card_compact, CARD_ROWS)]
 
 
 def test_a_feature_null_today_removes_yesterdays_value(spark, redis_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from typing import Any
@@ -14,13 +15,15 @@ from redis.crc import key_slot
 from featurestore.jobs.write.bulk_encoder import ASKING, BatchEncoder, key_slots, payload_bytes, with_asking
 from featurestore.jobs.write.commands import BatchWritePlan, resp
 from featurestore.readers import codec
-from featurestore.readers.definitions import DType, FeatureView
+from featurestore.readers.definitions import Catalog, DType, FeatureView
 from featurestore.readers.example_catalog import catalog as example_catalog
 from tests.helpers.writer import (
+    CARD_ROWS,
     COMPUTED_AT,
     EDGE_ROWS,
     PACKED_ROWS,
     SHOP_ROWS,
+    card_compact,
     edge,
     packed_scores,
     shop_stats,
@@ -68,7 +71,9 @@ def assert_same_as_reference(view: FeatureView, rows: list[dict[str, Any]], cata
 
 
 @pytest.mark.parametrize(
-    ("view", "rows"), [(edge, EDGE_ROWS), (packed_scores, PACKED_ROWS), (shop_stats, SHOP_ROWS)], ids=str
+    ("view", "rows"),
+    [(edge, EDGE_ROWS), (packed_scores, PACKED_ROWS), (shop_stats, SHOP_ROWS), (card_compact, CARD_ROWS)],
+    ids=str,
 )
 def test_edge_values_match_the_reference_bytes(view: FeatureView, rows: list[dict[str, Any]]) -> None:
     assert_same_as_reference(view, rows)
@@ -95,9 +100,11 @@ def test_edge_bytes_are_the_documented_ones() -> None:
     )
 
 
+@pytest.mark.parametrize("layout", ["text", "compact"])
 @pytest.mark.parametrize("view_name", ["user_transactions", "user_profile", "merchant_risk"])
-def test_random_rows_of_the_example_views_match_the_reference(view_name: str) -> None:
-    view = example_catalog.view(view_name)
+def test_random_rows_of_the_example_views_match_the_reference(view_name: str, layout: str) -> None:
+    catalog = Catalog(views=tuple(dataclasses.replace(v, layout=layout) for v in example_catalog.batch_views))
+    view = catalog.view(view_name)
     rng = random.Random(view_name)
 
     def value(dtype: DType) -> Any:
@@ -117,7 +124,7 @@ def test_random_rows_of_the_example_views_match_the_reference(view_name: str) ->
     for i in range(1500):
         entity_id: Any = rng.randint(-(2**63), 2**63 - 1) if view.entity.id_dtype == "int64" else f"m-{i}-é"
         rows.append({view.entity.join_key: entity_id, **{f.name: value(DType(f.dtype)) for f in view.features}})
-    assert_same_as_reference(view, rows, example_catalog)
+    assert_same_as_reference(view, rows, catalog)
 
 
 def test_rows_that_cannot_be_encoded_are_reported_with_the_codec_message() -> None:
@@ -160,6 +167,21 @@ def test_bad_vectors_are_failed_rows_and_the_rest_is_encoded() -> None:
     assert "vector has 2 values, the definition says dim=3" in messages[0]
     assert "cannot encode" in messages[1] and "id 2" in messages[1]
     assert "vector has 4 values" in messages[4]
+
+
+def test_bad_vectors_in_a_compact_record_are_failed_rows() -> None:
+    plan = BatchWritePlan.build(writer_catalog, card_compact)
+    rows = [
+        {"card_id": 1, "c_n": 1, "c_emb": [1.0, 2.0]},  # wrong dimension
+        {"card_id": 2, "c_n": 2, "c_emb": [1.0, 2.0, 3.0]},
+        {"card_id": 3, "c_n": 3, "c_emb": [1.0, None, 3.0]},  # null element
+    ]
+    encoded = BatchEncoder(plan).encode(batch_of(card_compact, rows), COMPUTED_AT)
+    assert encoded.rows.tolist() == [1]
+    assert encoded.payload.to_pylist() == [reference_bytes(plan, rows[1])]
+    messages = dict(encoded.failures)
+    assert "view 'card_compact', id 1" in messages[0] and "vector has 2 values, the definition says dim=3" in messages[0]
+    assert "'c_emb'" in messages[2]
 
 
 def test_key_slots_equal_redis_py_for_int_and_unicode_ids() -> None:

@@ -157,6 +157,95 @@ def packed_values(features: tuple[Feature, ...], columns: list[pa.Array]) -> pa.
     return _masked(blobs, any_present) if not any_present.all() else blobs
 
 
+# --- compact records ---------------------------------------------------------------------
+
+
+def _fixed_width(data: np.ndarray, width: int, present: np.ndarray | None = None) -> pa.Array:
+    """A binary array of ``width`` bytes per row from a C-contiguous buffer (null where not present)."""
+    n = len(data) if data.ndim else 0
+    offsets = np.arange(n + 1, dtype=np.int32) * width
+    validity = None
+    if present is not None and not present.all():
+        validity = pa.array(present, pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(_BIN, n, [validity, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data.tobytes())])
+
+
+def varints(values: np.ndarray, present: np.ndarray | None = None) -> pa.Array:
+    """Unsigned LEB128 of each uint64 (``codec.encode_varint``), null where not present."""
+    values = values.astype(np.uint64, copy=False)
+    n = len(values)
+    lengths = np.ones(n, dtype=np.int64)
+    for k in range(1, 10):
+        lengths += values >= np.uint64(1 << (7 * k))
+    groups = np.empty((n, 10), dtype=np.uint8)
+    for j in range(10):
+        more = np.where(lengths > j + 1, 0x80, 0).astype(np.uint8)
+        groups[:, j] = ((values >> np.uint64(7 * j)) & np.uint64(0x7F)).astype(np.uint8) | more
+    keep = np.arange(10) < lengths[:, None]
+    data = groups[keep]  # row-major: each row's bytes in order
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    validity = None
+    if present is not None and not present.all():
+        validity = pa.array(present, pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(_BIN, n, [validity, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data.tobytes())])
+
+
+def _valid(column: pa.Array) -> np.ndarray:
+    return np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def record_values(view: Any, columns: dict[str, pa.Array]) -> tuple[pa.Array, np.ndarray]:
+    """The ``_c:<view>`` record of each row (exactly ``codec.encode_record``), and a mask
+    of rows that cannot be encoded (a vector of the wrong length or with a null element)."""
+    features = view.features
+    n = len(columns[features[0].name])
+    presence = np.zeros((n, len(features)), dtype=bool)
+    bool_bits: list[np.ndarray] = []
+    parts: list[pa.Array] = []
+    bad = np.zeros(n, dtype=bool)
+    for i, feature in enumerate(features):
+        column = columns[feature.name]
+        dtype = DType(feature.dtype)
+        if dtype is DType.BOOL:
+            present = _valid(column)
+            bool_bits.append(np.asarray(pc.fill_null(column.cast(pa.bool_()), False).to_numpy(zero_copy_only=False)))
+        elif dtype in (DType.FLOAT64, DType.FLOAT32):
+            numbers = pc.fill_null(column.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+            present = ~np.isnan(numbers)
+            with np.errstate(over="ignore"):  # beyond float32's range: inf, as the codec does
+                raw = numbers.astype("<f8" if dtype is DType.FLOAT64 else "<f4")
+            parts.append(_fixed_width(raw, raw.itemsize, present))
+        elif dtype is DType.INT64:
+            present = _valid(column)
+            ints = pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+            zigzag = ((ints << 1) ^ (ints >> 63)).view(np.uint64)
+            parts.append(varints(zigzag, present))
+        elif dtype is DType.STRING:
+            text = _as_binary(column)
+            present = _valid(column)
+            lengths = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False)
+            parts.append(_join(varints(lengths, present), text))
+        else:
+            blobs, bad_vectors = vector_values(feature, column)
+            bad |= bad_vectors
+            present = _valid(blobs)
+            parts.append(blobs)
+        presence[:, i] = present
+    head = np.concatenate(
+        [
+            np.full((n, 1), codec.RECORD_FORMAT, dtype=np.uint8),
+            np.tile(np.frombuffer(codec.encode_varint(len(features)), dtype=np.uint8), (n, 1)),
+            np.packbits(presence, axis=1, bitorder="little"),
+            *([np.packbits(np.stack(bool_bits, axis=1), axis=1, bitorder="little")] if bool_bits else []),
+        ],
+        axis=1,
+    )
+    head = np.ascontiguousarray(head)
+    records = _join(_fixed_width(head, head.shape[1]), *parts, skip_nulls=True)
+    return records, bad
+
+
 def id_texts(plan: BatchWritePlan, column: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:
     """The id part of each row's key, and ``(row, message)`` for ids that cannot be encoded.
 
@@ -287,6 +376,9 @@ class BatchEncoder:
         self.expire_tail = bulk_arg(str(plan.key_ttl).encode())
         self.hexpire_ttl = bulk_arg(str(plan.field_ttl).encode()) if plan.field_ttl is not None else None
         self.packed_arg = bulk_arg(plan.packed) if plan.packed is not None else None
+        self.record_arg = bulk_arg(plan.record) if plan.record is not None else None
+        if plan.record is not None:
+            self.text_features = ()
         self.ts_name_arg = bulk_arg(plan.ts_field)
 
     @property
@@ -319,6 +411,17 @@ class BatchEncoder:
             else:
                 text = scalar_values(feature, column)
             values.append((self.name_args[feature.name], text))
+        if self.record_arg is not None:
+            columns = {f.name: batch.column(f.name) for f in view.features}
+            records, bad_vectors = record_values(view, columns)
+            for row in np.flatnonzero(bad_vectors & ~bad).tolist():
+                entity_id = batch.column(view.entity.join_key)[row].as_py()
+                culprit = next(
+                    f for f in view.features if f.dim and not _vector_ok(f, batch.column(f.name)[row].as_py())
+                )
+                failures.append((row, _vector_message(view.name, entity_id, culprit, columns[culprit.name][row].as_py())))
+            bad |= bad_vectors
+            values.append((self.record_arg, records))
         if self.packed_arg is not None:
             blobs = packed_values(self.packed_features, [batch.column(f.name) for f in self.packed_features])
             values.append((self.packed_arg, blobs))
@@ -400,6 +503,14 @@ def _count_piece(counts: np.ndarray) -> bytes | pa.Array:
 
 def _count_text(counts: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(counts, pa.int64()), pa.string()).cast(_BIN)
+
+
+def _vector_ok(feature: Feature, value: Any) -> bool:
+    try:
+        codec.encode_value(feature, value)
+    except EncodingError:
+        return False
+    return True
 
 
 def _vector_message(view: str, entity_id: Any, feature: Feature, value: Any) -> str:
