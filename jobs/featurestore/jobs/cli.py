@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "every view's freshness and last runs; exit 1 if any is stale or failing",
         False,
     ),
+    "inspect": (
+        "featurestore.jobs.ops.inspect_command",
+        "decode one entity's hash, any layout: value, status, view age, field TTL",
+        False,
+    ),
     "catalog": ("featurestore.jobs.ops.catalog_command", "export the views' contract or conformance vectors", False),
     "acl": ("featurestore.jobs.ops.acl_command", "print (or --apply) the least-privilege ACL roles", False),
     "executor-env": (

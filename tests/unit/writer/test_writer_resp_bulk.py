@@ -180,7 +180,9 @@ def test_bad_vectors_in_a_compact_record_are_failed_rows() -> None:
     assert encoded.rows.tolist() == [1]
     assert encoded.payload.to_pylist() == [reference_bytes(plan, rows[1])]
     messages = dict(encoded.failures)
-    assert "view 'card_compact', id 1" in messages[0] and "vector has 2 values, the definition says dim=3" in messages[0]
+    assert (
+        "view 'card_compact', id 1" in messages[0] and "vector has 2 values, the definition says dim=3" in messages[0]
+    )
     assert "'c_emb'" in messages[2]
 
 

@@ -419,7 +419,8 @@ class BatchEncoder:
                 culprit = next(
                     f for f in view.features if f.dim and not _vector_ok(f, batch.column(f.name)[row].as_py())
                 )
-                failures.append((row, _vector_message(view.name, entity_id, culprit, columns[culprit.name][row].as_py())))
+                value = columns[culprit.name][row].as_py()
+                failures.append((row, _vector_message(view.name, entity_id, culprit, value)))
             bad |= bad_vectors
             values.append((self.record_arg, records))
         if self.packed_arg is not None:
