@@ -76,6 +76,7 @@ dense = FeatureView(
     ),
     ttl=3600,
     layout="compact",
+    record_parts=2,  # `_c:dense` and `_c1:dense`: the reader joins them
 )
 live = FeatureView("live", user, (Feature("clicks_1m", "int64", default=0, ttl=60),), kind="streaming")
 balances = FeatureView("balances", account, (Feature("balance", "float64"),), ttl=600)

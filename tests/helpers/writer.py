@@ -49,6 +49,7 @@ card_compact = FeatureView(
     (*(Feature(f"c_{f.name}", f.dtype, dim=f.dim) for f in edge.features), Feature("c_flag2", "bool")),
     ttl=86_400,
     layout="compact",
+    record_parts=3,  # cut in 3 fields: the split is exercised too (an all-null row has an empty part)
 )
 writer_catalog = Catalog(views=(edge, packed_scores, shop_stats, card_compact))
 

@@ -195,7 +195,7 @@ def test_registry_entry() -> None:
         b'{"default":"unknown","dtype":"string","name":"merchant_category","ttl":172800}],'
         b'"fingerprint":"' + codec.fingerprint(view).encode() + b'","format_version":1,"id_dtype":"string",'
         b'"key":"fs:merchant:{<id>}","kind":"batch","layout":"text","max_age":172800,"packed":false,'
-        b'"packed_features":[],"packed_field":null,"published_at_ms":1700000000000,"record_field":null,'
+        b'"packed_features":[],"packed_field":null,"published_at_ms":1700000000000,"record_fields":[],'
         b'"run_id":"r1","ts_field":"_ts:merchant_risk",'
         b'"ttl":172800,"view":"merchant_risk"}'
     )
@@ -312,8 +312,10 @@ def test_compact_layout_is_in_the_fingerprint_and_the_contract() -> None:
     assert codec.fingerprint(text) != codec.fingerprint(ALL_TYPES)
     assert "layout" not in codec.view_spec(text)  # text fingerprints are the ones published before layouts
     contract = codec.view_contract(ALL_TYPES)
-    assert (contract["layout"], contract["record_field"]) == ("compact", "_c:rec")
-    assert codec.view_contract(text)["layout"] == "text" and codec.view_contract(text)["record_field"] is None
+    assert (contract["layout"], contract["record_fields"], contract["record_parts"]) == ("compact", ["_c:rec"], 1)
+    assert codec.view_contract(text)["layout"] == "text" and codec.view_contract(text)["record_fields"] == []
+    split = FeatureView("rec", user, ALL_TYPES.features, ttl=60, layout="compact", record_parts=2)
+    assert codec.fingerprint(split) != codec.fingerprint(ALL_TYPES)  # the parts decide decoding too
 
 
 def test_compact_batch_write_commands() -> None:
@@ -325,3 +327,30 @@ def test_compact_batch_write_commands() -> None:
         (b"HSET", b"fs:user:{42}", b"_c:rec", record, b"_ts:rec", b"1700000000000"),
         (b"EXPIRE", b"fs:user:{42}", b"60"),
     ]
+
+
+def test_a_long_record_is_split_evenly_across_fields_to_stay_in_a_listpack() -> None:
+    from featurestore.readers import Catalog
+    from featurestore.readers.definitions import typical_record_bytes
+
+    floats = tuple(Feature(f"f{i:02d}", "float64") for i in range(16))
+    view = FeatureView(
+        "wide", user, (*floats, Feature("n", "int64"), Feature("m", "int64"), Feature("s", "string"),
+                       Feature("t", "string")), ttl=60, layout="compact",
+    )  # fmt: skip
+    # 5 header bytes + 128 + 2 typical ints (2 each) + 2 typical strings (9 each): 3 parts of <= 60
+    assert typical_record_bytes(view.features) == 5 + 128 + 4 + 18 and view.record_part_count == 3
+    assert codec.record_fields(view) == (b"_c:wide", b"_c1:wide", b"_c2:wide")
+    assert codec.split_record(b"abcdefg", 3) == [b"abc", b"def", b"g"]
+    assert codec.split_record(b"abcd", 3) == [b"ab", b"cd", b""]  # an empty part is still written
+    values = {f.name: 1.5 for f in floats} | {"n": 1, "s": "FR"}
+    record = codec.encode_record(view, values)
+    assert len(record) == 5 + 128 + 1 + 3 and record[:5] == bytes.fromhex("01 14 ffff 05")
+    plan = BatchWritePlan.build(Catalog(views=(view,)), view)
+    hset = plan.commands(7, values, 1700000000000)[0]
+    assert hset[2::2] == (b"_c:wide", b"_c1:wide", b"_c2:wide", b"_ts:wide")
+    assert [len(part) for part in hset[3:8:2]] == [46, 46, 45] and b"".join(hset[3:8:2]) == record
+    with pytest.raises(Exception, match="record_parts must be a whole number from 1 to 16"):
+        FeatureView("wide", user, floats, ttl=60, layout="compact", record_parts=0)
+    with pytest.raises(Exception, match="record_parts is only for layout='compact'"):
+        FeatureView("wide", user, floats, ttl=60, record_parts=2)

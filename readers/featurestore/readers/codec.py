@@ -88,9 +88,23 @@ def packed_field(view: FeatureView) -> bytes:
 
 
 def record_field(view: FeatureView | str) -> bytes:
-    """``_c:<view>``: the binary record of a view with ``layout="compact"``."""
+    """``_c:<view>``: the (first part of the) binary record of a view with ``layout="compact"``."""
     name = view if isinstance(view, str) else view.name
     return RECORD_FIELD_PREFIX + name.encode()
+
+
+def record_fields(view: FeatureView) -> tuple[bytes, ...]:
+    """The fields of a compact view's record parts, in order: ``_c:<view>``, ``_c1:<view>``, ..."""
+    name = view.name.encode()
+    parts = range(view.record_part_count)
+    return tuple(RECORD_FIELD_PREFIX + name if k == 0 else b"_c%d:%s" % (k, name) for k in parts)
+
+
+def split_record(raw: bytes, parts: int) -> list[bytes]:
+    """A record cut into ``parts`` consecutive pieces of ``ceil(len / parts)`` bytes (the
+    last ones shorter, possibly empty): every piece stays small enough for a listpack."""
+    size = -(-len(raw) // parts)
+    return [raw[k * size : (k + 1) * size] for k in range(parts)]
 
 
 def encode_ts(epoch_ms: int) -> bytes:
@@ -470,7 +484,7 @@ def view_spec(view: FeatureView) -> dict[str, Any]:
         "kind": view.kind.value if hasattr(view.kind, "value") else str(view.kind),
         "packed": view.packed,
         # only when not the default: the fingerprints of text views stay what they were
-        **({"layout": Layout(view.layout).value} if view.is_compact else {}),
+        **({"layout": Layout(view.layout).value, "record_parts": view.record_part_count} if view.is_compact else {}),
         "features": [
             {"name": f.name, "dtype": DType(f.dtype).value, **({"dim": f.dim} if f.dim else {})} for f in view.features
         ],
@@ -515,7 +529,7 @@ def view_contract(view: FeatureView) -> dict[str, Any]:
         "packed_field": packed_field(view).decode() if view.packed else None,
         "packed_features": [f.name for f in view.packed_features],
         "layout": Layout(view.layout).value,
-        "record_field": record_field(view).decode() if view.is_compact else None,
+        "record_fields": [f.decode() for f in record_fields(view)] if view.is_compact else [],
         "ttl": view.ttl_seconds,
         "max_age": view.max_age_seconds,
     }

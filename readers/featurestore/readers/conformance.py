@@ -83,7 +83,14 @@ wallet = FeatureView(
     ),
     ttl=86_400,
     layout="compact",
+    record_parts=2,  # split across `_c:wallet` and `_c1:wallet`, as a view with a long record is
 )
+
+
+def _record(view: FeatureView, values: dict[str, Any]) -> dict[str, bytes]:
+    """A compact view's stored record parts, by field name."""
+    parts = codec.split_record(codec.encode_record(view, values), view.record_part_count)
+    return {f.decode(): part for f, part in zip(codec.record_fields(view), parts, strict=True)}
 CATALOG = Catalog(views=(account, scores, recent, shop, wallet))
 
 
@@ -170,11 +177,11 @@ CASES: tuple[Case, ...] = (
         },
     ),
     Case(
-        "a compact view: one binary record, nulls marked in its presence bitmap",
+        "a compact view: one binary record cut in 2 fields, nulls marked in its presence bitmap",
         5,
         ("w_txns", "w_total", "w_share", "w_active", "w_currency", "w_emb"),
         {
-            "_c:wallet": codec.encode_record(
+            **_record(
                 wallet, {"w_txns": -42, "w_total": 1e300, "w_active": True, "w_currency": "€", "w_emb": [0.5, -1.0]}
             ),
             "_ts:wallet": _ts(_HOUR_MS),
@@ -185,7 +192,7 @@ CASES: tuple[Case, ...] = (
         6,
         ("w_txns", "w_currency"),
         {
-            "_c:wallet": codec.encode_record(wallet, {"w_txns": 7, "w_currency": "USD"}),
+            **_record(wallet, {"w_txns": 7, "w_currency": "USD"}),
             "_ts:wallet": _ts(2 * 86_400_000),
         },
     ),

@@ -30,6 +30,39 @@ CATALOG_ENV_VAR = "FEATURESTORE_CATALOG"
 _ENTITY_OR_VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _FEATURE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# A compact record is split in parts of about this many bytes by default: under the 64 of
+# Redis's default hash-max-listpack-value, with room for longer strings than typical.
+RECORD_PART_BYTES = 60
+_MAX_RECORD_PARTS = 16
+# What typical_record_bytes assumes for the variable-length values (a zigzag varint of a
+# count up to ~8000; a string of 8 UTF-8 bytes and its length byte).
+_TYPICAL_INT_BYTES, _TYPICAL_STRING_BYTES = 2, 9
+
+
+def typical_record_bytes(features: Iterable[Feature]) -> int:
+    """The size of a compact record with every value present, ints small, strings of 8 bytes.
+
+    It decides how many parts a compact record is split into by default, so it is part of
+    the storage format (docs/storage-format.md): change it only with a new format version.
+    """
+    features = tuple(features)
+    n = len(features)
+    size = 1 + (1 if n < 128 else 2) + (n + 7) // 8  # format byte, varint n, presence bitmap
+    n_bools = sum(1 for f in features if DType(f.dtype) is DType.BOOL)
+    size += (n_bools + 7) // 8
+    for feature in features:
+        dtype = DType(feature.dtype)
+        if dtype is DType.FLOAT64:
+            size += 8
+        elif dtype is DType.FLOAT32:
+            size += 4
+        elif dtype is DType.VECTOR:
+            size += 4 * (feature.dim or 0)
+        elif dtype is DType.INT64:
+            size += _TYPICAL_INT_BYTES
+        elif dtype is DType.STRING:
+            size += _TYPICAL_STRING_BYTES
+    return size
 
 
 class DType(StrEnum):
@@ -281,6 +314,13 @@ class FeatureView:
       about half the memory (see :class:`Layout` and docs/storage-format.md).  Streaming
       views are refused: each streaming feature carries its own field TTL and updates on
       its own, which one record field cannot do.
+    * ``record_parts`` (compact only): how many hash fields the record is split across,
+      evenly.  Redis keeps a hash in its compact ``listpack`` encoding only while every
+      value is at most ``hash-max-listpack-value`` bytes (64 by default); a bigger record
+      turns the entity's hash into a ``hashtable``, which costs far more than the extra
+      field names.  ``None`` (the default) takes one part per 60 bytes of the view's
+      typical record (:func:`typical_record_bytes`); ``1`` for a server configured with a
+      larger ``hash-max-listpack-value``.
     * ``packed=True`` (batch only, ``text`` layout): the view's float32 features are stored
       together as one binary field ``_f32:<view>``; kept for views that already use it,
       ``layout="compact"`` covers every dtype.
@@ -300,6 +340,7 @@ class FeatureView:
     description: str = ""
     guards: Guards = Guards()
     layout: Layout | str = Layout.TEXT
+    record_parts: int | None = None
 
     def __post_init__(self) -> None:
         _check_name(_ENTITY_OR_VIEW_NAME, self.name, "view")
@@ -364,6 +405,15 @@ class FeatureView:
                     f"streaming view {self.name!r}: guards are checked by the batch job only; "
                     "a streaming view cannot have them"
                 )
+        parts = self.record_parts
+        if parts is not None:
+            if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _MAX_RECORD_PARTS:
+                raise DefinitionError(
+                    f"view {self.name!r}: record_parts must be a whole number from 1 to {_MAX_RECORD_PARTS} "
+                    f"or None, got {parts!r}"
+                )
+            if layout is not Layout.COMPACT:
+                raise DefinitionError(f"view {self.name!r}: record_parts is only for layout='compact'")
         if self.packed and layout is Layout.COMPACT:
             raise DefinitionError(
                 f"view {self.name!r}: packed=True and layout='compact' exclude each other "
@@ -420,6 +470,15 @@ class FeatureView:
     def is_compact(self) -> bool:
         """True when the view's features live in one binary record field ``_c:<view>``."""
         return self.layout is Layout.COMPACT
+
+    @property
+    def record_part_count(self) -> int:
+        """How many fields a compact view's record is split across (1 for other layouts)."""
+        if not self.is_compact:
+            return 1
+        if self.record_parts is not None:
+            return self.record_parts
+        return max(1, -(-typical_record_bytes(self.features) // RECORD_PART_BYTES))
 
     @property
     def packed_features(self) -> tuple[Feature, ...]:

@@ -44,7 +44,7 @@ class ViewSlot:
     mask: int  # the same positions as a bit mask
     packed_index: int  # index of `_f32:<view>` in the reply, or -1
     packed_positions: tuple[tuple[int, int], ...]  # (result position, offset in packed blob)
-    record_index: int = -1  # index of `_c:<view>` in the reply (compact layout), or -1
+    record_indexes: tuple[int, ...] = ()  # indexes of the record's parts in the reply (compact layout)
     record_positions: tuple[tuple[int, int], ...] = ()  # (result position, index in the view's record)
     record_decoder: Callable[[bytes], list[Any]] | None = None
 
@@ -89,8 +89,11 @@ class ReadPlan:
         packed_at = {v.name: len(fields) + i for i, v in enumerate(packed_views)}
         fields += [codec.packed_field(v) for v in packed_views]
         compact_views = [v for v in views.values() if v.is_compact]
-        record_at = {v.name: len(fields) + i for i, v in enumerate(compact_views)}
-        fields += [codec.record_field(v) for v in compact_views]
+        record_at: dict[str, tuple[int, ...]] = {}
+        for v in compact_views:
+            parts = codec.record_fields(v)
+            record_at[v.name] = tuple(range(len(fields), len(fields) + len(parts)))
+            fields += parts
         ts_base = len(fields)
         fields += [codec.ts_field(v) for v in views.values()]
 
@@ -115,7 +118,7 @@ class ReadPlan:
                     mask,
                     packed_at.get(view.name, -1),
                     packed,
-                    record_at.get(view.name, -1),
+                    record_at.get(view.name, ()),
                     in_record if view.is_compact else (),
                     codec.record_decoder(view) if view.is_compact else None,
                 )
@@ -212,8 +215,9 @@ class ReadPlan:
     def _unpack(self, row: list[Any]) -> None:
         for slot in self.views:
             if slot.record_decoder is not None:
-                record = row[slot.record_index]
-                decoded = slot.record_decoder(record) if record is not None else None
+                parts = [row[i] for i in slot.record_indexes]
+                # one HSET writes every part and they expire together: a part missing means no record
+                decoded = None if None in parts else slot.record_decoder(b"".join(parts))
                 for position, index in slot.record_positions:
                     row[position] = None if decoded is None else decoded[index]
                 continue

@@ -32,6 +32,9 @@ def check_registry(catalog: Catalog, entries: dict[bytes, bytes]) -> dict[str, s
         stored_layout, our_layout = stored.get("layout", "text"), ours.get("layout", "text")
         if stored_layout != our_layout:
             problems.append(f"layout is {our_layout!r} here but {stored_layout!r} in Redis")
+        elif our_layout == "compact" and stored.get("record_parts", 1) != ours["record_parts"]:
+            theirs = stored.get("record_parts", 1)
+            problems.append(f"the record is split in {ours['record_parts']} fields here but {theirs} in Redis")
         elif our_layout == "compact":
             # a record is positional: the materialized features must be a prefix of ours
             # (features appended since then read as missing until the next run)

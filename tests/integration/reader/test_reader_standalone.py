@@ -108,7 +108,8 @@ def test_compact_view_round_trip_with_statuses(redis_url: str) -> None:
     full = {"d_count": -3, "d_amount": 0.1, "d_ratio": 1.5, "d_tag": "é", "d_flag": True, "d_emb": [1.0, -2.0]}
     write_view(client, test_catalog, dense, {20: full, 21: {"d_count": 2**63 - 1, "d_flag": False}})
     write_view(client, test_catalog, dense, {22: full}, computed_at_ms=now_ms() - 4_000_000)  # older than max_age
-    assert set(client.hkeys("fs:user:{20}")) == {b"_c:dense", b"_ts:dense"}  # one record field, no per-feature field
+    # a record in 2 parts, no field per feature
+    assert set(client.hkeys("fs:user:{20}")) == {b"_c:dense", b"_c1:dense", b"_ts:dense"}
     reader = FeatureReader.connect(redis_url, catalog=test_catalog)  # the registry check passes (same layout)
     v = reader.get(20, ["d_tag", "d_emb", "d_count", "d_amount", "d_flag", "d_ratio"])
     assert v.to_list() == ["é", (1.0, -2.0), -3, 0.1, True, 1.5]

@@ -21,7 +21,8 @@ def test_every_layout_is_decoded_with_statuses_ages_and_field_ttls() -> None:
         b"_f32:compact": codec.encode_packed(compact, {"c2": 2.5}) or b"", b"c_count": b"4",
         b"_ts:compact": b"%d" % (NOW - 7_200_000),
         # compact record
-        b"_c:dense": codec.encode_record(dense, {"d_count": -3, "d_tag": "é", "d_emb": [1.0, 2.0]}),
+        **dict(zip(codec.record_fields(dense), codec.split_record(
+            codec.encode_record(dense, {"d_count": -3, "d_tag": "é", "d_emb": [1.0, 2.0]}), 2))),
         b"_ts:dense": b"%d" % (NOW - 60_000),
         b"stray": b"\x00\x01",
     }  # fmt: skip

@@ -15,7 +15,7 @@ from redis.crc import key_slot
 from featurestore.jobs.write.bulk_encoder import ASKING, BatchEncoder, key_slots, payload_bytes, with_asking
 from featurestore.jobs.write.commands import BatchWritePlan, resp
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, DType, FeatureView
+from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
 from featurestore.readers.example_catalog import catalog as example_catalog
 from tests.helpers.writer import (
     CARD_ROWS,
@@ -23,6 +23,7 @@ from tests.helpers.writer import (
     EDGE_ROWS,
     PACKED_ROWS,
     SHOP_ROWS,
+    acct,
     card_compact,
     edge,
     packed_scores,
@@ -167,6 +168,23 @@ def test_bad_vectors_are_failed_rows_and_the_rest_is_encoded() -> None:
     assert "vector has 2 values, the definition says dim=3" in messages[0]
     assert "cannot encode" in messages[1] and "id 2" in messages[1]
     assert "vector has 4 values" in messages[4]
+
+
+def test_a_wide_compact_record_split_in_parts_matches_the_reference() -> None:
+    floats = tuple(Feature(f"w{i:02d}", "float64") for i in range(16))
+    wide = FeatureView(
+        "wide", acct, (*floats, Feature("wn", "int64"), Feature("ws", "string"), Feature("wb", "bool")),
+        ttl=60, layout="compact",
+    )  # fmt: skip
+    assert wide.record_part_count == 3
+    rng = random.Random(5)
+    rows = [
+        {"acct_id": i, **{f.name: rng.choice([None, math.nan, rng.uniform(-1e9, 1e9)]) for f in floats},
+         "wn": rng.choice([None, rng.randint(-(2**63), 2**63 - 1)]), "wb": rng.choice([None, True, False]),
+         "ws": rng.choice([None, "", "x" * rng.randint(0, 300)])}
+        for i in range(300)
+    ]  # fmt: skip
+    assert_same_as_reference(wide, rows, Catalog(views=(wide,)))
 
 
 def test_bad_vectors_in_a_compact_record_are_failed_rows() -> None:

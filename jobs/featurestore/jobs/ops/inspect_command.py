@@ -55,7 +55,7 @@ class FeatureLine:
     view: str
     layout: str
     feature: str
-    field: str  # the hash field that holds it: the feature's name, `_c:<view>` or `_f32:<view>`
+    field: str  # the hash field that holds it: the feature's name, `_c:<view>` (and its parts) or `_f32:<view>`
     value: Any  # decoded (the stored value when stale; the default when missing)
     status: str
     age_seconds: float | None  # of the view, from `_ts:<view>` (None: no `_ts`)
@@ -134,7 +134,7 @@ def decode_hash(
         age = None if ts < 0 else round(max(0, now_ms - ts) / 1000, 1)
         for i, feature in enumerate(view.features):
             if view.is_compact:
-                holder = codec.record_field(view)
+                holder = codec.record_field(view)  # the first part: they all share one TTL
             elif feature in view.packed_features:
                 holder = codec.packed_field(view)
             else:

@@ -246,6 +246,30 @@ def record_values(view: Any, columns: dict[str, pa.Array]) -> tuple[pa.Array, np
     return records, bad
 
 
+def split_records(records: pa.Array, parts: int) -> list[pa.Array]:
+    """Each record cut as ``codec.split_record`` cuts it: ``parts`` arrays, the k-th holding
+    bytes ``[k * c, (k + 1) * c)`` of each record, ``c = ceil(len / parts)``.  No nulls."""
+    if parts == 1:
+        return [records]
+    n = len(records)
+    offsets = np.frombuffer(records.buffers()[1], dtype=np.int32, count=n + 1, offset=records.offset * 4)
+    offsets = offsets.astype(np.int64)
+    data_buffer = records.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    size = -(-(ends - starts) // parts)
+    out = []
+    for k in range(parts):
+        first = np.minimum(starts + k * size, ends)
+        lengths = np.minimum(first + size, ends) - first
+        part_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=part_offsets[1:])
+        picked = data[np.repeat(first - part_offsets[:-1], lengths) + np.arange(part_offsets[-1])]
+        buffers = [None, pa.py_buffer(part_offsets.astype(np.int32).tobytes()), pa.py_buffer(picked.tobytes())]
+        out.append(pa.Array.from_buffers(_BIN, n, buffers))
+    return out
+
+
 def id_texts(plan: BatchWritePlan, column: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:
     """The id part of each row's key, and ``(row, message)`` for ids that cannot be encoded.
 
@@ -376,8 +400,8 @@ class BatchEncoder:
         self.expire_tail = bulk_arg(str(plan.key_ttl).encode())
         self.hexpire_ttl = bulk_arg(str(plan.field_ttl).encode()) if plan.field_ttl is not None else None
         self.packed_arg = bulk_arg(plan.packed) if plan.packed is not None else None
-        self.record_arg = bulk_arg(plan.record) if plan.record is not None else None
-        if plan.record is not None:
+        self.record_args = tuple(bulk_arg(name) for name in plan.record)
+        if plan.record:
             self.text_features = ()
         self.ts_name_arg = bulk_arg(plan.ts_field)
 
@@ -411,7 +435,7 @@ class BatchEncoder:
             else:
                 text = scalar_values(feature, column)
             values.append((self.name_args[feature.name], text))
-        if self.record_arg is not None:
+        if self.record_args:
             columns = {f.name: batch.column(f.name) for f in view.features}
             records, bad_vectors = record_values(view, columns)
             for row in np.flatnonzero(bad_vectors & ~bad).tolist():
@@ -422,7 +446,7 @@ class BatchEncoder:
                 value = columns[culprit.name][row].as_py()
                 failures.append((row, _vector_message(view.name, entity_id, culprit, value)))
             bad |= bad_vectors
-            values.append((self.record_arg, records))
+            values += zip(self.record_args, split_records(records, len(self.record_args)), strict=True)
         if self.packed_arg is not None:
             blobs = packed_values(self.packed_features, [batch.column(f.name) for f in self.packed_features])
             values.append((self.packed_arg, blobs))

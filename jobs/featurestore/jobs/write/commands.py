@@ -39,7 +39,7 @@ class BatchWritePlan:
     fields: tuple[bytes, ...]  # text features, in definition order
     packed: bytes | None  # `_f32:<view>` or None
     ts_field: bytes
-    record: bytes | None = None  # `_c:<view>` for a compact view (then `fields` is empty)
+    record: tuple[bytes, ...] = ()  # the record's fields of a compact view (then `fields` is empty)
 
     @classmethod
     def build(cls, catalog: Catalog, view: FeatureView) -> BatchWritePlan:
@@ -56,7 +56,7 @@ class BatchWritePlan:
             fields=tuple(f.name.encode() for f in view.features if f.name not in skip),
             packed=codec.packed_field(view) if view.packed else None,
             ts_field=codec.ts_field(view),
-            record=codec.record_field(view) if view.is_compact else None,
+            record=codec.record_fields(view) if view.is_compact else (),
         )
 
     def commands(self, entity_id: object, values: Mapping[str, Any], computed_at_ms: int) -> list[Command]:
@@ -64,11 +64,13 @@ class BatchWritePlan:
         key = codec.entity_key(self.view.entity, entity_id)
         present: list[bytes] = []
         absent: list[bytes] = []
-        if self.record is not None:
-            present += [self.record, codec.encode_record(self.view, values)]
+        if self.record:
+            parts = codec.split_record(codec.encode_record(self.view, values), len(self.record))
+            for name, part in zip(self.record, parts, strict=True):
+                present += [name, part]
         packed_names = {f.name for f in self.view.packed_features}
         for feature in self.view.features:
-            if feature.name in packed_names or self.record is not None:
+            if feature.name in packed_names or self.record:
                 continue
             encoded = codec.encode_value(feature, values.get(feature.name))
             name = feature.name.encode()
