@@ -91,6 +91,8 @@ def _record(view: FeatureView, values: dict[str, Any]) -> dict[str, bytes]:
     """A compact view's stored record parts, by field name."""
     parts = codec.split_record(codec.encode_record(view, values), view.record_part_count)
     return {f.decode(): part for f, part in zip(codec.record_fields(view), parts, strict=True)}
+
+
 CATALOG = Catalog(views=(account, scores, recent, shop, wallet))
 
 
