@@ -403,6 +403,61 @@ def record_decoder(view: FeatureView) -> Callable[[bytes], list[Any]]:
     vectors = {i: struct.Struct(f"<{f.dim}f") for i, f in enumerate(features) if f.dim}
     unpack_f64, unpack_f32 = _F64.unpack_from, _F32.unpack_from
     F64_, F32_, I64, BOOL, STR = DType.FLOAT64, DType.FLOAT32, DType.INT64, DType.BOOL, DType.STRING
+    # The fast path, for the usual record (every feature present, written by this very
+    # definition): runs of adjacent floats are unpacked by one precompiled struct.
+    ops: list[tuple[int, int, int, struct.Struct | None]] = []  # (kind, first, end, struct)
+    i = 0
+    while i < n_view:
+        dtype = dtypes[i]
+        if dtype is F64_ or dtype is F32_:
+            j, fmt = i, "<"
+            while j < n_view and dtypes[j] in (F64_, F32_):
+                fmt += "d" if dtypes[j] is F64_ else "f"
+                j += 1
+            ops.append((0, i, j, struct.Struct(fmt)))
+            i = j
+            continue
+        if dtype is I64:
+            ops.append((1, i, i + 1, None))
+        elif dtype is STR:
+            ops.append((2, i, i + 1, None))
+        elif dtype is not BOOL:
+            ops.append((3, i, i + 1, vectors[i]))
+        i += 1
+    bool_positions = tuple(i for i, d in enumerate(dtypes) if d is BOOL)
+    everything = (1 << n_view) - 1
+
+    def fast(raw: bytes, at: int, bools: int, out: list[Any]) -> int:
+        for kind, first, end, packed in ops:
+            if kind == 0:
+                assert packed is not None
+                out[first:end] = packed.unpack_from(raw, at)
+                at += packed.size
+            elif kind == 1:
+                value = raw[at]
+                if value < 0x80:
+                    at += 1
+                else:
+                    value, at = _read_varint(raw, at)
+                out[first] = (value >> 1) ^ -(value & 1)
+            elif kind == 2:
+                size = raw[at]
+                if size < 0x80:
+                    at += 1
+                else:
+                    size, at = _read_varint(raw, at)
+                stop = at + size
+                if stop > len(raw):
+                    raise ValueError("string runs past the end")
+                out[first] = raw[at:stop].decode()
+                at = stop
+            else:
+                assert packed is not None
+                out[first] = packed.unpack_from(raw, at)
+                at += packed.size
+        for b, position in enumerate(bool_positions):
+            out[position] = bool(bools >> b & 1)
+        return at
 
     def decode(raw: bytes) -> list[Any]:
         try:
@@ -420,11 +475,16 @@ def record_decoder(view: FeatureView) -> Callable[[bytes], list[Any]]:
             width = (n + 7) >> 3
             presence = int.from_bytes(raw[at : at + width], "little")
             at += width
-            n_bools = sum(1 for d in dtypes[:n] if d is BOOL)
+            n_bools = len(bool_positions) if n == n_view else sum(1 for d in dtypes[:n] if d is BOOL)
             bool_width = (n_bools + 7) >> 3
             bools = int.from_bytes(raw[at : at + bool_width], "little")
             at += bool_width
             out: list[Any] = [None] * n_view
+            if n == n_view and presence == everything:
+                at = fast(raw, at, bools, out)
+                if at != len(raw):
+                    raise ValueError(f"{len(raw) - at} bytes left over")
+                return out
             b = 0
             for i in range(n):
                 dtype = dtypes[i]
