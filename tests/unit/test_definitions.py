@@ -145,3 +145,28 @@ def test_layout_is_checked_per_view_with_a_clear_reason() -> None:
         FeatureView("v", who, feats, kind="streaming", ttl=60, layout="compact")
     with pytest.raises(DefinitionError, match="packed=True and layout='compact' exclude each other"):
         FeatureView("v", who, (Feature("c", "float32"),), ttl=60, layout="compact", packed=True)
+
+
+def test_the_registry_check_refuses_a_compact_view_decoded_differently() -> None:
+    from featurestore.readers import Entity, Feature, FeatureView, RegistryMismatchError, codec
+    from featurestore.readers.registry import check_registry
+
+    who = Entity("user", join_key="user_id")
+    feats = (Feature("a", "float64"), Feature("b", "int64"))
+    written = FeatureView("v", who, feats, ttl=60, layout="compact")
+    entries = {b"v": codec.registry_entry(written, 1)}
+
+    def check(view: FeatureView) -> dict[str, str]:
+        return check_registry(Catalog(views=(view,)), entries)
+
+    assert check(written) == {"v": "ok"}
+    grown = FeatureView("v", who, (*feats, Feature("c", "string")), ttl=60, layout="compact")
+    assert check(grown) == {"v": "ok"}  # appended: reads as missing until the next run
+    with pytest.raises(RegistryMismatchError, match="layout is 'text' here but 'compact' in Redis"):
+        check(FeatureView("v", who, feats, ttl=60))
+    with pytest.raises(RegistryMismatchError, match="split in 2 fields here but 1 in Redis"):
+        check(FeatureView("v", who, feats, ttl=60, layout="compact", record_parts=2))
+    with pytest.raises(RegistryMismatchError, match="features may only be appended"):
+        check(FeatureView("v", who, (feats[1], feats[0]), ttl=60, layout="compact"))
+    with pytest.raises(RegistryMismatchError, match="features may only be appended"):
+        check(FeatureView("v", who, feats[:1], ttl=60, layout="compact"))  # the record holds more
