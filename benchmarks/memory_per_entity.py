@@ -239,10 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     bytes_per: dict[str, list[float]] = {name: [] for name in layouts}
     encodings: dict[str, str] = {}
     try:
-        for _ in range(max(1, args.repeats)):
+        for round_ in range(max(1, args.repeats)):
             for name, (write, listpack_value) in layouts.items():
                 per_entity, encodings[name] = measure(client, write, args.entities, listpack_value)
                 bytes_per[name].append(per_entity)
+                print(f"round {round_ + 1}: {name} {per_entity:.1f} B/entity", file=sys.stderr, flush=True)
         version = client.info("server")["redis_version"]
     finally:
         local_redis.stop(workdir / "redis")
