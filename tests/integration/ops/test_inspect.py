@@ -13,9 +13,11 @@ from featurestore.jobs.console import ExitCode
 from tests.helpers.reader import client_for, compact, dense, now_ms, scores, test_catalog, write_view
 
 
+@pytest.mark.parametrize("target", ["redis_url", pytest.param("cluster_url", marks=pytest.mark.cluster)])
 def test_inspect_decodes_text_packed_and_compact_fields(
-    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    target: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    redis_url = request.getfixturevalue(target)
     monkeypatch.setattr(reader_helpers, "catalog", test_catalog, raising=False)  # a catalogue module for --catalog
     client = client_for(redis_url)
     write_view(client, test_catalog, scores, {42: {"n_orders": 7, "segment": "gold"}})
