@@ -45,3 +45,32 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0  # microseconds
 
     return {"p50": at(0.50), "p99": at(0.99), "p99.9": at(0.999), "n": len(ordered)}
+
+
+# --- honest figures: the machine's load, and repeated measurements ----------------------
+
+
+def machine_load() -> str:
+    """The 1/5/15-minute load averages as ``/proc/loadavg`` shows them (printed before and
+    after every benchmark: the cores are shared, a figure means little without it)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:  # not Linux
+        import os
+
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements (never the best run alone)."""
+    import statistics
+
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def show_spread(values: list[float], fmt: str = "{:.2f}", unit: str = "") -> str:
+    """``median [min-max] (n=K)``, e.g. ``1.36x [0.98-1.51] (n=3)``."""
+    s = spread(values)
+    med, low, high = (fmt.format(s[k]) for k in ("median", "min", "max"))
+    return f"{med}{unit} [{low}-{high}{unit}] (n={len(values)})"

@@ -120,7 +120,7 @@ def test_adaptive_rate_grows_while_the_probe_is_fine() -> None:
     assert controller.increases >= 9 and controller.decreases == 0
 
 
-def test_adaptive_rate_halves_when_the_probe_goes_above_the_limit() -> None:
+def test_adaptive_rate_drops_when_the_probes_go_above_the_limit() -> None:
     clock = FakeClock()
     controller = adaptive(clock)
     controller.rate = 8000.0
@@ -128,11 +128,21 @@ def test_adaptive_rate_halves_when_the_probe_goes_above_the_limit() -> None:
     clock.now += 0.1
     assert controller.observe(0.001) == 8000.0  # inside the interval: no decision yet
     clock.now += 0.1
-    assert controller.observe(0.00005) == 4000.0  # the interval's worst probe was 1 ms
-    for _ in range(10):
+    assert controller.observe(0.001) == pytest.approx(5600.0)  # most recent probes took 1 ms: -30 %
+    for _ in range(20):
         clock.now += 0.2
         controller.observe(0.01)
     assert controller.rate == 100.0  # never below the floor
+
+
+def test_one_late_probe_among_good_ones_does_not_slow_down() -> None:
+    # On a shared machine a probe is sometimes late on its own (the task was descheduled).
+    clock = FakeClock()
+    controller = adaptive(clock)
+    for i in range(16):
+        clock.now += 0.05
+        controller.observe(0.005 if i == 10 else 0.00006)
+    assert controller.decreases == 0 and controller.increases >= 3
 
 
 def test_adaptive_rate_stays_under_its_ceiling() -> None:

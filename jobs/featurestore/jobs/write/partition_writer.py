@@ -108,9 +108,9 @@ _HEXPIRE_PROBE_KEY = b"fs:_probe:{hexpire}"  # never exists: the probe is a no-o
 # The adaptive mode per task (rows/s): it starts low and adds a step every 0.2 s while the
 # probe stays within the target, so a load that hurts serving is never started at full speed.
 _ADAPTIVE_START = 2000.0
-_ADAPTIVE_FLOOR = 100.0
+_ADAPTIVE_FLOOR = 500.0  # a load that never ends is no protection either
 _ADAPTIVE_STEP = 1000.0
-_ADAPTIVE_PIPELINE_ROWS = 200
+_ADAPTIVE_PIPELINE_ROWS = 200  # and at least 10 pipelines (probes) a second at lower rates
 _CALIBRATION_PROBES = 11
 
 
@@ -352,8 +352,9 @@ class PartitionWriter:
             return
         self._connect()
         slots = key_slots(encoded.ids) if self.settings.cluster else None
-        for start in range(0, len(encoded), self.pipeline_rows):
-            size = min(self.pipeline_rows, len(encoded) - start)
+        start = 0
+        while start < len(encoded):
+            size = min(self._pipeline_size(), len(encoded) - start)
             unit_slots = range(size) if slots is None else cast("Sequence[int]", slots[start : start + size])
             if self.budget is not None:  # claimed before sending: the job's rate holds across tasks
                 self.budget.wait(size)
@@ -368,6 +369,14 @@ class PartitionWriter:
                 self._finish_oldest()
             if self.pacer is not None:
                 self.pacer.wait(size)
+            start += size
+
+    def _pipeline_size(self) -> int:
+        """``pipeline_rows``; with the adaptive mode at most a tenth of a second of its rate,
+        so a slow rate still probes often."""
+        if self.adaptive is None:
+            return self.pipeline_rows
+        return max(1, min(self.pipeline_rows, int(self.adaptive.rate / 10)))
 
     def flush(self) -> None:
         """Wait for every pipeline in flight."""

@@ -15,8 +15,8 @@ Three pieces, combined by :class:`~featurestore.jobs.write.partition_writer.Part
 * :class:`AdaptiveRate` is an AIMD controller: it raises the task's rate by a step per
   interval while a latency probe (the round trip of a ``PING`` sent while the task's own
   pipelines are in flight: what an inference ``HMGET`` waits behind) stays within
-  ``target`` seconds of the idle baseline measured before the first write, and halves it
-  when the probe goes above.  Every task runs its own controller (like TCP flows, they
+  ``target`` seconds of the idle baseline measured before the first write, and cuts it
+  by 30 % when the probes go above.  Every task runs its own controller (like TCP flows, they
   converge to a fair share); the shared budget, when set, still caps the sum.
 
 Nothing here does I/O by itself: the clocks, ``sleep`` and the counter are arguments, so
@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -130,9 +131,12 @@ class AdaptiveRate:
 
     :meth:`calibrate` takes the idle round trips measured before the first write; the
     baseline is their median.  :meth:`observe` takes a probe's round trip (seconds) while
-    the task writes; once per ``interval`` the highest probe of the interval decides: above
-    ``baseline + target`` the rate is multiplied by ``decrease``; otherwise it grows by
-    ``step`` (additive), up to ``ceiling``.  It never goes below ``floor``.
+    the task writes and keeps the last ``window`` of them; once per ``interval`` the upper
+    quartile of that window decides: above ``baseline + target`` the rate is multiplied by
+    ``decrease``; otherwise it grows by ``step`` (additive), up to ``ceiling``; it never goes
+    below ``floor``.  Why the upper quartile and not the worst probe: on a shared machine a
+    single probe is often late for reasons of its own (the task was descheduled); a load
+    that hurts serving delays many of them.
     """
 
     def __init__(
@@ -145,7 +149,8 @@ class AdaptiveRate:
         target: float,
         clock: Clock = time.monotonic,
         interval: float = 0.2,
-        decrease: float = 0.5,
+        decrease: float = 0.7,
+        window: int = 16,
     ) -> None:
         self.rate = start
         self.floor = floor
@@ -156,7 +161,7 @@ class AdaptiveRate:
         self.interval = interval
         self.decrease = decrease
         self.baseline: float | None = None
-        self.window: list[float] = []
+        self.probes: deque[float] = deque(maxlen=window)
         self.since: float | None = None
         self.decreases = 0
         self.increases = 0
@@ -174,13 +179,13 @@ class AdaptiveRate:
         now = self.clock()
         if self.since is None:
             self.since = now
-        self.window.append(seconds)
+        self.probes.append(seconds)
         if now - self.since < self.interval:
             return self.rate
-        worst = max(self.window)
-        self.window.clear()
         self.since = now
-        if worst > self.limit:
+        ordered = sorted(self.probes)
+        upper_quartile = ordered[(3 * len(ordered)) // 4]
+        if upper_quartile > self.limit:
             self.rate = max(self.floor, self.rate * self.decrease)
             self.decreases += 1
         else:
