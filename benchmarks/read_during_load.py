@@ -73,6 +73,9 @@ def phase_latency(samples: array, start_ns: int, end_ns: int) -> dict[str, float
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--entities", type=int, default=200_000, help="rows per load")
+    parser.add_argument(
+        "--adaptive-entities", type=int, default=None, help="rows of the adaptive load (default: --entities / 2)"
+    )
     parser.add_argument("--reader-entities", type=int, default=20_000, help="entities the reader reads")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
@@ -119,17 +122,21 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
 
+        adaptive_n = min(n, args.adaptive_entities or n // 2)
+        adaptive_df = df.where(df["item_id"] < adaptive_n)
+
         def run(round_: int, phase: str) -> None:
             started = time.monotonic_ns()
             rate = 0.0
             if phase == "idle":
                 time.sleep(args.idle_seconds)
             else:
+                adaptive = phase == "adaptive"
                 stats = write_view(
-                    df, catalog, bench20, server.url, computed_at_ms=int(time.time() * 1000),
-                    adaptive=phase == "adaptive", adaptive_target_ms=target_ms,
+                    adaptive_df if adaptive else df, catalog, bench20, server.url,
+                    computed_at_ms=int(time.time() * 1000), adaptive=adaptive, adaptive_target_ms=target_ms,
                 )  # fmt: skip
-                assert stats.written == n and stats.failed == 0, stats
+                assert stats.written == (adaptive_n if adaptive else n) and stats.failed == 0, stats
                 rate = stats.rows_per_second
             phases.append((round_, phase, started, time.monotonic_ns(), rate))
             print(f"round {round_} {phase}: {(phases[-1][3] - started) / 1e9:.1f}s {rate:,.0f} rows/s", flush=True)
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         results[round_, phase] = {**phase_latency(samples, start, end), "rate": rate}
     print()
     print(
-        f"reader get (20 features) during a write_view of {args.entities:,} entities x 20 features, "
+        f"reader get (20 features) during a write_view of {args.entities:,} (adaptive: "
+        f"{min(args.entities, args.adaptive_entities or args.entities // 2):,}) entities x 20 features, "
         f"Redis 8, Spark local[2], {os.cpu_count()} cores; adaptive_target_ms={target_ms:g}"
     )
     print(f"load average (1/5/15 min) before: {load_before}  after: {load_after}")
