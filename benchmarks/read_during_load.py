@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
 
         adaptive_n = min(n, args.adaptive_entities or n // 2)
-        adaptive_df = df.where(df["item_id"] < adaptive_n)
+        adaptive_df = df.where(df["item_id"] % (n // 2) < adaptive_n // 2)  # rows in both partitions
 
         def run(round_: int, phase: str) -> None:
             started = time.monotonic_ns()

@@ -43,5 +43,5 @@ def test_two_tasks_share_the_job_budget_in_redis_and_the_adaptive_probe_runs(red
     writer = PartitionWriter(plan, adaptive)
     assert writer.write([rows(400, first=600)]).written == 400
     assert writer.adaptive is not None and writer.adaptive.baseline is not None and writer.adaptive.baseline > 0
-    assert writer.probes == 11 + 2  # the idle calibration, then one probe per pipeline of 200 rows
+    assert writer.probes == 16 + 2  # the idle calibration, then one probe per pipeline of 200 rows
     assert client.hget(b"fs:acct:{999}", b"_ts:edge") == b"8"

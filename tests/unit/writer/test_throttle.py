@@ -102,7 +102,7 @@ def adaptive(clock: FakeClock, ceiling: float | None = None) -> AdaptiveRate:
     controller = AdaptiveRate(
         start=1000.0, floor=100.0, ceiling=ceiling, step=500.0, target=0.0002, clock=clock, interval=0.2
     )
-    controller.calibrate([0.00005, 0.00006, 0.00004])
+    controller.calibrate([0.00005, 0.00004, 0.00005, 0.00004])
     return controller
 
 

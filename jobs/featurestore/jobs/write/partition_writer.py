@@ -111,7 +111,7 @@ _ADAPTIVE_START = 2000.0
 _ADAPTIVE_FLOOR = 500.0  # a load that never ends is no protection either
 _ADAPTIVE_STEP = 1000.0
 _ADAPTIVE_PIPELINE_ROWS = 200  # and at least 10 pipelines (probes) a second at lower rates
-_CALIBRATION_PROBES = 11
+_CALIBRATION_PROBES = 16  # as many as the controller's window: the same statistic of both
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,9 @@ the logic is unit-tested on an injected clock (tests/unit/writer/test_throttle.p
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -130,13 +129,15 @@ class AdaptiveRate:
     """AIMD on a latency probe: the rate a task may write at, given what serving sees.
 
     :meth:`calibrate` takes the idle round trips measured before the first write; the
-    baseline is their median.  :meth:`observe` takes a probe's round trip (seconds) while
-    the task writes and keeps the last ``window`` of them; once per ``interval`` the upper
-    quartile of that window decides: above ``baseline + target`` the rate is multiplied by
+    baseline is their upper quartile.  :meth:`observe` takes a probe's round trip (seconds)
+    while the task writes and keeps the last ``window`` of them; once per ``interval`` the
+    upper quartile of that window decides: above ``baseline + target`` the rate is multiplied by
     ``decrease``; otherwise it grows by ``step`` (additive), up to ``ceiling``; it never goes
     below ``floor``.  Why the upper quartile and not the worst probe: on a shared machine a
     single probe is often late for reasons of its own (the task was descheduled); a load
-    that hurts serving delays many of them.
+    that hurts serving delays many of them.  The baseline is the same statistic of the idle
+    probes, so a machine that is noisy anyway (other processes on its cores) raises both
+    alike and only the load's own delay counts.
     """
 
     def __init__(
@@ -172,7 +173,7 @@ class AdaptiveRate:
         return (self.baseline or 0.0) + self.target
 
     def calibrate(self, samples: Sequence[float]) -> None:
-        self.baseline = statistics.median(samples) if samples else 0.0
+        self.baseline = _upper_quartile(samples) if samples else 0.0
 
     def observe(self, seconds: float) -> float:
         """Record one probe; returns the rate to write at from now."""
@@ -183,9 +184,7 @@ class AdaptiveRate:
         if now - self.since < self.interval:
             return self.rate
         self.since = now
-        ordered = sorted(self.probes)
-        upper_quartile = ordered[(3 * len(ordered)) // 4]
-        if upper_quartile > self.limit:
+        if _upper_quartile(self.probes) > self.limit:
             self.rate = max(self.floor, self.rate * self.decrease)
             self.decreases += 1
         else:
@@ -193,6 +192,11 @@ class AdaptiveRate:
             self.rate = grown if self.ceiling is None else min(self.ceiling, grown)
             self.increases += 1
         return self.rate
+
+
+def _upper_quartile(samples: Iterable[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[(3 * len(ordered)) // 4]
 
 
 def redis_counter(wire: Wire, token: str) -> Callable[[int, int], int]:
