@@ -19,8 +19,9 @@ Three pieces, combined by :class:`~featurestore.jobs.write.partition_writer.Part
   by 30 % when the probes go above.  Every task runs its own controller (like TCP flows, they
   converge to a fair share); the shared budget, when set, still caps the sum.
 
-Nothing here does I/O by itself: the clocks, ``sleep`` and the counter are arguments, so
-the logic is unit-tested on an injected clock (tests/unit/writer/test_throttle.py).
+The logic does no I/O: the clocks, ``sleep`` and the counter are arguments, so it is
+unit-tested on an injected clock (tests/unit/writer/test_throttle.py).  Only
+:func:`redis_counter`, the budget's counter in Redis, talks to a server (through the wire).
 """
 
 from __future__ import annotations
