@@ -136,6 +136,8 @@ def test_duplicate_ids_in_a_partition_are_counted_once_as_entities(spark, redis_
 def test_throttle_limits_the_rate(spark, redis_url: str) -> None:  # type: ignore[no-untyped-def]
     rows = [{"acct_id": i, "n": i} for i in range(600)]
     df = frame(spark, edge, rows, partitions=2)
+    # warm-up: run alone, the session's first job starts the Python workers (tens of s at load 10)
+    write_view(df, writer_catalog, edge, redis_url, computed_at_ms=1)
     free = write_view(df, writer_catalog, edge, redis_url, computed_at_ms=1)
     throttled = write_view(df, writer_catalog, edge, redis_url, computed_at_ms=2, max_writes_per_sec=300)
     assert throttled.written == 600
