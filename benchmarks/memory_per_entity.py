@@ -52,15 +52,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_row, bench_view, user
+from _common import FEAST_VENV, bench_row, bench_view, feast_python, user
 
 from featurestore.jobs.dev import local_redis
 from featurestore.jobs.write.commands import BatchWritePlan
 from featurestore.readers import Catalog, Feature, FeatureView
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_VENV = Path(tempfile.gettempdir()) / "feast-venv"
-FEAST_PINS = ("feast[redis]==0.67.*", "feast[redis]")
+DEFAULT_VENV = FEAST_VENV
 Commands = Callable[[int, dict[str, object]], list[tuple[bytes, ...]]]
 
 
@@ -71,32 +70,6 @@ def _view(floats: str, **options: object) -> FeatureView:
 
 
 # --- Feast, for real ---------------------------------------------------------------------
-
-
-def feast_python(venv: Path, install: bool) -> tuple[Path | None, str]:
-    """The side venv's python with Feast importable, creating it if asked; (None, why) if not."""
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import feast, redis; print(feast.__version__)"]
-    if python.exists():
-        found = subprocess.run(probe, capture_output=True, text=True)
-        if found.returncode == 0:
-            return python, found.stdout.strip()
-    if not install:
-        return None, f"no Feast in {venv} (and --no-install)"
-    if not python.exists():
-        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
-        if made.returncode != 0:
-            return None, f"python -m venv {venv} failed: {made.stderr.strip()[-300:]}"
-    errors = []
-    for pin in FEAST_PINS:
-        print(f"installing {pin} into {venv} ...", file=sys.stderr)
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", pin], capture_output=True, text=True)
-        if done.returncode == 0:
-            found = subprocess.run(probe, capture_output=True, text=True)
-            if found.returncode == 0:
-                return python, found.stdout.strip()
-        errors.append(f"{pin}: {done.stderr.strip()[-300:]}")
-    return None, "pip could not install Feast: " + " | ".join(errors)
 
 
 def write_with_feast(python: Path, port: int, rows_file: Path, floats: str, workdir: Path) -> None:

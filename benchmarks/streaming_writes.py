@@ -16,6 +16,9 @@ example catalogue.  Measured, in this order, on the same server:
 * the same with ``method="hset_hexpire"`` (what Redis 7.4 gets);
 * ``write()`` one event per round trip, for a consumer that cannot batch.
 
+The contenders run once per round, ``--rounds`` rounds interleaved (all of them in each
+round, so a noisy moment hits everyone); each round's ratio to that round's baseline is
+kept, and the median [min-max] over rounds printed, with the load before and after.
 Besides events/s and the ratio to the baseline, it prints the server time per event from
 ``INFO commandstats`` (usec), which is the cost of the guard independent of the client.
 Not a test: run it by hand; on a shared machine other processes compete for the CPU.
@@ -24,14 +27,19 @@ Not a test: run it by hand; on a shared machine other processes compete for the 
 from __future__ import annotations
 
 import argparse
-import os
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_load, show_spread
 
 from featurestore.jobs.dev import local_redis
 from featurestore.jobs.streaming import HSET_HEXPIRE, StreamingWritePlan, StreamingWriter
@@ -58,25 +66,23 @@ def server_usec(client: redis.Redis, commands: list[str]) -> tuple[float, int]:
     return usec, calls
 
 
-REPEAT = 3  # best of N: on a busy machine the best run is the least disturbed one
+ROUNDS = 3  # interleaved rounds: every contender once per round
 
 
 def measure(
-    name: str, client: redis.Redis, n_events: int, run: Callable[[], None], commands: list[str], rows: list[Any]
+    name: str, client: redis.Redis, n_events: int, run: Callable[[], None], commands: list[str], rows: Rows
 ) -> None:
-    best: tuple[str, float, float, float] | None = None
-    for _ in range(REPEAT):
-        client.flushall()
-        client.config_resetstat()
-        started = time.perf_counter()
-        run()
-        seconds = time.perf_counter() - started
-        usec, calls = server_usec(client, commands)
-        result = (name, n_events / seconds, usec / n_events, calls / n_events)
-        if best is None or result[1] > best[1]:
-            best = result
-    assert best is not None
-    rows.append(best)
+    """One run of one contender: its events/s, server usec and calls per event, appended to ``rows[name]``."""
+    client.flushall()
+    client.config_resetstat()
+    started = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - started
+    usec, calls = server_usec(client, commands)
+    rows.setdefault(name, []).append((n_events / seconds, usec / n_events, calls / n_events))
+
+
+Rows = dict[str, list[tuple[float, float, float]]]
 
 
 def raw_pipeline(client: redis.Redis, commands: list[list[tuple[bytes, ...]]], pipeline: int) -> None:
@@ -108,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--pipeline", type=int, default=1000, help="events per round trip")
     parser.add_argument("--single", type=int, default=5_000, help="events for the one-round-trip-per-event run")
-    parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per measurement; the best is shown")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (>= 3 for a spread)")
     args = parser.parse_args(argv)
-    globals()["REPEAT"] = max(1, args.repeat)
+    globals()["ROUNDS"] = max(1, args.rounds)
 
     workdir = None
     url = args.url
@@ -126,62 +132,68 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, url: str) -> int:
     client = redis.Redis.from_url(url)
-    load_before = os.getloadavg()
+    load_before = machine_load()
     t0 = int(time.time() * 1000)
     data = events(args.events, args.entities, t0)
     plan = StreamingWritePlan.build(user_realtime, catalog)
     prebuilt = [plan.commands(entity, values, ms) for entity, values, ms in data]
     payloads = [b"".join(resp(c) for c in per_event) for per_event in prebuilt]
     replies = sum(len(per_event) for per_event in prebuilt)
-    rows: list[tuple[str, float, float, float]] = []
+    rows: Rows = {}
     n = args.events
-
-    pipe, raw = args.pipeline, ["hsetex"]
-    measure("raw HSETEX pipeline (baseline)", client, n, lambda: raw_pipeline(client, prebuilt, pipe), raw, rows)
-    ceiling = "raw RESP socket (server ceiling)"
-    measure(ceiling, client, n, lambda: raw_socket(client, payloads, replies, pipe), raw, rows)
-    with StreamingWriter.connect(
-        url, user_realtime, catalog=catalog, guard=False, max_pipeline=args.pipeline
-    ) as writer:
-        measure("StreamingWriter guard=False", client, n, lambda: writer.write_many(data), ["hsetex", "hdel"], rows)
-        version = writer.server_version
-    with StreamingWriter.connect(url, user_realtime, catalog=catalog, max_pipeline=args.pipeline) as writer:
-        measure("StreamingWriter guard=True (default)", client, n, lambda: writer.write_many(data), ["fcall"], rows)
-    with StreamingWriter.connect(
-        url, user_realtime, catalog=catalog, method=HSET_HEXPIRE, max_pipeline=args.pipeline
-    ) as w74:
-        measure("  ... method=hset_hexpire (Redis 7.4)", client, n, lambda: w74.write_many(data), ["fcall"], rows)
     single = data[: args.single]
-    with StreamingWriter.connect(url, user_realtime, catalog=catalog) as writer:
+    pipe, raw = args.pipeline, ["hsetex"]
+    baseline = "raw HSETEX pipeline (baseline)"
+    with (
+        StreamingWriter.connect(url, user_realtime, catalog=catalog, guard=False, max_pipeline=pipe) as unguarded,
+        StreamingWriter.connect(url, user_realtime, catalog=catalog, max_pipeline=pipe) as guarded,
+        StreamingWriter.connect(url, user_realtime, catalog=catalog, method=HSET_HEXPIRE, max_pipeline=pipe) as w74,
+    ):
+        version = unguarded.server_version
 
         def one_by_one() -> None:
             for entity, values, ms in single:
-                writer.write(entity, values, ms)
+                guarded.write(entity, values, ms)
 
-        measure("write() one event per round trip", client, len(single), one_by_one, ["fcall"], rows)
+        for round_ in range(1, ROUNDS + 1):
+            measure(baseline, client, n, lambda: raw_pipeline(client, prebuilt, pipe), raw, rows)
+            ceiling = "raw RESP socket (server ceiling)"
+            measure(ceiling, client, n, lambda: raw_socket(client, payloads, replies, pipe), raw, rows)
+            name = "StreamingWriter guard=False"
+            measure(name, client, n, lambda: unguarded.write_many(data), ["hsetex", "hdel"], rows)
+            name = "StreamingWriter guard=True (default)"
+            measure(name, client, n, lambda: guarded.write_many(data), ["fcall"], rows)
+            name = "  ... method=hset_hexpire (Redis 7.4)"
+            measure(name, client, n, lambda: w74.write_many(data), ["fcall"], rows)
+            measure("write() one event per round trip", client, len(single), one_by_one, ["fcall"], rows)
+            print(f"round {round_}/{ROUNDS} done, load {machine_load()}", flush=True)
 
-    baseline = rows[0][1]
+    load_after = machine_load()
     print(f"server: {version} at {redis.Redis.from_url(url).connection_pool.connection_kwargs.get('host')}")
     print(
         f"events: {n} over {args.entities} entities, {args.pipeline} events per round trip; "
         f"2 HSETEX (TTL 600 s and 3600 s) per event unguarded"
     )
-    print(f"best of {REPEAT} runs each")
-    print(f"{'':42}{'events/s':>12}{'vs baseline':>13}{'server us/event':>17}")
-    for name, rate, usec, _ in rows:
-        print(f"{name:42}{rate:12,.0f}{rate / baseline:12.2f}x{usec:17.2f}")
-    unguarded = rows[2][2]
-    guarded = rows[3][2]
+    print(f"load average (1/5/15 min) before: {load_before}  after: {load_after}")
+    print(f"{ROUNDS} interleaved rounds; median [min-max] over rounds; ratios taken within each round")
+    print(f"{'':40}{'events/s (median)':>18}{'vs baseline':>30}{'server us/event':>17}")
+    base_rates = [r[0] for r in rows[baseline]]
+    for name, runs in rows.items():
+        rate = statistics.median(r[0] for r in runs)
+        ratios = [r[0] / b for r, b in zip(runs, base_rates)]
+        usec = statistics.median(r[1] for r in runs)
+        print(f"{name:40}{rate:18,.0f}{show_spread(ratios, unit='x'):>30}{usec:17.2f}")
+    unguarded_us = statistics.median(r[1] for r in rows["StreamingWriter guard=False"])
+    guarded_us = statistics.median(r[1] for r in rows["StreamingWriter guard=True (default)"])
+    walls = [
+        u[0] / g[0] for u, g in zip(rows["StreamingWriter guard=False"], rows["StreamingWriter guard=True (default)"])
+    ]
     print(
-        f"out-of-order guard: {guarded - unguarded:+.2f} us of server time per event "
-        f"({guarded / unguarded:.2f}x the unguarded HSETEX pair); wall clock per event "
-        f"{rows[2][1] / rows[3][1]:.2f}x the unguarded one"
+        f"out-of-order guard: {guarded_us - unguarded_us:+.2f} us of server time per event "
+        f"({guarded_us / unguarded_us:.2f}x the unguarded HSETEX pair); wall clock per event "
+        f"{show_spread(walls, unit='x')} the unguarded one"
     )
-    load_after = os.getloadavg()
-    print(
-        f"load average before/after: {load_before[0]:.2f}/{load_after[0]:.2f} on {os.cpu_count()} CPUs "
-        "(other processes on this machine compete for the CPU: compare ratios, not absolutes)"
-    )
+    print("target: StreamingWriter guard=True >= 0.8x the raw HSETEX pipeline")
     return 0
 
 

@@ -19,7 +19,7 @@ import pytest
 from redis.crc import key_slot
 
 from featurestore.jobs.write.commands import BatchWritePlan, resp
-from featurestore.jobs.write.partition_writer import PartitionWriter, WriterOptions, _Throttle, preflight
+from featurestore.jobs.write.partition_writer import PartitionWriter, WriterOptions, preflight
 from featurestore.readers import codec
 from featurestore.readers.errors import UnsupportedServerError, WriteError
 from featurestore.readers.settings import ConnectionSettings
@@ -377,15 +377,6 @@ def test_preflight_names_the_view_when_redis_is_unreachable() -> None:
     with pytest.raises(WriteError, match=r"view 'edge'.*cannot reach Redis") as failed:
         preflight(BatchWritePlan.build(writer_catalog, edge), settings, 1.0, 1.0, wire=wire)
     assert "s3cret" not in str(failed.value)
-
-
-def test_the_throttle_keeps_the_rate_on_an_injected_clock() -> None:
-    clock = FakeClock()
-    throttle = _Throttle(100.0, clock, clock.sleep)
-    for _ in range(10):
-        throttle.wait(25)  # after each 25 rows sent: 250 rows at 100 rows/s take 2.5 s
-    assert clock.now - 1000.0 == pytest.approx(2.5)
-    assert clock.slept == pytest.approx([0.25] * 10)
 
 
 def test_a_throttled_partition_writes_in_pipelines_of_a_tenth_of_a_second() -> None:

@@ -96,6 +96,8 @@ class MaterializeRequest:
     expectations_dir: str | os.PathLike[str] | None = None
     version: int | None = None
     max_writes_per_sec: float | None = None
+    adaptive_throttle: bool = False  # slow the load down when serving round trips grow (--adaptive-throttle)
+    adaptive_target_ms: float | None = None  # what the load may add to a round trip (default: the writer's)
     min_row_ratio: float = validation.DEFAULT_MIN_ROW_RATIO
     run_id: str | None = None
     accept_drift: tuple[str, ...] = ()  # features whose drift the operator accepts (--accept-drift)
@@ -114,6 +116,8 @@ class MaterializeRequest:
             raise ConfigurationError(f"--version must be >= 0, got {self.version}")
         if self.max_writes_per_sec is not None and self.max_writes_per_sec <= 0:
             raise ConfigurationError(f"--max-writes-per-sec must be > 0, got {self.max_writes_per_sec}")
+        if self.adaptive_target_ms is not None and self.adaptive_target_ms <= 0:
+            raise ConfigurationError(f"--adaptive-target-ms must be > 0, got {self.adaptive_target_ms}")
         if not 0 <= self.min_row_ratio <= 1:
             raise ConfigurationError(f"--min-row-ratio must be between 0 and 1, got {self.min_row_ratio}")
 
@@ -316,13 +320,17 @@ def write(client: Any, job: PreparedRun, features: Features, run_id: str) -> Bat
     mis-decode them.
     """
     from featurestore.jobs.write.partition_writer import write_view
+    from featurestore.jobs.write.throttle import DEFAULT_ADAPTIVE_TARGET_MS
 
+    request = job.request
+    target_ms = request.adaptive_target_ms if request.adaptive_target_ms is not None else DEFAULT_ADAPTIVE_TARGET_MS
     now_ms = int(time.time() * 1000)
     client.hset(codec.REGISTRY_KEY, job.view.name, codec.registry_entry(job.view, now_ms, run_id))
     return write_view(
         features.frame, job.catalog, job.view,
         job.request.redis_url,  # as given: the writer reads the cluster options from it
-        computed_at_ms=now_ms, max_writes_per_sec=job.request.max_writes_per_sec,
+        computed_at_ms=now_ms, max_writes_per_sec=request.max_writes_per_sec,
+        adaptive=request.adaptive_throttle, adaptive_target_ms=target_ms,
     )  # fmt: skip
 
 
@@ -599,6 +607,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-writes-per-sec", type=float, default=None, help="cap the load rate (entities/s, all writers)"
     )
     parser.add_argument(
+        "--adaptive-throttle", action="store_true",
+        help="slow the load down (AIMD) whenever it adds more than --adaptive-target-ms to a Redis round trip",
+    )  # fmt: skip
+    parser.add_argument(
+        "--adaptive-target-ms", type=float, default=None, metavar="MS",
+        help="with --adaptive-throttle: the round-trip time the load may add (default 0.25)",
+    )  # fmt: skip
+    parser.add_argument(
         "--min-row-ratio", type=float, default=validation.DEFAULT_MIN_ROW_RATIO,
         help="fail if rows fall below this share of the last successful run (default 0.5; 0 disables)",
     )  # fmt: skip
@@ -628,6 +644,8 @@ def request_from_args(args: argparse.Namespace) -> MaterializeRequest:
         expectations_dir=args.expectations,
         version=args.version,
         max_writes_per_sec=args.max_writes_per_sec,
+        adaptive_throttle=args.adaptive_throttle,
+        adaptive_target_ms=args.adaptive_target_ms,
         min_row_ratio=args.min_row_ratio,
         run_id=args.run_id,
         accept_drift=tuple(args.accept_drift),

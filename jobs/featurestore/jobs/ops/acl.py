@@ -98,7 +98,13 @@ BATCH_WRITER = Role(
         Command("hdel", "features that became null are removed (write/commands.py)"),
         Command("expire", "the entity key's TTL (write/commands.py)"),
         Command("hexpire", "a view with a shorter TTL than its entity key, and its probe (write/)"),
-        Command("ping", "reaching Redis before Spark starts (run_records.connect, write preflight)"),
+        Command(
+            "ping",
+            "reaching Redis before Spark starts (run_records.connect, write preflight); the adaptive "
+            "throttle's latency probe (write/partition_writer.py)",
+        ),
+        Command("incrby", "max_writes_per_sec: the job-wide budget, one counter per 0.1 s window (write/throttle.py)"),
+        Command("pexpire", "the TTL of each budget window's counter key (write/throttle.py)"),
         Command("xadd", "the run record, XADD fs:runs (batch/run_records.py record_run)"),
         Command("xrevrange", "the last good run (collapse guard), `featurestore runs`, the post-load check"),
         Command("scan", "the post-load check samples entity keys, SCAN MATCH fs:<entity>:* (ops/post_load_check.py)"),

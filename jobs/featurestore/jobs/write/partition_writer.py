@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,13 @@ import hiredis
 import redis
 
 from featurestore.jobs.write.commands import BatchWritePlan
+from featurestore.jobs.write.throttle import (
+    DEFAULT_ADAPTIVE_TARGET_MS,
+    AdaptiveRate,
+    Pacer,
+    SharedBudget,
+    redis_counter,
+)
 from featurestore.readers.definitions import Catalog, FeatureView
 from featurestore.readers.errors import (
     AuthenticationError,
@@ -97,6 +105,13 @@ MAX_FAILURE_SAMPLES = 10
 # Errors that mean "the node or the network": worth a retry (unless is_refused says no).
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, redis.RedisError, hiredis.ProtocolError)
 _HEXPIRE_PROBE_KEY = b"fs:_probe:{hexpire}"  # never exists: the probe is a no-op
+# The adaptive mode per task (rows/s): it starts low and adds a step every 0.2 s while the
+# probe stays within the target, so a load that hurts serving is never started at full speed.
+_ADAPTIVE_START = 2000.0
+_ADAPTIVE_FLOOR = 500.0  # a load that never ends is no protection either
+_ADAPTIVE_STEP = 1000.0
+_ADAPTIVE_PIPELINE_ROWS = 200  # and at least 10 pipelines (probes) a second at lower rates
+_CALIBRATION_PROBES = 16  # as many as the controller's window: the same statistic of both
 
 
 @dataclass(frozen=True)
@@ -135,7 +150,11 @@ class WriterOptions:
 
     redis_url: str
     computed_at_ms: int
-    rows_per_second_per_task: float | None = None
+    rows_per_second_per_task: float | None = None  # a local cap per task (tests, single writers)
+    max_writes_per_sec: float | None = None  # the job-wide cap, shared through Redis (throttle_token)
+    throttle_token: str | None = None  # names the job's shared budget counters (one per write_view)
+    adaptive: bool = False  # AIMD on a PING probe: slow down when serving round trips grow
+    adaptive_target_ms: float = DEFAULT_ADAPTIVE_TARGET_MS
     pipeline_rows: int = DEFAULT_PIPELINE_ROWS
     retry_seconds: float = DEFAULT_RETRY_SECONDS
     timeout: float = DEFAULT_TIMEOUT_SECONDS
@@ -215,29 +234,6 @@ class _SlotTable:
 # --- the partition writer -----------------------------------------------------------
 
 
-class _Throttle:
-    """Keeps a task at or below ``rate`` rows per second (a simple schedule, no bursts
-    longer than one pipeline).  ``clock`` and ``sleep`` are injectable for tests."""
-
-    def __init__(
-        self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self.rate = rate
-        self.clock = clock
-        self.sleep = sleep
-        self.start: float | None = None
-        self.sent = 0
-
-    def wait(self, rows: int) -> None:
-        now = self.clock()
-        if self.start is None:
-            self.start = now
-        self.sent += rows
-        ahead = self.start + self.sent / self.rate - now
-        if ahead > 0:
-            self.sleep(ahead)
-
-
 @dataclass
 class _Sent:
     """One node's part of a pipeline, written and not read yet."""
@@ -274,7 +270,14 @@ class PartitionWriter:
     and sleep drive the retries and the throttle.
     """
 
-    def __init__(self, plan: BatchWritePlan, options: WriterOptions, *, wire: Wire | None = None) -> None:
+    def __init__(
+        self,
+        plan: BatchWritePlan,
+        options: WriterOptions,
+        *,
+        wire: Wire | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         from featurestore.jobs.write.bulk_encoder import BatchEncoder
 
         self.plan = plan
@@ -286,10 +289,27 @@ class PartitionWriter:
         self.links: dict[str, Link] = {}
         self.table: _SlotTable | None = None
         rate = options.rows_per_second_per_task
-        self.throttle = _Throttle(rate, self.wire.clock, self.wire.sleep) if rate else None
         self.pipeline_rows = max(1, options.pipeline_rows)
-        if rate:  # bursts of at most ~0.1 s of the allowed rate
-            self.pipeline_rows = max(1, min(self.pipeline_rows, int(rate / 10)))
+        self.pacer: Pacer | None = None
+        self.adaptive: AdaptiveRate | None = None
+        if options.adaptive:
+            self.adaptive = AdaptiveRate(
+                start=min(rate or _ADAPTIVE_START, _ADAPTIVE_START), floor=_ADAPTIVE_FLOOR, ceiling=rate,
+                step=_ADAPTIVE_STEP, target=options.adaptive_target_ms / 1000.0, clock=self.wire.clock,
+            )  # fmt: skip
+            self.pacer = Pacer(self.adaptive.rate, self.wire.clock, self.wire.sleep)
+            # small pipelines: the rate follows the probe closely, and bursts stay short
+            self.pipeline_rows = min(self.pipeline_rows, _ADAPTIVE_PIPELINE_ROWS)
+        elif rate:
+            self.pacer = Pacer(rate, self.wire.clock, self.wire.sleep)
+            self.pipeline_rows = max(1, min(self.pipeline_rows, int(rate / 10)))  # bursts of ~0.1 s of the rate
+        self.budget: SharedBudget | None = None
+        if options.max_writes_per_sec and options.throttle_token:
+            take = redis_counter(self.wire, options.throttle_token)
+            self.budget = SharedBudget(options.max_writes_per_sec, take, wall, self.wire.sleep)
+            # a window's allowance holds pipelines of at least two tasks
+            self.pipeline_rows = max(1, min(self.pipeline_rows, self.budget.allowance // 2))
+        self.probes = 0
         self.inflight: deque[_Flight] = deque()
         self._ids: list[pa.Array] = []
         self._id_rows = 0
@@ -309,6 +329,13 @@ class PartitionWriter:
         finally:
             self.close()
         self.stats.entities = self._count_entities()
+        if self.adaptive is not None:
+            log.info(
+                "adaptive throttle of view %r: probe baseline %.0f us, limit %.0f us, %d probes, %d slow-downs, "
+                "%d speed-ups, last rate %.0f rows/s", self.plan.view.name, (self.adaptive.baseline or 0) * 1e6,
+                self.adaptive.limit * 1e6, self.probes, self.adaptive.decreases, self.adaptive.increases,
+                self.adaptive.rate,
+            )  # fmt: skip
         return self.stats
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
@@ -325,17 +352,31 @@ class PartitionWriter:
             return
         self._connect()
         slots = key_slots(encoded.ids) if self.settings.cluster else None
-        for start in range(0, len(encoded), self.pipeline_rows):
-            size = min(self.pipeline_rows, len(encoded) - start)
+        start = 0
+        while start < len(encoded):
+            size = min(self._pipeline_size(), len(encoded) - start)
             unit_slots = range(size) if slots is None else cast("Sequence[int]", slots[start : start + size])
+            if self.budget is not None:  # claimed before sending: the job's rate holds across tasks
+                self.budget.wait(size)
             trip = RoundTrip.of(unit_slots, self._group, self.wire.start())
             flight = _Flight(batch, encoded, start, size, trip)
             self._send(flight)
             self.inflight.append(flight)
+            if self.adaptive is not None and self.pacer is not None:
+                # probed while this pipeline is in flight: the wait an inference call sees now
+                self.pacer.set_rate(self.adaptive.observe(self._probe()))
             if len(self.inflight) >= self.options.in_flight:
                 self._finish_oldest()
-            if self.throttle is not None:
-                self.throttle.wait(size)
+            if self.pacer is not None:
+                self.pacer.wait(size)
+            start += size
+
+    def _pipeline_size(self) -> int:
+        """``pipeline_rows``; with the adaptive mode at most a tenth of a second of its rate,
+        so a slow rate still probes often."""
+        if self.adaptive is None:
+            return self.pipeline_rows
+        return max(1, min(self.pipeline_rows, int(self.adaptive.rate / 10)))
 
     def flush(self) -> None:
         """Wait for every pipeline in flight."""
@@ -361,6 +402,16 @@ class PartitionWriter:
             ) from None
         assert self.wire.slot_map is not None
         self.table = _SlotTable(self.wire.slot_map)
+        if self.adaptive is not None:  # the idle baseline, before this task writes anything
+            self.adaptive.calibrate([self._probe() for _ in range(_CALIBRATION_PROBES)])
+
+    def _probe(self) -> float:
+        """The round trip of one PING (seconds) on its own connection: the adaptive signal."""
+        clock = self.wire.clock
+        started = clock()
+        self.wire.execute("PING")
+        self.probes += 1
+        return clock() - started
 
     def _refresh(self, trip: RoundTrip) -> None:
         """Reconnect, and reload the slot map (a standalone server: reconnect only)."""
@@ -690,6 +741,8 @@ def write_view(
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     in_flight: int = DEFAULT_IN_FLIGHT,
+    adaptive: bool = False,
+    adaptive_target_ms: float = DEFAULT_ADAPTIVE_TARGET_MS,
 ) -> BatchWriteStats:
     """Write a batch view's rows from ``df`` into Redis, on the executors.
 
@@ -697,7 +750,12 @@ def write_view(
     view's schema (int64 -> bigint, float64 -> double, float32 -> float, string, bool ->
     boolean, vector -> array<float>); nulls (and NaN) are written as absent fields.
     ``computed_at_ms`` goes into ``_ts:<view>``.  ``max_writes_per_sec`` caps the whole
-    job's rate in rows (entities) per second, shared among the concurrently running tasks.
+    job's rate in rows (entities) per second: every task claims its rows from one budget
+    per 0.1 s window, a counter in Redis (``fs:_throttle:{<job>}:<window>``, ``INCRBY``), so
+    empty partitions and skew leave no share unused.  ``adaptive=True`` makes each task
+    slow down (AIMD) when the round trip of a ``PING`` sent while it writes exceeds the
+    idle round trip by more than ``adaptive_target_ms``: the load protects serving
+    latency, at the highest rate that allows it (see docs/writer.md).
     ``pipeline_rows`` rows go in one pipeline, ``in_flight`` pipelines per task at once;
     ``timeout`` is the socket timeout in seconds.
 
@@ -713,20 +771,21 @@ def write_view(
         raise WriteError(f"view {chosen.name!r} is a streaming view: write it with the streaming hook")
     if max_writes_per_sec is not None and max_writes_per_sec <= 0:
         raise WriteError(f"view {chosen.name!r}: max_writes_per_sec must be > 0, got {max_writes_per_sec!r}")
+    if adaptive and adaptive_target_ms <= 0:
+        raise WriteError(f"view {chosen.name!r}: adaptive_target_ms must be > 0, got {adaptive_target_ms!r}")
     settings = ConnectionSettings.from_url(redis_url)
     plan = BatchWritePlan.build(catalog, chosen)
     check_columns(df, chosen)
     started = time.monotonic()
     preflight(plan, settings, retry_seconds, timeout)
     selected = df.select(chosen.entity.join_key, *chosen.feature_names)
-    per_task = None
-    if max_writes_per_sec is not None:
-        tasks = max(1, min(selected.rdd.getNumPartitions(), selected.sparkSession.sparkContext.defaultParallelism))
-        per_task = max_writes_per_sec / tasks
     options = WriterOptions(
         redis_url=redis_url,
         computed_at_ms=int(computed_at_ms),
-        rows_per_second_per_task=per_task,
+        max_writes_per_sec=max_writes_per_sec,
+        throttle_token=uuid.uuid4().hex if max_writes_per_sec is not None else None,
+        adaptive=adaptive,
+        adaptive_target_ms=adaptive_target_ms,
         pipeline_rows=pipeline_rows,
         retry_seconds=retry_seconds,
         timeout=timeout,

@@ -73,6 +73,12 @@ def async_options(settings: ConnectionSettings) -> dict[str, Any]:
     options.update(
         connection_class=AsyncWireSSLConnection if tls else AsyncWireConnection,
         retry=AsyncRetry(NoBackoff(), 0),
+        # No per-operation socket timeout: every round trip runs inside one
+        # ``asyncio.timeout`` of its deadline, which bounds the reads and writes already.
+        # redis-py would wrap each send in ``asyncio.wait_for`` (a Task per call) and each
+        # read in a timeout of its own: most of the async reader's overhead over a raw
+        # redis.asyncio client (issue 14).  The connect timeout stays.
+        socket_timeout=None,
     )
     return options
 
@@ -165,12 +171,16 @@ class AsyncWire:
             return replies, RoundTrip.of([], self._group, deadline)
         try:
             async with asyncio.timeout(max(deadline.remaining(), 0.0001)):
-                await self.connect(deadline)
+                if self.slot_map is None:
+                    await self.connect(deadline)
                 slots = [key_slot(k) for k in keys] if self.cluster else [0] * len(keys)
                 trip = RoundTrip.of(slots, self._group, deadline)
                 while True:
                     batches = trip.batches()
-                    await asyncio.gather(*(self._exchange(trip, b, payloads, replies) for b in batches))
+                    if len(batches) == 1:  # one node (always, standalone): no Task to create
+                        await self._exchange(trip, batches[0], payloads, replies)
+                    else:
+                        await asyncio.gather(*(self._exchange(trip, b, payloads, replies) for b in batches))
                     if trip.done:
                         return replies, trip
                     wait = trip.next_wait()
