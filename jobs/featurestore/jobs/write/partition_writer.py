@@ -305,7 +305,7 @@ class PartitionWriter:
             self.pipeline_rows = max(1, min(self.pipeline_rows, int(rate / 10)))  # bursts of ~0.1 s of the rate
         self.budget: SharedBudget | None = None
         if options.max_writes_per_sec and options.throttle_token:
-            take = redis_counter(self.wire, options.throttle_token)
+            take = redis_counter(self.wire, options.throttle_token, options.retry_seconds)
             self.budget = SharedBudget(options.max_writes_per_sec, take, wall, self.wire.sleep)
             # a window's allowance holds pipelines of at least two tasks
             self.pipeline_rows = max(1, min(self.pipeline_rows, self.budget.allowance // 2))

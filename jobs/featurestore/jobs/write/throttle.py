@@ -200,15 +200,18 @@ def _upper_quartile(samples: Iterable[float]) -> float:
     return ordered[(3 * len(ordered)) // 4]
 
 
-def redis_counter(wire: Wire, token: str) -> Callable[[int, int], int]:
+def redis_counter(wire: Wire, token: str, seconds: float) -> Callable[[int, int], int]:
     """The shared budget's ``take`` on Redis: ``INCRBY fs:_throttle:{<token>}:<window> n``
-    through the wire (one slot for the whole job), with a TTL on each window's key."""
+    through the wire (one slot for the whole job), with a TTL on each window's key.
+
+    Each claim gets the write's whole retry budget (``seconds``), like the rows it paces:
+    a failover of the counter's master must not fail a write that would ride it out."""
 
     def take(index: int, rows: int) -> int:
         key = f"fs:_throttle:{{{token}}}:{index}".encode()
-        total: Any = wire.execute("INCRBY", key, rows, key=key)
+        total: Any = wire.execute("INCRBY", key, rows, key=key, seconds=seconds)
         if int(total) == rows:  # the first claim of the window made the key: it must go away
-            wire.execute("PEXPIRE", key, _COUNTER_TTL_MS, key=key)
+            wire.execute("PEXPIRE", key, _COUNTER_TTL_MS, key=key, seconds=seconds)
         return int(total)
 
     return take
