@@ -69,16 +69,15 @@ def test_values_and_statuses_follow_the_serving_rules(spark: Any, logs: dict[str
             assert (row[feature], row[feature + "__status"]) == (value, status), (user, dt, feature)
 
 
-def test_timestamps_and_requests(spark: Any, logs: dict[str, Any]) -> None:
-    from pyspark.sql import functions as F
-
-    labels = spark.createDataFrame([(1, T0 + 2_000)], "user_id long, ms long").withColumn(
-        "at", F.timestamp_millis("ms")
-    )
-    by_time = point_in_time(labels, logs, CATALOG, ["txn", "last"], timestamp_col="at").collect()[0]
-    assert (by_time["count"], by_time["mean"], by_time["last"]) == (1, 1.5, 2.5)
-    assert "count__status" not in by_time.asDict()
+def test_requests_are_checked_before_any_job(spark: Any, logs: dict[str, Any]) -> None:
+    labels = spark.createDataFrame([(1, T0, "x")], "user_id long, ms long, count string")
+    plain = labels.drop("count")
+    assert "count__status" not in point_in_time(plain, logs, CATALOG, ["txn"], timestamp_col="ms").columns
     with pytest.raises(ConfigurationError, match="no timestamp column 'when'"):
-        point_in_time(labels, logs, CATALOG, ["txn"], timestamp_col="when")
+        point_in_time(plain, logs, CATALOG, ["txn"], timestamp_col="when")
     with pytest.raises(ConfigurationError, match="join key of entity 'user'"):
-        point_in_time(labels.drop("user_id"), logs, CATALOG, ["txn"], timestamp_col="ms")
+        point_in_time(plain.drop("user_id"), logs, CATALOG, ["txn"], timestamp_col="ms")
+    with pytest.raises(ConfigurationError, match="already have columns named like requested features"):
+        point_in_time(labels, logs, CATALOG, ["txn"], timestamp_col="ms")
+    with pytest.raises(ConfigurationError, match="no feature log given for view 'profile'"):
+        point_in_time(plain, {"txn": logs["txn"]}, CATALOG, ["txn"], timestamp_col="ms")

@@ -345,7 +345,7 @@ def log_written(features: Features, job: PreparedRun, run_id: str, computed_at_m
         return None
     written_at_ms = int(time.time() * 1000)
     frame = feature_log.batch_log_frame(features.frame, job.view, request.ds, run_id, computed_at_ms, written_at_ms)
-    return feature_log.write_batch_log(frame, settings, job.view, request.ds)
+    return feature_log.write_batch_log(frame, settings, job.view, request.ds, features.checks.rows)
 
 
 def require_written(stats: BatchWriteStats, job: PreparedRun) -> None:

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from featurestore.jobs.config import env_value
-from featurestore.readers.definitions import Catalog, FeatureView
+from featurestore.readers.definitions import FeatureView
 from featurestore.readers.errors import ConfigurationError, JobError
 
 if TYPE_CHECKING:
@@ -168,20 +167,25 @@ def streaming_log_frame(
     )
 
 
-def write_batch_log(frame: DataFrame, settings: LogSettings, view: FeatureView, ds: date) -> int:
-    """Replace the ``ds`` partition of the view's log with ``frame`` (idempotent per ds); returns rows.
+def write_batch_log(
+    frame: DataFrame, settings: LogSettings, view: FeatureView, ds: date, rows: int | None = None
+) -> int | None:
+    """Replace the ``ds`` partition of the view's log with ``frame`` (idempotent per ds).
 
-    Then deletes partitions older than the retention.  Raises :class:`JobError` naming the
-    view and the table when Delta refuses.
+    The same commit drops the partitions older than the retention (``replaceWhere`` on
+    ``ds = D OR ds < D - retention``): one Delta transaction per run.  Raises
+    :class:`JobError` naming the view and the table when Delta refuses.  Returns ``rows``.
     """
     path = settings.path(view)
+    condition = f"{PARTITION} = '{ds.isoformat()}'"
+    if settings.retention_days:
+        condition += f" OR {PARTITION} < '{(ds - timedelta(days=settings.retention_days)).isoformat()}'"
     try:
-        rows = frame.count()
         (
             frame.write.format("delta")
             .mode("overwrite")
             .partitionBy(PARTITION)
-            .option("replaceWhere", f"{PARTITION} = '{ds.isoformat()}'")
+            .option("replaceWhere", condition)
             .save(str(path))
         )
     except Exception as exc:
@@ -189,19 +193,8 @@ def write_batch_log(frame: DataFrame, settings: LogSettings, view: FeatureView, 
             f"view {view.name!r}: the feature log {path} could not be written for ds {ds}: "
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
-    if settings.retention_days:
-        prune(frame.sparkSession, settings, view, ds - timedelta(days=settings.retention_days))
-    log.info("logged %d rows to %s (ds %s)", rows, path, ds, extra={"view": view.name, "ds": ds.isoformat()})
+    log.info("logged ds %s to %s", ds, path, extra={"view": view.name, "ds": ds.isoformat()})
     return rows
-
-
-def prune(spark: SparkSession, settings: LogSettings, view: FeatureView, before: date) -> None:
-    """Delete the view's log partitions with ``ds`` before ``before`` (the retention)."""
-    from delta.tables import DeltaTable
-
-    path = str(settings.path(view))
-    if DeltaTable.isDeltaTable(spark, path):
-        DeltaTable.forPath(spark, path).delete(f"{PARTITION} < '{before.isoformat()}'")
 
 
 def append_streaming_log(frame: DataFrame, settings: LogSettings, view: FeatureView) -> None:
@@ -225,9 +218,3 @@ def read_log(spark: SparkSession, settings: LogSettings, view: FeatureView) -> D
         log.warning("no feature log for view %s at %s: treated as empty", view.name, path, extra={"view": view.name})
         return spark.createDataFrame([], log_schema(view))
     return spark.read.format("delta").load(path)
-
-
-def read_logs(spark: SparkSession, settings: LogSettings, catalog: Catalog, views: Sequence[FeatureView]) -> dict:
-    """The logs of ``views`` by view name."""
-    del catalog
-    return {view.name: read_log(spark, settings, view) for view in views}

@@ -162,6 +162,7 @@ def _entity_frame(
     """``_pit_label`` + one column per requested feature of ``entity`` (and its status)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     ent = catalog.entity(entity)
     key = ent.join_key
@@ -200,17 +201,21 @@ def _entity_frame(
         wrote = F.col(fl.FIELDS).isNull() | F.array_contains(F.col(fl.FIELDS), feature.name)
         return F.when(wrote, F.struct(F.col(feature.name).alias("v"), F.col(fl.WRITTEN_AT_MS).alias("w")))
 
-    # null structs typed like the real ones, so the union lines up
+    # null structs typed like the real ones (from the log schema: no Spark round trip), so the union lines up
     typed_nulls: dict[str, Column] = {}
     for view in views:
-        sample = log_of(view)
+        types = {f.name: f.dataType for f in fl.log_schema(view).fields}
         if view.is_batch:
-            typed_nulls[_struct_name(view)] = F.lit(None).cast(sample.select(batch_struct(view)).schema[0].dataType)
+            kind = T.StructType(
+                [T.StructField(f.name, types[f.name]) for f in view.features]
+                + [T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())]
+            )
+            typed_nulls[_struct_name(view)] = F.lit(None).cast(kind)
         else:
-            event = F.struct(F.col(fl.TS_MS).alias("ts"), F.col(fl.WRITTEN_AT_MS).alias("w"))
-            typed_nulls[_struct_name(view)] = F.lit(None).cast(sample.select(event).schema[0].dataType)
+            event = T.StructType([T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())])
+            typed_nulls[_struct_name(view)] = F.lit(None).cast(event)
             for feature in view.features:
-                kind = sample.select(streaming_struct(feature)).schema[0].dataType
+                kind = T.StructType([T.StructField("v", types[feature.name]), T.StructField("w", T.LongType())])
                 typed_nulls[_struct_name(view, feature)] = F.lit(None).cast(kind)
 
     def row(key_col: Column, t: Column, order: int, lid: Column, death: Column, own: Mapping[str, Column]) -> list:
