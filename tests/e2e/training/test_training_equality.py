@@ -11,6 +11,7 @@ waits (about 5 s after the write) for the 3 s feature to expire.
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 from datetime import timedelta
@@ -110,3 +111,28 @@ def test_training_set_equals_what_the_reader_served(
     assert {("txn_count_7d", s) for s in ("present", "stale", "missing")} <= seen
     assert ("txn_count_5m", "missing") in seen
     assert {("last_amount", "present"), ("last_amount", "stale"), ("last_country", "missing")} <= seen
+
+    # the audit on the same data: Redis against the log (one value tampered with), and a recomputation
+    from featurestore.jobs import cli
+    from featurestore.jobs.batch.run_records import connect
+    from featurestore.jobs.training.audit import AUDITS_KEY
+
+    client = connect(redis_url)
+    try:
+        client.hset("fs:user:{1}", "txn_count_7d", "12345")
+        code = cli.main([
+            "audit", "--view", "user_transactions", "--ds", DS.isoformat(), "--redis-url", redis_url,
+            "--warehouse", str(warehouse.path), "--feature-log", str(log_settings.root), "--recompute",
+            "--max-mismatch-rate", "0", "--json",
+        ])  # fmt: skip
+        stored = client.xrange(AUDITS_KEY)
+    finally:
+        client.close()
+    assert code == 1
+    audit = json.loads(stored[-1][1][b"audit"])
+    assert audit["sample"] > 100  # every user of the run (the warehouse has 120)
+    assert audit["served"]["txn_count_7d"]["mismatches"] == 1
+    assert "user 1: Redis 12345 (present)" in audit["served"]["txn_count_7d"]["examples"][0]
+    assert all(a["mismatches"] == 0 for name, a in audit["served"].items() if name != "txn_count_7d")
+    assert audit["recomputed"] and all(a["mismatches"] == 0 for a in audit["recomputed"].values())
+    assert audit["source_versions"] and audit["ok"] is False

@@ -39,6 +39,7 @@ password on a command line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -310,9 +311,7 @@ def validate(
     return ValidationReport(view, str(job.suite_file), tuple(failures))
 
 
-def write(
-    client: Any, job: PreparedRun, features: Features, run_id: str, computed_at_ms: int | None = None
-) -> BatchWriteStats:
+def write(client: Any, job: PreparedRun, features: Features, run_id: str) -> BatchWriteStats:
     """4. Publish the view's definition, then write its rows on the executors.
 
     Published first: from the first row on, Redis holds values in this definition's
@@ -321,6 +320,7 @@ def write(
     """
     from featurestore.jobs.write.partition_writer import write_view
 
+    computed_at_ms = job.request.computed_at_ms
     now_ms = int(time.time() * 1000) if computed_at_ms is None else int(computed_at_ms)
     client.hset(codec.REGISTRY_KEY, job.view.name, codec.registry_entry(job.view, now_ms, run_id))
     return write_view(
@@ -494,9 +494,11 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
         for entry in verdict.overrides:
             log.warning("accepted by %s (%s): %s", entry["by"], entry["reason"], entry["failure"], extra=fields)
         report.raise_if_failed()  # nothing is written, not even the registry
+        # one computed-at time for the `_ts:<view>` written and the feature log
         computed_at_ms = job.request.computed_at_ms or int(time.time() * 1000)
+        job = dataclasses.replace(job, request=dataclasses.replace(job.request, computed_at_ms=computed_at_ms))
         with clock.stage("write"):
-            stats = write(client, job, features, run_id, computed_at_ms)
+            stats = write(client, job, features, run_id)
         require_written(stats, job)
         with clock.stage("log"):
             log_written(features, job, run_id, computed_at_ms)
