@@ -128,14 +128,16 @@ def _same_value(feature: Feature, a: Any, b: Any, tolerance: float = 0.0) -> boo
             return math.isnan(a) and math.isnan(b)
         if dtype is DType.FLOAT32 and not tolerance:
             return struct.pack("<f", a) == struct.pack("<f", b)
-        return a == b or abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
+        return bool(a == b or abs(a - b) <= tolerance * max(1.0, abs(a), abs(b)))
     if dtype is DType.VECTOR:
         return len(a) == len(b) and all(_same_value(Feature("x", "float32"), x, y, tolerance) for x, y in zip(a, b))
     return bool(a == b)
 
 
 def compare_served(
-    view: FeatureView, served: Sequence[tuple[object, Mapping[str, Any], Mapping[str, str]]], expected: Mapping
+    view: FeatureView,
+    served: Sequence[tuple[object, Mapping[str, Any], Mapping[str, str]]],
+    expected: Mapping[Any, Any],
 ) -> dict[str, FeatureAudit]:
     """Per feature: the reader's (value, status) for each entity against the point-in-time row (pure)."""
     out = {f.name: FeatureAudit() for f in view.features}
@@ -152,7 +154,9 @@ def compare_served(
     return out
 
 
-def compare_recomputed(view: FeatureView, logged: Mapping, recomputed: Mapping) -> dict[str, FeatureAudit]:
+def compare_recomputed(
+    view: FeatureView, logged: Mapping[Any, Any], recomputed: Mapping[Any, Any]
+) -> dict[str, FeatureAudit]:
     """Per feature: the logged value of each entity against a fresh recomputation (pure)."""
     out = {f.name: FeatureAudit() for f in view.features}
     for entity_id, row in logged.items():

@@ -212,13 +212,15 @@ def _entity_frame(
             )
             typed_nulls[_struct_name(view)] = F.lit(None).cast(kind)
         else:
-            event = T.StructType([T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())])
-            typed_nulls[_struct_name(view)] = F.lit(None).cast(event)
+            event_type = T.StructType([T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())])
+            typed_nulls[_struct_name(view)] = F.lit(None).cast(event_type)
             for feature in view.features:
                 kind = T.StructType([T.StructField("v", types[feature.name]), T.StructField("w", T.LongType())])
                 typed_nulls[_struct_name(view, feature)] = F.lit(None).cast(kind)
 
-    def row(key_col: Column, t: Column, order: int, lid: Column, death: Column, own: Mapping[str, Column]) -> list:
+    def row(
+        key_col: Column, t: Column, order: int, lid: Column, death: Column, own: Mapping[str, Column]
+    ) -> list[Column]:
         return [
             key_col.alias(key), t.alias(_T), F.lit(order).alias(_O), lid.alias(_LID), death.alias(_DEATH),
             *[own.get(name, typed_nulls[name]).alias(name) for name in struct_cols],

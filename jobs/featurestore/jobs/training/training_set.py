@@ -75,7 +75,7 @@ def build_training_set(
 def training_set_pandas(spark: SparkSession, labels: Any, features: Sequence[str], **options: Any) -> Any:
     """:func:`build_training_set` for a small pandas DataFrame of labels; returns pandas (row order kept)."""
     frame = labels.reset_index(drop=True).assign(_pandas_row=lambda d: range(len(d)))
-    result = build_training_set(spark, spark.createDataFrame(frame), features, **options).toPandas()
+    result: Any = build_training_set(spark, spark.createDataFrame(frame), features, **options).toPandas()
     return result.sort_values("_pandas_row").drop(columns="_pandas_row").reset_index(drop=True)
 
 
