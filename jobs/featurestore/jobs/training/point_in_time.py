@@ -20,8 +20,9 @@ feature log instead of Redis, with times in epoch milliseconds:
 
 Implemented as one sort per entity: the labels, the log rows and the key deaths are unioned
 and a window keeps, for each label, the last visible value of every view (or of every
-streaming feature), then column expressions apply the rules above.  No Python loop, no
-per-label join.
+streaming feature), then column expressions apply the rules above.  A label row travels
+through the sort as one struct column, so nothing is joined back.  No Python loop, no
+join per label.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["STATUS_SUFFIX", "Requested", "point_in_time", "resolve_features", "timestamp_ms"]
 
 STATUS_SUFFIX = "__status"
-_LID, _T, _O, _DEATH = "_pit_label", "_pit_t", "_pit_order", "_pit_death"
+_ROW, _T, _O, _DEATH = "_pit_row", "_pit_t", "_pit_order", "_pit_death"
 # order of rows at the same millisecond: a key death, then writes, then labels
 _ORDER_DEATH, _ORDER_WRITE, _ORDER_LABEL = 0, 1, 2
 
@@ -159,7 +160,7 @@ def _entity_frame(
     logs: Mapping[str, DataFrame],
     with_status: bool,
 ) -> DataFrame:
-    """``_pit_label`` + one column per requested feature of ``entity`` (and its status)."""
+    """``labels`` (every column) + one column per requested feature of ``entity`` (and its status)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -218,16 +219,20 @@ def _entity_frame(
                 kind = T.StructType([T.StructField("v", types[feature.name]), T.StructField("w", T.LongType())])
                 typed_nulls[_struct_name(view, feature)] = F.lit(None).cast(kind)
 
+    # a label row carries itself (every column) through the sort, so no join brings it back
+    label_struct = F.struct(*[F.col(c) for c in labels.columns])
+    null_label = F.lit(None).cast(labels.select(label_struct).schema[0].dataType)
+
     def row(
-        key_col: Column, t: Column, order: int, lid: Column, death: Column, own: Mapping[str, Column]
+        key_col: Column, t: Column, order: int, label: Column, death: Column, own: Mapping[str, Column]
     ) -> list[Column]:
         return [
-            key_col.alias(key), t.alias(_T), F.lit(order).alias(_O), lid.alias(_LID), death.alias(_DEATH),
+            key_col.alias("_pit_key"), t.alias(_T), F.lit(order).alias(_O), label.alias(_ROW), death.alias(_DEATH),
             *[own.get(name, typed_nulls[name]).alias(name) for name in struct_cols],
         ]  # fmt: skip
 
     null_long = F.lit(None).cast("long")
-    parts = [labels.select(*row(F.col(key), F.col(_T), _ORDER_LABEL, F.col(_LID), null_long, {}))]
+    parts = [labels.select(*row(F.col(key), F.col(_T), _ORDER_LABEL, label_struct, null_long, {}))]
     for view in views:
         frame = log_of(view)
         if view.is_batch:
@@ -235,18 +240,18 @@ def _entity_frame(
         else:
             own = {_struct_name(view): F.struct(F.col(fl.TS_MS).alias("ts"), F.col(fl.WRITTEN_AT_MS).alias("w"))}
             own.update({_struct_name(view, f): streaming_struct(f) for f in view.features})
-        parts.append(frame.select(*row(F.col(key), F.col(fl.WRITTEN_AT_MS), _ORDER_WRITE, null_long, null_long, own)))
+        parts.append(frame.select(*row(F.col(key), F.col(fl.WRITTEN_AT_MS), _ORDER_WRITE, null_label, null_long, own)))
     if key_ttl is not None:
         deaths = _key_deaths([log_of(v) for v in batch_all], key, key_ttl * 1000)
         if deaths is not None:
-            parts.append(deaths.select(*row(F.col(key), F.col(_DEATH), _ORDER_DEATH, null_long, F.col(_DEATH), {})))
+            parts.append(deaths.select(*row(F.col(key), F.col(_DEATH), _ORDER_DEATH, null_label, F.col(_DEATH), {})))
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
 
-    window = Window.partitionBy(key).orderBy(_T, _O).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    window = Window.partitionBy("_pit_key").orderBy(_T, _O).rowsBetween(Window.unboundedPreceding, Window.currentRow)
     carried = [F.last(F.col(name), ignorenulls=True).over(window).alias(name) for name in [_DEATH, *struct_cols]]
-    as_of = union.select(_LID, _T, _O, *carried).where(F.col(_O) == _ORDER_LABEL)
+    as_of = union.select(_ROW, _T, _O, *carried).where(F.col(_O) == _ORDER_LABEL)
 
     t = F.col(_T)
     death = F.col(_DEATH)
@@ -257,7 +262,7 @@ def _entity_frame(
             ok = ok & (t < w + F.lit(ttl_ms))
         return ok
 
-    out: list[Column] = [F.col(_LID)]
+    out: list[Column] = [F.col(f"{_ROW}.{c}").alias(c) for c in labels.columns]
     wanted = {(v.name, f.name) for v, f in requested.features}
     for view in views:
         max_age_ms = view.max_age_seconds * 1000
@@ -314,12 +319,9 @@ def point_in_time(
     clash = [n for _, f in requested.features for n in (f.name, f.name + STATUS_SUFFIX) if n in labels.columns]
     if clash:
         raise ConfigurationError(f"the labels already have columns named like requested features: {clash}")
-    from pyspark.sql import functions as F
-
-    base = labels.withColumn(_LID, F.monotonically_increasing_id()).withColumn(_T, timestamp_ms(labels, timestamp_col))
-    result = base
-    for entity in requested.entities:
-        result = result.join(_entity_frame(base, catalog, entity, requested, logs, statuses), _LID, "left")
+    result = labels.withColumn(_T, timestamp_ms(labels, timestamp_col))
+    for entity in requested.entities:  # one sort per entity, each adding its features to the rows
+        result = _entity_frame(result, catalog, entity, requested, logs, statuses)
     ordered = [c for c in labels.columns]
     for _, feature in requested.features:
         ordered.append(feature.name)
