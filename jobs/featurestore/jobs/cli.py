@@ -40,6 +40,13 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "every view's freshness and last runs; exit 1 if any is stale or failing",
         False,
     ),
+    "catalog": ("featurestore.jobs.ops.catalog_command", "export the views' contract or conformance vectors", False),
+    "acl": ("featurestore.jobs.ops.acl_command", "print (or --apply) the least-privilege ACL roles", False),
+    "executor-env": (
+        "featurestore.jobs.deploy.executor_env",
+        "pack the Spark executors' Python environment for spark-submit --archives",
+        False,
+    ),
     "training-set": (
         "featurestore.jobs.training.training_set",
         "point-in-time training data: each label row's features as the reader served them then",
@@ -50,13 +57,6 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "featurestore.jobs.training.audit",
         "compare what Redis serves with the feature log; exit 1 above a mismatch rate",
         True,
-    ),
-    "catalog": ("featurestore.jobs.ops.catalog_command", "export the views' contract or conformance vectors", False),
-    "acl": ("featurestore.jobs.ops.acl_command", "print (or --apply) the least-privilege ACL roles", False),
-    "executor-env": (
-        "featurestore.jobs.deploy.executor_env",
-        "pack the Spark executors' Python environment for spark-submit --archives",
-        False,
     ),
 }
 
