@@ -53,6 +53,9 @@ FORBIDDEN = {"unit": SERVER_FIXTURES | {"spark"}, "integration": {"spark"}}
 # py4j logs "closing down" from __del__ at interpreter exit, after pytest closed the
 # streams: keep its INFO lines out so the run ends on pytest's summary.
 logging.getLogger("py4j").setLevel(logging.WARNING)
+# Batch runs append to the feature log only in the tests that ask for it (MaterializeRequest.feature_log):
+# a Delta write per run would slow every other materialization test.
+os.environ.setdefault("FEATURESTORE_FEATURE_LOG", "off")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,6 +5,9 @@ One task group per batch view, generated from the catalogue (``$FEATURESTORE_CAT
     <view>.materialize      spark-submit featurestore/jobs/materialize_job.py --view <view> --ds {{ ds }}
           |
     <view>.post_load_check  sampled entities present, _ts:<view> fresh, run record counts add up
+          |
+    <view>.audit            spark-submit featurestore/jobs/audit_job.py: Redis against the feature log
+                            (docs/training-data.md); skipped when the log is off
 
 Views are independent: one view failing does not hold back the others, and the run ends
 failed if any view fails.  A failed validation writes nothing, so the previous values
@@ -62,6 +65,7 @@ from featurestore.jobs.spark import DELTA_PACKAGE
 from featurestore.readers.definitions import load_catalog
 
 __all__ = [
+    "AuditOperator",
     "ExecutorEnvironment",
     "MaterializeOperator",
     "build_dag",
@@ -73,12 +77,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def default_job_file() -> str:
-    """The installed ``featurestore/jobs/materialize_job.py``: spark-submit's application file."""
+def default_job_file(module: str = "featurestore.jobs.materialize_job") -> str:
+    """The installed ``featurestore/jobs/materialize_job.py`` (or another job's file): spark-submit's application."""
     # find_spec locates the file without importing it (the job imports pyspark).
-    spec = find_spec("featurestore.jobs.materialize_job")
+    spec = find_spec(module)
     if spec is None or spec.origin is None:
-        return "materialize_job.py"  # the operator then fails with spark-submit's "file not found"
+        return module.rsplit(".", 1)[-1] + ".py"  # the operator then fails with spark-submit's "file not found"
     return os.path.realpath(spec.origin)
 
 
@@ -213,6 +217,32 @@ class MaterializeOperator(SparkSubmitOperator):
             raise
 
 
+class AuditOperator(MaterializeOperator):
+    """``spark-submit`` of ``audit_job.py`` for one view and ``{{ ds }}`` (a failing audit is not retried).
+
+    The Redis URL and the executors' environment are added when the task runs, as for
+    :class:`MaterializeOperator`.  With the feature log off (``FEATURESTORE_FEATURE_LOG=off``
+    in the worker's environment) there is nothing to compare: the task ends without
+    starting Spark.
+    """
+
+    def execute(self, context: Any) -> None:
+        from featurestore.jobs.training.feature_log import LogSettings
+
+        if not LogSettings.resolve(env_value("FEATURESTORE_WAREHOUSE") or ".").enabled:
+            log.info("view %r: the feature log is off, nothing to audit", self.view)
+            return
+        self.apply_executor_environment()
+        self.env_vars = {**(self.env_vars or {}), REDIS_URL_ENV_VAR: redis_url(self.redis_conn_id)}
+        try:
+            SparkSubmitOperator.execute(self, context)
+        except AirflowException as exc:
+            raise AirflowFailException(
+                f"view {self.view!r}: the audit of ds {context['ds']} failed: Redis does not serve what the "
+                "feature log says (the task log has the mismatch rate per feature and examples)"
+            ) from exc
+
+
 def _validation_failure(url: str, view: str, ds: str) -> str | None:
     """What failed in the validation of the newest run of ``view`` for ``ds``; None if it passed."""
     try:
@@ -278,13 +308,14 @@ def store_status(catalog: str | None = None, redis_conn_id: str = "featurestore_
     return [s.to_dict() for s in statuses]
 
 
-def application_args(view: str, settings: DagSettings) -> list[str]:
-    """The job's arguments: the view, the run's date, and the settings given (never the Redis URL)."""
-    args = ["--view", view, "--ds", "{{ ds }}"]
+def application_args(view: str, settings: DagSettings, audit: bool = False) -> list[str]:
+    """The job's arguments: the view, the run's date, and the settings given (never the Redis URL);
+    ``audit=True``: those of the audit job (no suites, it recomputes with the recorded versions)."""
+    args = ["--view", view, "--ds", "{{ ds }}"] + (["--recompute"] if audit else [])
     for flag, value in (
         ("--catalog", settings.catalog),
         ("--warehouse", settings.warehouse),
-        ("--expectations", settings.expectations_dir),
+        ("--expectations", None if audit else settings.expectations_dir),
     ):
         if value:
             args += [flag, value]
@@ -337,7 +368,20 @@ def build_dag(settings: DagSettings | None = None) -> DAG:
                 check = post_load_check.override(execution_timeout=check_timeout)(
                     view.name, catalog=settings.catalog, redis_conn_id=settings.redis_conn_id
                 )
-                materialize >> check
+                audit = AuditOperator(
+                    task_id="audit",
+                    view=view.name,
+                    redis_conn_id=settings.redis_conn_id,
+                    conn_id=settings.spark_conn_id,
+                    application=default_job_file("featurestore.jobs.audit_job"),
+                    application_args=application_args(view.name, settings, audit=True),
+                    name=f"featurestore-audit-{view.name}",
+                    conf={"spark.log.level": settings.spark_log_level},
+                    packages=None if jars else DELTA_PACKAGE,
+                    jars=jars,
+                    execution_timeout=check_timeout * 3,
+                )
+                materialize >> check >> audit  # a leaf: a failing audit fails the run, not the others' checks
                 checks.append(check)
         status = store_status.override(execution_timeout=check_timeout)
         checks >> status(catalog=settings.catalog, redis_conn_id=settings.redis_conn_id)

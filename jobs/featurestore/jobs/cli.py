@@ -52,6 +52,17 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "pack the Spark executors' Python environment for spark-submit --archives",
         False,
     ),
+    "training-set": (
+        "featurestore.jobs.training.training_set",
+        "point-in-time training data: each label row's features as the reader served them then",
+        True,
+    ),
+    "backfill": ("featurestore.jobs.training.backfill", "compute past days into the feature log (no Redis)", True),
+    "audit": (
+        "featurestore.jobs.training.audit",
+        "compare what Redis serves with the feature log; exit 1 above a mismatch rate",
+        True,
+    ),
 }
 
 

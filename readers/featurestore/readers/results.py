@@ -58,6 +58,11 @@ class FeatureVector:
     def features(self) -> tuple[str, ...]:
         return self._plan.names
 
+    @property
+    def read_at_ms(self) -> int:
+        """When the values were judged (epoch ms): the ``now`` of their ages and staleness."""
+        return self._now_ms
+
     def _position(self, name: str) -> int:
         try:
             return self._plan.index[name]
@@ -149,6 +154,11 @@ class FeatureBatch(Sequence[FeatureVector]):
     @property
     def features(self) -> tuple[str, ...]:
         return self._plan.names
+
+    @property
+    def read_at_ms(self) -> int:
+        """When the values were judged (epoch ms): the ``now`` of their ages and staleness."""
+        return self._now_ms
 
     def __len__(self) -> int:
         return len(self.rows)

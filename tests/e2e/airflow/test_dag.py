@@ -25,7 +25,7 @@ def test_the_dagbag_loads_one_task_group_per_batch_view(monkeypatch: pytest.Monk
     dag = load_dag(monkeypatch)
     batch = [v.name for v in catalog.batch_views]
     assert batch == ["user_transactions", "user_profile", "merchant_risk"]
-    expected = [f"{v}.{t}" for v in batch for t in ("materialize", "post_load_check")] + ["store_status"]
+    expected = [f"{v}.{t}" for v in batch for t in ("materialize", "post_load_check", "audit")] + ["store_status"]
     assert sorted(dag.task_dict) == sorted(expected)
     status = dag.get_task("store_status")
     assert status.upstream_task_ids == {f"{v}.post_load_check" for v in batch}
@@ -34,6 +34,12 @@ def test_the_dagbag_loads_one_task_group_per_batch_view(monkeypatch: pytest.Monk
         materialize, check = dag.get_task(f"{view}.materialize"), dag.get_task(f"{view}.post_load_check")
         assert materialize.downstream_task_ids == {check.task_id}
         assert check.upstream_task_ids == {materialize.task_id}
+        # the audit runs after the post-load check, as a leaf of its own (docs/training-data.md)
+        audit = dag.get_task(f"{view}.audit")
+        assert check.downstream_task_ids == {audit.task_id, "store_status"} and audit.downstream_task_ids == set()
+        assert audit.application.endswith("audit_job.py") and not audit.env_vars
+        assert audit.application_args[:5] == ["--view", view, "--ds", "{{ ds }}", "--recompute"]
+        assert "--expectations" not in audit.application_args
         assert materialize.task_group.group_id == view
         # the job gets the view and the run's date; the Redis URL is not in its arguments
         args = materialize.application_args
@@ -75,10 +81,15 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     )  # fmt: skip
     one = load_catalog("tests.e2e.airflow.one_view_catalog")
     assert sorted(dag.task_dict) == [
+        f"{one.batch_views[0].name}.audit",
         f"{one.batch_views[0].name}.materialize",
         f"{one.batch_views[0].name}.post_load_check",
         "store_status",
     ]
+    assert dag.get_task("orders.audit").application_args == [
+        "--view", "orders", "--ds", "{{ ds }}", "--recompute", "--catalog", "tests.e2e.airflow.one_view_catalog",
+        "--warehouse", "/data/warehouse",
+    ]  # fmt: skip
     materialize = dag.get_task("orders.materialize")
     assert materialize._conn_id == "spark_prod"
     assert materialize.retries == 0 and materialize.execution_timeout == timedelta(minutes=30)
@@ -158,7 +169,7 @@ def test_the_dag_is_importable_from_the_package_and_the_dag_file_only_builds_it(
 
     dag = build_dag(DagSettings(dag_id="nightly_orders", catalog="tests.e2e.airflow.one_view_catalog"))
     assert dag.dag_id == "nightly_orders"
-    assert sorted(dag.task_dict) == ["orders.materialize", "orders.post_load_check", "store_status"]
+    assert sorted(dag.task_dict) == ["orders.audit", "orders.materialize", "orders.post_load_check", "store_status"]
     # the DAGs folder's file is the two lines a user copies; Airflow files the DAG under it
     body = ast.parse((DAGS_FOLDER / f"{DAG_ID}.py").read_text()).body
     code = [ast.unparse(node) for node in body if not isinstance(node, ast.Expr)]  # all but the docstring

@@ -55,7 +55,7 @@ def test_the_nightly_run_loads_a_view_through_spark_submit_and_the_reader_sees_i
 
     states = task_states(run)
     assert _state(run) == "success", states
-    assert set(states.values()) == {"success"} and len(states) == 7  # 3 x (materialize, check), store_status
+    assert set(states.values()) == {"success"} and len(states) == 10  # 3 x (materialize, check, audit), store_status
 
     client = redis.Redis.from_url(secured_url)
     written = {}

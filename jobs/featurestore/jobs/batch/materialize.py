@@ -39,6 +39,7 @@ password on a command line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -104,6 +105,8 @@ class MaterializeRequest:
     accept_input: tuple[str, ...] = ()  # source tables whose input guard the operator overrides (--accept-input)
     override_reason: str | None = None  # why (--reason): required with an accept option
     override_by: str | None = None  # who (--by; default: the user running the job)
+    feature_log: str | os.PathLike[str] | None = None  # the log's folder (default: $FEATURESTORE_FEATURE_LOG, ...)
+    computed_at_ms: int | None = None  # the `_ts:<view>` written and logged (default: now); an injected clock
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accept_drift", tuple(self.accept_drift))
@@ -324,7 +327,8 @@ def write(client: Any, job: PreparedRun, features: Features, run_id: str) -> Bat
 
     request = job.request
     target_ms = request.adaptive_target_ms if request.adaptive_target_ms is not None else DEFAULT_ADAPTIVE_TARGET_MS
-    now_ms = int(time.time() * 1000)
+    computed_at_ms = request.computed_at_ms
+    now_ms = int(time.time() * 1000) if computed_at_ms is None else int(computed_at_ms)
     client.hset(codec.REGISTRY_KEY, job.view.name, codec.registry_entry(job.view, now_ms, run_id))
     return write_view(
         features.frame, job.catalog, job.view,
@@ -332,6 +336,24 @@ def write(client: Any, job: PreparedRun, features: Features, run_id: str) -> Bat
         computed_at_ms=now_ms, max_writes_per_sec=request.max_writes_per_sec,
         adaptive=request.adaptive_throttle, adaptive_target_ms=target_ms,
     )  # fmt: skip
+
+
+def log_written(features: Features, job: PreparedRun, run_id: str, computed_at_ms: int) -> int | None:
+    """4b. Append the rows just written to the view's feature log (replacing the run's ``ds`` partition).
+
+    Logged after the write, with the time the write finished: from then on the rows are
+    what the reader serves (docs/training-data.md).  A failure fails the run (a re-run
+    writes both again; both are idempotent).  ``None`` when the log is off.
+    """
+    from featurestore.jobs.training import feature_log
+
+    request = job.request
+    settings = feature_log.LogSettings.resolve(request.warehouse, request.feature_log)
+    if not settings.enabled:
+        return None
+    written_at_ms = int(time.time() * 1000)
+    frame = feature_log.batch_log_frame(features.frame, job.view, request.ds, run_id, computed_at_ms, written_at_ms)
+    return feature_log.write_batch_log(frame, settings, job.view, request.ds, features.checks.rows)
 
 
 def require_written(stats: BatchWriteStats, job: PreparedRun) -> None:
@@ -405,6 +427,7 @@ STAGE_NAMES = {
     "transform": "computing the features as of the end of ds",
     "validate": "row checks, the Great Expectations suite, the collapse, input and drift guards",
     "write": "pipelines of HSET/HDEL/EXPIRE from the executors",
+    "log": "appending the written rows to the feature log (docs/training-data.md)",
 }
 
 
@@ -479,9 +502,14 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
         for entry in verdict.overrides:
             log.warning("accepted by %s (%s): %s", entry["by"], entry["reason"], entry["failure"], extra=fields)
         report.raise_if_failed()  # nothing is written, not even the registry
+        # one computed-at time for the `_ts:<view>` written and the feature log
+        computed_at_ms = job.request.computed_at_ms or int(time.time() * 1000)
+        job = dataclasses.replace(job, request=dataclasses.replace(job.request, computed_at_ms=computed_at_ms))
         with clock.stage("write"):
             stats = write(client, job, features, run_id)
         require_written(stats, job)
+        with clock.stage("log"):
+            log_written(features, job, run_id, computed_at_ms)
     except Exception as exc:  # recorded below; a FeatureStoreError is an outcome, anything else re-raised
         error = exc
     finally:

@@ -270,6 +270,7 @@ def run_streaming_demo(
     one user's vector.  Raises if the query fails (e.g. a server older than Redis 7.4).
     """
     from featurestore.jobs.streaming.writer import StreamingWriter
+    from featurestore.jobs.training.feature_log import LogSettings
     from featurestore.readers import FeatureReader
     from featurestore.readers.example_catalog import catalog
 
@@ -280,7 +281,9 @@ def run_streaming_demo(
     events_dir.mkdir(parents=True)
     # Connecting checks the server (a too-old one fails here, before the query starts)
     with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
-        sink = writer.foreach_batch(event_time_col="event_time")
+        # the demo logs its writes next to the sample warehouse (docs/training-data.md)
+        logged = LogSettings.resolve(root.parent / "warehouse")
+        sink = writer.foreach_batch(event_time_col="event_time", feature_log=logged)
         server = writer.server_version
     generator = EventGenerator(users, seed=seed)
     produced: list[TxnEvent] = []

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, stream_samples
+from featurestore.jobs.training.feature_log import LogSettings
 from featurestore.readers.errors import ConfigurationError
 
 from .plan import EventTime, StreamingWritePlan, WriteStats
@@ -57,6 +58,8 @@ class ForeachBatchSink:
     max_pipeline: int
     open_writer: Callable[[ForeachBatchSink], EventWriter]  # a module-level function: pickled by name
     metrics: MetricsTarget = field(default_factory=MetricsTarget)  # the query's counters, after each micro-batch
+    feature_log: LogSettings | None = None  # log each micro-batch's writes there (docs/training-data.md)
+    clock: Callable[[], float] = time.time  # when a micro-batch was written (the log's _written_at_ms)
     batches: int = 0
     written: int = 0
     skipped: int = 0
@@ -104,8 +107,33 @@ class ForeachBatchSink:
                 event = F.unix_millis(event.cast("timestamp"))  # epoch ms, whatever the session time zone
             selected.append(event.cast("long"))
         job = _ArrowJob(self, tuple(features))
-        rows = df.select(*selected).mapInArrow(job, "written long, skipped long").collect()  # type: ignore[arg-type]
+        logged = self.feature_log is not None and self.feature_log.enabled
+        source = df.select(*selected)
+        if logged:
+            source = source.persist()  # the log holds exactly the rows written
+        try:
+            rows = source.mapInArrow(job, "written long, skipped long").collect()  # type: ignore[arg-type]
+            if logged:
+                self.log_written(source, features, int(self.clock() * 1000))
+        finally:
+            if logged:
+                source.unpersist()
         return WriteStats(sum(r.written for r in rows), sum(r.skipped for r in rows))
+
+    def log_written(self, written: DataFrame, features: Sequence[str], written_at_ms: int) -> None:
+        """Append a written micro-batch to the view's feature log: the values, the event time in
+        ``_ts``, and when it was written (the TTLs count from then)."""
+        from pyspark.sql import functions as F
+
+        from featurestore.jobs.training import feature_log
+
+        assert self.feature_log is not None
+        names = [self.id_col, *features]
+        frame = written.toDF(*names, *(["_event_ms"] if self.event_time_col else []))
+        event = F.col("_event_ms") if self.event_time_col else F.lit(written_at_ms)
+        run_id = f"stream-{written_at_ms}"
+        rows = feature_log.streaming_log_frame(frame, self.plan.view, self.id_col, event, written_at_ms, run_id)
+        feature_log.append_streaming_log(rows, self.feature_log, self.plan.view)
 
 
 # --- on the executors --------------------------------------------------------------------

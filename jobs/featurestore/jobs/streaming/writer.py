@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from featurestore.jobs.ops.job_metrics import MetricsTarget
+from featurestore.jobs.training.feature_log import LogSettings
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
 from featurestore.readers.errors import (
@@ -367,6 +368,7 @@ class StreamingWriter:
         id_col: str | None = None,
         event_time_col: str | None = "event_time",
         metrics: MetricsTarget | None = None,
+        feature_log: LogSettings | None = None,
     ) -> ForeachBatchSink:
         """A ``foreachBatch`` function that writes each micro-batch from the executors.
 
@@ -378,7 +380,8 @@ class StreamingWriter:
         The server is checked here, on the driver (connecting if needed), so a too-old
         server fails before the query starts.  ``metrics`` (default: from
         ``$FEATURESTORE_METRICS_TEXTFILE_DIR`` / ``$FEATURESTORE_PUSHGATEWAY_URL``) receives the
-        query's counters after each micro-batch.
+        query's counters after each micro-batch.  ``feature_log`` (off by default) appends
+        each written micro-batch to the view's feature log (docs/training-data.md).
         """
         if self.method is None:
             self._connect()
@@ -395,6 +398,7 @@ class StreamingWriter:
             max_pipeline=self.max_pipeline,
             open_writer=writer_for_sink,
             metrics=metrics if metrics is not None else MetricsTarget.from_env(),
+            feature_log=feature_log,
         )
 
     # --- lifecycle -----------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""The ``spark-submit`` entry file of the online/offline audit (the nightly DAG's ``<view>.audit`` task).
+
+    spark-submit ... jobs/featurestore/jobs/audit_job.py --view user_transactions --ds 2024-05-31 --recompute
+
+Same arguments as ``featurestore audit`` (:mod:`featurestore.jobs.training.audit`);
+``--redis-url`` defaults to ``$FEATURESTORE_REDIS_URL``.  Exit 0: Redis serves what the
+feature log says; 1: a feature's mismatch rate is above ``--max-mismatch-rate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run one audit, return its exit code."""
+    from featurestore.jobs import console
+    from featurestore.jobs.spark import build_session
+    from featurestore.jobs.training import audit
+    from featurestore.readers.errors import FeatureStoreError
+    from featurestore.readers.settings import redact_text
+
+    parser = argparse.ArgumentParser(
+        prog="audit_job.py", description="audit one batch view's load against the feature log",
+        epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    audit.add_arguments(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    console.configure_logging(verbose=1)
+    spark = build_session(f"featurestore-audit-{args.view}")
+    try:
+        return audit.run(args, spark=spark)
+    except FeatureStoreError as exc:
+        console.echo(f"audit_job: error: {redact_text(str(exc))}", err=True)
+        return console.exit_code_for(exc)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,330 @@
+"""Point-in-time feature values: for each (entity, timestamp), what the reader would have returned then.
+
+Pure DataFrame -> DataFrame logic (no I/O, the session is the caller's).  The rules are the
+serving rules of docs/storage-format.md and docs/training-data.md, applied to the
+feature log instead of Redis, with times in epoch milliseconds:
+
+* **visible**: a log row written at ``w`` (``_written_at_ms``) is seen by a label at ``t`` iff
+  ``w <= t`` (a tie is visible: the row was in Redis when the label's read happened);
+  a value computed or written 1 ms after ``t`` never is;
+* **expired**: a batch view whose TTL is shorter than its entity's key TTL loses its fields
+  at ``w + view ttl`` (``HEXPIRE``); a streaming feature at ``w + feature ttl``
+  (``HSETEX EX``); ``_ts:<streaming view>`` at ``w + longest ttl``;
+* **key death**: the entity's hash dies ``key ttl`` after its last batch write unless
+  another batch write (any batch view of the entity) comes first; a death at ``d`` removes
+  every field written before ``d``, batch or streaming (alive while ``t < d``);
+* **null** in the log (a deleted field) is *missing*;
+* **stale**: a present value whose view's ``_ts`` is older than the view's ``max_age``
+  (``t - _ts_ms > max_age``) is *stale*;
+* missing and stale values are the feature's **default**, exactly like the reader's.
+
+Implemented as one sort per entity: the labels, the log rows and the key deaths are unioned
+and a window keeps, for each label, the last visible value of every view (or of every
+streaming feature), then column expressions apply the rules above.  A label row travels
+through the sort as one struct column, so nothing is joined back.  No Python loop, no
+join per label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from featurestore.jobs.training import feature_log as fl
+from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
+from featurestore.readers.errors import ConfigurationError, FeatureNotFoundError
+from featurestore.readers.results import FeatureStatus
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+__all__ = ["STATUS_SUFFIX", "Requested", "point_in_time", "resolve_features", "timestamp_ms"]
+
+STATUS_SUFFIX = "__status"
+_ROW, _T, _O, _DEATH = "_pit_row", "_pit_t", "_pit_order", "_pit_death"
+# order of rows at the same millisecond: a key death, then writes, then labels
+_ORDER_DEATH, _ORDER_WRITE, _ORDER_LABEL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Requested:
+    """The features asked for, in order, with their views."""
+
+    features: tuple[tuple[FeatureView, Feature], ...]
+
+    @property
+    def views(self) -> tuple[FeatureView, ...]:
+        seen: dict[str, FeatureView] = {}
+        for view, _ in self.features:
+            seen.setdefault(view.name, view)
+        return tuple(seen.values())
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v.entity.name for v in self.views))
+
+
+def resolve_features(catalog: Catalog, names: Sequence[str]) -> Requested:
+    """View names (all their features) and feature names, resolved like the reader resolves them."""
+    if isinstance(names, str):
+        names = [names]
+    if not names:
+        raise FeatureNotFoundError("no features requested")
+    by_name: dict[str, list[tuple[FeatureView, Feature]]] = {}
+    for view in catalog.views:
+        for feature in view.features:
+            by_name.setdefault(feature.name, []).append((view, feature))
+    view_names = {v.name for v in catalog.views}
+    chosen: list[tuple[FeatureView, Feature]] = []
+    for name in names:
+        if name in view_names:
+            view = catalog.view(name)
+            chosen += [(view, f) for f in view.features]
+            continue
+        found = by_name.get(name)
+        if not found:
+            known = ", ".join(sorted(view_names) + sorted(by_name)[:12])
+            raise FeatureNotFoundError(f"unknown feature or view {name!r} (known: {known}, ...)")
+        if len(found) > 1:
+            owners = sorted(v.entity.name for v, _ in found)
+            raise FeatureNotFoundError(f"feature {name!r} exists for entities {owners}: request its view instead")
+        chosen.append(found[0])
+    unique = tuple(dict.fromkeys(chosen))
+    return Requested(unique)
+
+
+def timestamp_ms(labels: DataFrame, column: str) -> Column:
+    """The label time as epoch milliseconds: a timestamp, a date (its midnight, UTC) or epoch-ms longs."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    if column not in labels.columns:
+        raise ConfigurationError(f"the labels have no timestamp column {column!r} (columns: {labels.columns})")
+    dtype = labels.schema[column].dataType
+    if isinstance(dtype, (T.TimestampType, T.TimestampNTZType)):
+        return F.unix_millis(F.col(column).cast("timestamp"))
+    if isinstance(dtype, T.DateType):
+        return F.unix_millis(F.to_utc_timestamp(F.col(column).cast("timestamp"), "UTC"))
+    if isinstance(dtype, (T.LongType, T.IntegerType)):
+        return F.col(column).cast("long")
+    raise ConfigurationError(
+        f"timestamp column {column!r} is {dtype.simpleString()}: use a timestamp, a date or epoch milliseconds"
+    )
+
+
+def _default(feature: Feature) -> Column:
+    from pyspark.sql import functions as F
+
+    from featurestore.jobs.spark_types import spark_type
+
+    value = feature.default
+    if value is None:
+        return F.lit(None).cast(spark_type(feature))
+    if DType(feature.dtype) is DType.VECTOR:
+        return F.array(*[F.lit(float(v)) for v in value]).cast(spark_type(feature))
+    return F.lit(value).cast(spark_type(feature))
+
+
+def _struct_name(view: FeatureView, feature: Feature | None = None) -> str:
+    return f"_pit_{view.name}" + (f"__{feature.name}" if feature is not None else "")
+
+
+def _key_deaths(batch_logs: Sequence[DataFrame], key: str, key_ttl_ms: int) -> DataFrame | None:
+    """When the entity's hash died: ``w + key ttl`` of a batch write not followed by another in time."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not batch_logs:
+        return None
+    writes = None
+    for frame in batch_logs:
+        part = frame.select(F.col(key), F.col(fl.WRITTEN_AT_MS).alias("_w"))
+        writes = part if writes is None else writes.unionByName(part)
+    assert writes is not None
+    writes = writes.distinct()
+    following = F.lead("_w").over(Window.partitionBy(key).orderBy("_w"))
+    death = F.col("_w") + F.lit(key_ttl_ms)
+    return (
+        writes.select(key, "_w", following.alias("_next"))
+        .where(F.col("_next").isNull() | (F.col("_next") >= death))
+        .select(key, death.alias(_DEATH))
+    )
+
+
+def _entity_frame(
+    labels: DataFrame,
+    catalog: Catalog,
+    entity: str,
+    requested: Requested,
+    logs: Mapping[str, DataFrame],
+    with_status: bool,
+) -> DataFrame:
+    """``labels`` (every column) + one column per requested feature of ``entity`` (and its status)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    ent = catalog.entity(entity)
+    key = ent.join_key
+    if key not in labels.columns:
+        raise ConfigurationError(
+            f"the labels have no column {key!r}, the join key of entity {entity!r} (columns: {labels.columns})"
+        )
+    views = [v for v in requested.views if v.entity.name == entity]
+    batch_all = [v for v in catalog.views_of(entity) if v.is_batch]
+    key_ttl = catalog.key_ttl(entity)
+
+    def log_of(view: FeatureView) -> DataFrame:
+        frame = logs.get(view.name)
+        if frame is None:
+            raise ConfigurationError(f"no feature log given for view {view.name!r} (entity {entity!r})")
+        return frame
+
+    # every column of the union, null where a row does not carry it
+    struct_cols: dict[str, Any] = {}
+    for view in views:
+        if view.is_batch:
+            struct_cols[_struct_name(view)] = None
+        else:
+            struct_cols[_struct_name(view)] = None  # the last event: its _ts and when it was written
+            for feature in view.features:
+                struct_cols[_struct_name(view, feature)] = None
+
+    def batch_struct(view: FeatureView) -> Column:
+        return F.struct(
+            *[F.col(f.name) for f in view.features],
+            F.col(fl.TS_MS).alias("ts"),
+            F.col(fl.WRITTEN_AT_MS).alias("w"),
+        )
+
+    def streaming_struct(feature: Feature) -> Column:
+        wrote = F.col(fl.FIELDS).isNull() | F.array_contains(F.col(fl.FIELDS), feature.name)
+        return F.when(wrote, F.struct(F.col(feature.name).alias("v"), F.col(fl.WRITTEN_AT_MS).alias("w")))
+
+    # null structs typed like the real ones (from the log schema: no Spark round trip), so the union lines up
+    typed_nulls: dict[str, Column] = {}
+    for view in views:
+        types = {f.name: f.dataType for f in fl.log_schema(view).fields}
+        if view.is_batch:
+            kind = T.StructType(
+                [T.StructField(f.name, types[f.name]) for f in view.features]
+                + [T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())]
+            )
+            typed_nulls[_struct_name(view)] = F.lit(None).cast(kind)
+        else:
+            event_type = T.StructType([T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())])
+            typed_nulls[_struct_name(view)] = F.lit(None).cast(event_type)
+            for feature in view.features:
+                kind = T.StructType([T.StructField("v", types[feature.name]), T.StructField("w", T.LongType())])
+                typed_nulls[_struct_name(view, feature)] = F.lit(None).cast(kind)
+
+    # a label row carries itself (every column) through the sort, so no join brings it back
+    label_struct = F.struct(*[F.col(c) for c in labels.columns])
+    null_label = F.lit(None).cast(labels.select(label_struct).schema[0].dataType)
+
+    def row(
+        key_col: Column, t: Column, order: int, label: Column, death: Column, own: Mapping[str, Column]
+    ) -> list[Column]:
+        return [
+            key_col.alias("_pit_key"), t.alias(_T), F.lit(order).alias(_O), label.alias(_ROW), death.alias(_DEATH),
+            *[own.get(name, typed_nulls[name]).alias(name) for name in struct_cols],
+        ]  # fmt: skip
+
+    null_long = F.lit(None).cast("long")
+    parts = [labels.select(*row(F.col(key), F.col(_T), _ORDER_LABEL, label_struct, null_long, {}))]
+    for view in views:
+        frame = log_of(view)
+        if view.is_batch:
+            own = {_struct_name(view): batch_struct(view)}
+        else:
+            own = {_struct_name(view): F.struct(F.col(fl.TS_MS).alias("ts"), F.col(fl.WRITTEN_AT_MS).alias("w"))}
+            own.update({_struct_name(view, f): streaming_struct(f) for f in view.features})
+        parts.append(frame.select(*row(F.col(key), F.col(fl.WRITTEN_AT_MS), _ORDER_WRITE, null_label, null_long, own)))
+    if key_ttl is not None:
+        deaths = _key_deaths([log_of(v) for v in batch_all], key, key_ttl * 1000)
+        if deaths is not None:
+            parts.append(deaths.select(*row(F.col(key), F.col(_DEATH), _ORDER_DEATH, null_label, F.col(_DEATH), {})))
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionByName(part)
+
+    window = Window.partitionBy("_pit_key").orderBy(_T, _O).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    carried = [F.last(F.col(name), ignorenulls=True).over(window).alias(name) for name in [_DEATH, *struct_cols]]
+    as_of = union.select(_ROW, _T, _O, *carried).where(F.col(_O) == _ORDER_LABEL)
+
+    t = F.col(_T)
+    death = F.col(_DEATH)
+
+    def alive(w: Column, ttl_ms: int | None) -> Column:
+        ok = w.isNotNull() & (death.isNull() | (death <= w))
+        if ttl_ms is not None:
+            ok = ok & (t < w + F.lit(ttl_ms))
+        return ok
+
+    out: list[Column] = [F.col(f"{_ROW}.{c}").alias(c) for c in labels.columns]
+    wanted = {(v.name, f.name) for v, f in requested.features}
+    for view in views:
+        max_age_ms = view.max_age_seconds * 1000
+        if view.is_batch:
+            last = F.col(_struct_name(view))
+            field_ttl = view.ttl_seconds if key_ttl is not None and view.ttl_seconds < key_ttl else None  # type: ignore[operator]
+            view_alive = alive(last["w"], field_ttl * 1000 if field_ttl else None)
+            stale = view_alive & ((t - last["ts"]) > F.lit(max_age_ms))
+            raws = {f.name: (view_alive, last[f.name]) for f in view.features}
+        else:
+            event = F.col(_struct_name(view))
+            ts_alive = alive(event["w"], view.longest_ttl * 1000)
+            stale = ts_alive & ((t - event["ts"]) > F.lit(max_age_ms))
+            raws = {}
+            for feature in view.features:
+                last = F.col(_struct_name(view, feature))
+                raws[feature.name] = (alive(last["w"], view.feature_ttl(feature) * 1000), last["v"])
+        for feature in view.features:
+            if (view.name, feature.name) not in wanted:
+                continue
+            is_alive, raw = raws[feature.name]
+            present = is_alive & raw.isNotNull()
+            status = (
+                F.when(~present, F.lit(FeatureStatus.MISSING.value))
+                .when(stale, F.lit(FeatureStatus.STALE.value))
+                .otherwise(F.lit(FeatureStatus.PRESENT.value))
+            )
+            value = F.when(present & ~stale, raw).otherwise(_default(feature))
+            out.append(value.alias(feature.name))
+            if with_status:
+                out.append(status.alias(feature.name + STATUS_SUFFIX))
+    return as_of.select(*out)
+
+
+def point_in_time(
+    labels: DataFrame,
+    logs: Mapping[str, DataFrame],
+    catalog: Catalog,
+    features: Requested | Sequence[str],
+    *,
+    timestamp_col: str = "ts",
+    statuses: bool = False,
+) -> DataFrame:
+    """Each label row with each requested feature as the reader would have returned it at the row's time.
+
+    ``labels`` holds the join key of every entity involved, ``timestamp_col`` (timestamp,
+    date or epoch ms) and any other columns (labels), which are kept as they are.
+    ``logs`` maps view names to feature-log frames (:mod:`.feature_log`): every requested
+    view and every batch view of the entities involved (they decide when a key dies).
+    ``statuses=True`` adds ``<feature>__status`` columns (``present``/``missing``/``stale``).
+    Feature columns are named like the features; row order is not kept.
+    """
+    requested = features if isinstance(features, Requested) else resolve_features(catalog, features)
+    clash = [n for _, f in requested.features for n in (f.name, f.name + STATUS_SUFFIX) if n in labels.columns]
+    if clash:
+        raise ConfigurationError(f"the labels already have columns named like requested features: {clash}")
+    result = labels.withColumn(_T, timestamp_ms(labels, timestamp_col))
+    for entity in requested.entities:  # one sort per entity, each adding its features to the rows
+        result = _entity_frame(result, catalog, entity, requested, logs, statuses)
+    ordered = [c for c in labels.columns]
+    for _, feature in requested.features:
+        ordered.append(feature.name)
+        if statuses:
+            ordered.append(feature.name + STATUS_SUFFIX)
+    return result.select(*ordered)
