@@ -25,12 +25,20 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurestore.jobs.streaming.realtime import (  # the logic lives in production code; re-exported here
+    OUTPUT_SCHEMA,
+    VIEW,
+    WINDOW_MS,
+    features_of,  # noqa: F401
+    fold_events,  # noqa: F401
+    processor,
+)
 from featurestore.readers.codec import format_float32
 
 if TYPE_CHECKING:
@@ -38,17 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VIEW = "user_realtime"
-WINDOW_MS = 5 * 60 * 1000
 STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 COUNTRIES = ("US", "US", "US", "GB", "FR", "DE", "IN", "BR", "NG", "JP")
 EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
-OUTPUT_SCHEMA = (
-    "user_id long, txn_count_5m long, last_amount double, last_country string, "
-    "seconds_since_prev_txn double, event_time long"
-)
-STATE_SCHEMA = "last_ms long, prev_ms long, last_amount double, last_country string, recent array<long>"
 
 
 @dataclass(frozen=True)
@@ -126,65 +127,6 @@ def expected_features(events: Iterable[TxnEvent]) -> dict[int, dict[str, Any]]:
             "event_ms": last.event_ms,
         }
     return out
-
-
-def fold_events(
-    state: tuple[int, int, Any, Any, list[int]], events: Iterable[tuple[int, float, str]]
-) -> tuple[int, int, Any, Any, list[int]]:
-    """Fold ``(event_ms, amount, country)`` events into a user's state (pure).
-
-    State: the latest and previous event times (-1: none), the latest amount and country,
-    and the event times within 5 minutes of the latest, so that late events count where
-    they belong and never replace the latest values.
-    """
-    last_ms, prev_ms, last_amount, last_country, recent = state
-    recent = list(recent)
-    for ms, amount, country in events:
-        recent.append(ms)
-        if ms > last_ms:
-            prev_ms, last_ms, last_amount, last_country = last_ms, ms, amount, country
-        elif ms > prev_ms:
-            prev_ms = ms
-    return last_ms, prev_ms, last_amount, last_country, [ms for ms in recent if ms > last_ms - WINDOW_MS]
-
-
-def features_of(user_id: int, state: tuple[int, int, Any, Any, list[int]]) -> dict[str, Any]:
-    """The ``user_realtime`` row of a user's state (``event_time``: epoch ms of the latest)."""
-    last_ms, prev_ms, last_amount, last_country, recent = state
-    return {
-        "user_id": user_id,
-        "txn_count_5m": len(recent),
-        "last_amount": last_amount,
-        "last_country": last_country,
-        "seconds_since_prev_txn": (last_ms - prev_ms) / 1000 if prev_ms >= 0 else None,
-        "event_time": last_ms,
-    }
-
-
-def processor() -> Any:
-    """A ``StatefulProcessor`` for ``transformWithState``, keeping one state row per user.
-
-    Built in a function so that importing this module (for ``featurestore --help``) does
-    not import pyspark; Spark ships the class to the executors by value.
-    """
-    from pyspark.sql import Row
-    from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle
-
-    class UserRealtime(StatefulProcessor):
-        def init(self, handle: StatefulProcessorHandle) -> None:
-            self.state = handle.getValueState("user", STATE_SCHEMA)
-
-        def handleInputRows(self, key: Any, rows: Iterator[Any], timerValues: Any) -> Iterator[Any]:
-            stored = self.state.get() if self.state.exists() else None
-            state = tuple(stored) if stored is not None else (-1, -1, None, None, [])
-            state = fold_events(state, ((r.event_ms, r.amount, r.country) for r in rows))
-            self.state.update(state)
-            yield Row(**features_of(int(key[0]), state))
-
-        def close(self) -> None:
-            pass
-
-    return UserRealtime()
 
 
 def count_late(events: Iterable[TxnEvent]) -> int:
