@@ -43,6 +43,11 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "the streaming job: Kafka -> real-time features -> Redis (Spark Structured Streaming)",
         True,
     ),
+    "consume": (
+        "featurestore.jobs.streaming.kafka_consumer",
+        "the plain Kafka consumer (no Spark): events -> Redis, at-least-once",
+        False,
+    ),
     "check": ("featurestore.jobs.ops.post_load_check", "check a view's freshness after a load", False),
     "status": (
         "featurestore.jobs.ops.status",

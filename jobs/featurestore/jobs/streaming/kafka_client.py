@@ -34,7 +34,7 @@ def confluent() -> Any:
 
 def _quiet(conf: dict[str, Any]) -> dict[str, Any]:
     # librdkafka prints connection errors on stderr by default; send them to our log instead
-    return {"logger": logging.getLogger("featurestore.kafka.librdkafka"), **conf}
+    return {"logger": log, **conf}
 
 
 def producer(bootstrap: str, **conf: Any) -> Any:
