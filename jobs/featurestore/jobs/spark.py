@@ -27,7 +27,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,13 +125,15 @@ def build_session(
     *,
     jvm_log: str | os.PathLike[str] | None = None,
     extra_jars: Sequence[str | os.PathLike[str]] = (),
+    conf: Mapping[str, str] | None = None,
 ) -> SparkSession:
     """A SparkSession with Delta Lake enabled.
 
     ``master`` defaults to ``$SPARK_MASTER`` or ``local[2]``; under ``spark-submit`` the
     submitter's master wins.  ``jvm_log`` (default: :func:`send_jvm_output_to`'s) receives
     the JVM's output when this call starts the JVM.  ``extra_jars`` (local files, e.g. the
-    Kafka source's from :mod:`featurestore.jobs.maven`) are added to ``spark.jars``.
+    Kafka source's from :mod:`featurestore.jobs.maven`) are added to ``spark.jars``; ``conf``
+    sets more options (a job's own, e.g. the streaming job's Python worker timeouts).
     """
     env = JobEnvironment.from_env()
     if not env.under_spark_submit:  # under spark-submit the JVM is already running
@@ -162,6 +164,7 @@ def build_session(
     extra = [str(Path(j).absolute()) for j in extra_jars]
     if extra:
         options["spark.jars"] = ",".join([*filter(None, [options.get("spark.jars")]), *extra])
+    options.update(conf or {})
     target = Path(jvm_log) if jvm_log is not None else _Output.jvm_log
     if target is not None and not env.under_spark_submit:
         _launch_jvm(options, target)

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,9 @@ DEFAULT_TOPIC = "transactions"
 STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 assert STATE_SCHEMA  # the state's shape is realtime's; kept in its checkpoint
+# a busy machine can take more than Spark's 15 s to start the state processor's Python worker: a query that
+# dies of it restarts from its checkpoint, but a long-running job should rather wait
+SESSION_CONF = {"spark.python.authenticate.socketTimeout": "120s"}
 
 
 @dataclass(frozen=True)
@@ -255,8 +259,13 @@ def _source(spark: SparkSession, config: KafkaStreamConfig) -> DataFrame:
     return raw.select("value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("kafka_ms"))
 
 
-def start_job(spark: SparkSession, sink: ForeachBatchSink, config: KafkaStreamConfig) -> StreamingJob:
-    """Start the ``features`` and ``dead_letters`` queries (see the module's docstring)."""
+def start_job(
+    spark: SparkSession, sink: ForeachBatchSink, config: KafkaStreamConfig, stats: StreamStats | None = None
+) -> StreamingJob:
+    """Start the ``features`` and ``dead_letters`` queries (see the module's docstring).
+
+    ``stats``: the counters to go on with (a restart after a failure), else new ones.
+    """
     from pyspark.sql import functions as F
 
     config.schema.require(NEEDED_FIELDS)
@@ -267,7 +276,7 @@ def start_job(spark: SparkSession, sink: ForeachBatchSink, config: KafkaStreamCo
         processor(produced_col="kafka_ms"), f"{output}, kafka_ms array<long>", "Update", "None"
     )
     bad = parsed.where(F.col("dead_letter").isNotNull()).select(F.col("dead_letter").alias("value"))
-    stats, lock = StreamStats(started=time.monotonic()), threading.Lock()
+    stats, lock = stats or StreamStats(started=time.monotonic()), threading.Lock()
     checkpoint = Path(config.checkpoint)
     trigger: dict[str, Any] = (
         {"availableNow": True} if config.available_now else {"processingTime": f"{config.trigger_seconds} seconds"}
@@ -315,12 +324,15 @@ def run_job(
     report_seconds: float = 5.0,
     on_report: Any = None,
     metrics: MetricsTarget | None = None,
+    max_restarts: int = 3,
 ) -> dict[str, Any]:
     """Run the job until ``seconds`` passed (None: until stopped, or caught up with ``available_now``).
 
     Every ``report_seconds``: a progress line (logged, and passed to ``on_report``), the
-    metrics, and the progress record in Redis.  Returns the last report.  Raises
-    :class:`JobError` if a query fails.
+    metrics, and the progress record in Redis.  Returns the last report.  A failed query
+    (a Python worker that did not start in time on a busy machine, Redis unreachable for
+    longer than the writer's retries ...) is restarted from its checkpoint, which is exact,
+    up to ``max_restarts`` times; then :class:`JobError` is raised.
     """
     from .writer import StreamingWriter
 
@@ -329,30 +341,55 @@ def run_job(
         sink = writer.foreach_batch(event_time_col="event_time", metrics=metrics)
         job = start_job(spark, sink, config)
         started = time.monotonic()
-        report: dict[str, Any] = {}
-        try:
-            while True:
-                deadline = time.monotonic() + report_seconds
-                while time.monotonic() < deadline and job.active():
-                    time.sleep(min(0.2, report_seconds))
+        restarts = 0
+        while True:
+            try:
+                _watch(
+                    job, config, seconds, started, report_seconds, partial(_publish, job, writer, metrics, on_report)
+                )
+            except Exception as exc:
+                failure = job.failure() or f"{type(exc).__name__}: {exc}"
+            else:
                 failure = job.failure()
-                if failure:
-                    raise JobError(failure)
-                if not job.active():
-                    if config.available_now:
-                        break
-                    raise JobError("the streaming query stopped")
-                report = _publish(job, writer, metrics, on_report)
-                if seconds is not None and time.monotonic() - started >= seconds:
-                    job.process_all_available()
-                    break
-        finally:
-            job.stop()
-        failure = job.failure()
-        if failure:
-            raise JobError(failure)
-        report = _publish(job, writer, metrics, on_report)
-    return report
+            finally:
+                job.stop()
+            if failure is None:
+                break
+            if restarts >= max_restarts:
+                raise JobError(failure)
+            restarts += 1
+            log.warning(
+                "%s; restarting from the checkpoint (%d of %d)", failure.splitlines()[0], restarts, max_restarts,
+                extra={"view": VIEW},
+            )  # fmt: skip
+            time.sleep(2.0)
+            job = start_job(spark, sink, config, stats=job.stats)
+        return _publish(job, writer, metrics, on_report)
+
+
+def _watch(
+    job: StreamingJob,
+    config: KafkaStreamConfig,
+    seconds: float | None,
+    started: float,
+    report_seconds: float,
+    publish: Any,
+) -> None:
+    """Report every ``report_seconds`` until time is up, or caught up (``available_now``), or a failure."""
+    while True:
+        deadline = time.monotonic() + report_seconds
+        while time.monotonic() < deadline and job.active() and job.failure() is None:
+            time.sleep(min(0.2, report_seconds))
+        if job.failure() is not None:
+            return
+        if not job.active():
+            if config.available_now:
+                return
+            raise JobError("the streaming query stopped")
+        publish()
+        if seconds is not None and time.monotonic() - started >= seconds:
+            job.process_all_available()
+            return
 
 
 def _publish(job: StreamingJob, writer: Any, metrics: MetricsTarget, on_report: Any) -> dict[str, Any]:
@@ -451,8 +488,9 @@ def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
     own = spark is None
     if spark is None:
         spark = build_session(
-            "featurestore-stream", master=args.master, shuffle_partitions=args.partitions, extra_jars=kafka_jars()
-        )
+            "featurestore-stream", master=args.master, shuffle_partitions=args.partitions, extra_jars=kafka_jars(),
+            conf=SESSION_CONF,
+        )  # fmt: skip
     try:
         report = run_job(
             spark, url, config, seconds=args.seconds, report_seconds=args.report_seconds,
