@@ -183,3 +183,18 @@ def test_stream_without_kafka_or_redis_says_what_to_set(monkeypatch: pytest.Monk
     assert "no Kafka: pass --bootstrap-servers or set FEATURESTORE_KAFKA_BOOTSTRAP" in capsys.readouterr().err
     assert cli.main(["stream", "--bootstrap-servers", "h:1"]) == 2
     assert "no Redis: pass --redis-url or set FEATURESTORE_REDIS_URL" in capsys.readouterr().err
+
+
+def test_status_prints_a_streams_progress() -> None:
+    from featurestore.jobs.ops.status import stream_line
+
+    progress = progress_fields(
+        {"events": 10, "events_per_second": 1233.4, "written": 9, "skipped": 1, "dead_letters": 53, "batches": 2,
+         "latency_p50_seconds": 0.412, "latency_p99_seconds": 0.98, "lag": 0},
+        "spark:transactions", 1_000,
+    )  # fmt: skip
+    line = stream_line("user_realtime", progress, 4_000)
+    assert line == (
+        "  user_realtime: stream spark:transactions: 1233 events/s, event->Redis p50 412.0 ms p99 980.0 ms, "
+        "lag 0, 53 dead letters (reported 3s ago)"
+    )
