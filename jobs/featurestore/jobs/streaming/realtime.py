@@ -78,10 +78,18 @@ def processor(produced_col: str | None = None) -> Any:
     ``array<long>`` column of the same name, for the latency measurement.
 
     Built in a function so that importing this module does not import pyspark; Spark
-    ships the class to the executors by value.
+    ships the class to the executors by value, and this module's functions with it
+    (``register_pickle_by_value``): the Python worker Spark starts on the driver to check
+    the state schema then imports nothing of ours, so it starts within Spark's fixed 10 s
+    on a busy machine too.
     """
+    import sys
+
+    from pyspark import cloudpickle
     from pyspark.sql import Row
     from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
     class UserRealtime(StatefulProcessor):
         def init(self, handle: StatefulProcessorHandle) -> None:
