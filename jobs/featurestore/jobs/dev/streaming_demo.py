@@ -351,3 +351,73 @@ def run(args: argparse.Namespace) -> int:
     for view, age in vector.ages.items():
         echo(f"  age of {view:<17} " + ("never written" if age is None else f"{age:.1f} s"))
     return ExitCode.OK if summary["matches"] else ExitCode.FAILED
+
+
+def run_kafka_demo(
+    spark: SparkSession,
+    redis_url: str,
+    bootstrap: str,
+    workdir: str | os.PathLike[str],
+    users: int = 1000,
+    seconds: float = 15.0,
+    *,
+    rate: int = 200,
+    seed: int = 7,
+    bad_share: float = 0.01,
+) -> dict[str, Any]:
+    """The streaming demo from Kafka: demo traffic to a new topic while the streaming job runs.
+
+    ``featurestore kafka produce-demo``'s producer sends ``rate`` transactions/s for
+    ``seconds`` (``bad_share`` of malformed records among them) while the job of
+    ``featurestore stream`` (:func:`featurestore.jobs.streaming.kafka_job.start_job`)
+    consumes them; then every served feature is checked against :func:`expected_features`.
+    The checkpoint goes to ``workdir/streaming/checkpoint-<topic>``.
+    """
+    import uuid
+
+    from featurestore.jobs.dev.kafka_command import produce_demo
+    from featurestore.jobs.streaming import kafka_client
+    from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, start_job
+    from featurestore.jobs.streaming.writer import StreamingWriter
+    from featurestore.readers import FeatureReader
+    from featurestore.readers.errors import JobError
+    from featurestore.readers.example_catalog import catalog
+
+    topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
+    checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"
+    with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
+        sink = writer.foreach_batch(event_time_col="event_time")
+        server = writer.server_version
+    kafka_client.ensure_topic(bootstrap, topic)
+    started = time.monotonic()
+    job = start_job(spark, sink, KafkaStreamConfig(bootstrap, topic, str(checkpoint), trigger_seconds=1.0))
+    try:
+        sent = produce_demo(bootstrap, topic, users=users, seconds=seconds, rate=rate, bad_share=bad_share, seed=seed)
+        log.info("waiting for the last micro-batches", extra={"view": VIEW})
+        job.process_all_available()
+    finally:
+        job.stop()
+    failure = job.failure()
+    if failure:
+        raise JobError(failure)
+    report = job.report()
+    expected = expected_features(sent.events)
+    with FeatureReader(redis_url, catalog=catalog) as reader:
+        problems = compare(expected, reader.get_many(sorted(expected), VIEW))
+    return {
+        "server": server,
+        "topic": topic,
+        "events": len(sent.events),
+        "late_events": count_late(sent.events),
+        "bad_records": sent.bad,
+        "dead_letters": report["dead_letters"],
+        "micro_batches": report["batches"],
+        "rows_written": report["written"],
+        "rows_skipped_out_of_order": report["skipped"],
+        "latency_p50_seconds": report["latency_p50_seconds"],
+        "latency_p99_seconds": report["latency_p99_seconds"],
+        "users_with_events": len(expected),
+        "seconds": round(time.monotonic() - started, 1),
+        "matches": not problems,
+        "mismatches": problems[:10],
+    }

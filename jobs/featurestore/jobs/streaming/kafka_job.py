@@ -343,6 +343,7 @@ def run_job(
         started = time.monotonic()
         restarts = 0
         while True:
+            failure: str | None
             try:
                 _watch(
                     job, config, seconds, started, report_seconds, partial(_publish, job, writer, metrics, on_report)

@@ -89,7 +89,7 @@ def processor(produced_col: str | None = None) -> Any:
     from pyspark.sql import Row
     from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # type: ignore[no-untyped-call]
 
     class UserRealtime(StatefulProcessor):
         def init(self, handle: StatefulProcessorHandle) -> None:
@@ -97,7 +97,7 @@ def processor(produced_col: str | None = None) -> Any:
 
         def handleInputRows(self, key: Any, rows: Iterator[Any], timerValues: Any) -> Iterator[Any]:
             stored = self.state.get() if self.state.exists() else None
-            state: State = tuple(stored) if stored is not None else (-1, -1, None, None, [])  # type: ignore[assignment]
+            state: State = tuple(stored) if stored is not None else (-1, -1, None, None, [])
             produced: list[int] = []
             events = []
             for r in rows:
