@@ -20,6 +20,8 @@ Real servers, started once per test session (lazily: only when a test asks):
 * ``tls_server``: Debian's redis-server with a TLS port and a test CA (the Redis 8 and
   Valkey wheels are built without TLS): ``(server, tls_port, ca_cert_path)``
 * ``secured_redis``: a standalone Redis 8 that needs a password
+* ``kafka``: an Apache Kafka 4.1 broker in KRaft mode on loopback (``featurestore kafka start``'s
+  code, featurestore.jobs.dev.local_kafka); ``kafka_topic`` names a fresh topic per test
 * ``spark``: one local[2] SparkSession with Delta Lake; ``batch_spark`` and the sample
   ``warehouse`` of the batch tests on top of it (the spark and e2e tiers share them)
 
@@ -48,7 +50,7 @@ ENGINE = os.environ.get("FEATURESTORE_TEST_ENGINE", "redis")
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "spark", "e2e")
 # what a tier may not use (checked at collection): fixtures that start a server or Spark
-SERVER_FIXTURES = {"redis8", "valkey", "redis7", "redis_cluster", "tls_server", "secured_redis"}
+SERVER_FIXTURES = {"redis8", "valkey", "redis7", "redis_cluster", "tls_server", "secured_redis", "kafka"}
 FORBIDDEN = {"unit": SERVER_FIXTURES | {"spark"}, "integration": {"spark"}}
 # py4j logs "closing down" from __del__ at interpreter exit, after pytest closed the
 # streams: keep its INFO lines out so the run ends on pytest's summary.
@@ -154,6 +156,28 @@ def redis7_url(redis7: local_redis.LocalRedis) -> str:
 def secured_url(secured_redis: local_redis.LocalRedis) -> str:
     secured_redis.client().flushall()
     return secured_redis.url
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Kafka broker (KRaft, one node), shared by the session; topics are per test."""
+    from featurestore.jobs.dev import local_kafka
+
+    workdir = tmp_path_factory.mktemp("kafka")
+    broker = local_kafka.start(workdir)
+    try:
+        yield broker
+    finally:
+        local_kafka.stop(workdir)
+
+
+@pytest.fixture
+def kafka_topic(kafka: Any, request: pytest.FixtureRequest) -> str:
+    """A topic name of this test's own (created on first use, or by the test)."""
+    import re
+    import uuid
+
+    return re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:60] + "-" + uuid.uuid4().hex[:6]
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,8 @@ JOBS_TESTS = (
     "tests/e2e/streaming/test_streaming_demo.py",
     # run records on redis-py, standalone and Cluster, and `featurestore runs`
     "tests/integration/batch/test_batch_run_records.py",
+    # the plain Kafka consumer on confluent-kafka's floor, against the local broker
+    "tests/integration/streaming/test_kafka_consumer.py",
     # the CLI's progress bar: tqdm
     "tests/unit/test_cli_conventions.py::test_progress_is_shown_on_a_terminal_only",
 )
@@ -66,6 +68,11 @@ def jobs_requirements(root: Path = ROOT) -> list[Requirement]:
 def metrics_requirements(root: Path = ROOT) -> list[Requirement]:
     """The ``[metrics]`` extra: prometheus-client, for the reader's metrics (tests/integration/reader)."""
     return [Requirement(text) for text in _project(root)["optional-dependencies"]["metrics"]]
+
+
+def kafka_requirements(root: Path = ROOT) -> list[Requirement]:
+    """The ``[kafka]`` extra: confluent-kafka, for the plain consumer and the demo producer."""
+    return [Requirement(text) for text in _project(root)["optional-dependencies"]["kafka"]]
 
 
 def lowest_version(requirement: Requirement) -> str:
@@ -105,10 +112,15 @@ def pins(root: Path = ROOT) -> dict[str, str]:
 
 
 def lowest_requirements(root: Path = ROOT) -> list[str]:
-    """The side environment: the base dependencies, ``[jobs]`` and ``[metrics]`` at their lowest, the test
-    tools as pinned."""
+    """The side environment: the base dependencies, ``[jobs]``, ``[metrics]`` and ``[kafka]`` at their lowest,
+    the test tools as pinned."""
     pinned = pins(root)
-    runtime = [*runtime_requirements(root), *jobs_requirements(root), *metrics_requirements(root)]
+    runtime = [
+        *runtime_requirements(root),
+        *jobs_requirements(root),
+        *metrics_requirements(root),
+        *kafka_requirements(root),
+    ]
     lowest = [lowest_pin(req) for req in runtime]
     given = {canonicalize_name(req.name) for req in runtime}
     tools = [f"{name}=={pinned[name]}" for name in map(canonicalize_name, TEST_TOOLS) if name not in given]

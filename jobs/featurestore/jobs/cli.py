@@ -4,8 +4,8 @@ Each sub-command lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only dispatches, and imports a module (and so Spark,
 Great Expectations ...) only when its command runs.  The dependency goes one way: a
 command module never imports this file (its own ``main(argv)`` parses and reports errors
-itself), and the local-development commands (``redis``, ``demo``, ``generate``,
-``stream``, in ``featurestore.jobs.dev``) are named here as strings, so nothing of the
+itself), and the local-development commands (``redis``, ``kafka``, ``demo``, ``generate``,
+in ``featurestore.jobs.dev``) are named here as strings, so nothing of the
 production path imports dev code.
 
 Output conventions (:mod:`featurestore.jobs.console`): results on stdout, progress, log
@@ -29,11 +29,25 @@ DISTRIBUTION = "redis-feature-store"
 # command -> (module, one-line help, starts Spark)
 COMMANDS: dict[str, tuple[str, str, bool]] = {
     "redis": ("featurestore.jobs.dev.redis_command", "start, stop or show a local Redis 8 server or cluster", False),
+    "kafka": (
+        "featurestore.jobs.dev.kafka_command",
+        "start, stop or show a local Kafka broker (KRaft); produce demo traffic",
+        False,
+    ),
     "demo": ("featurestore.jobs.dev.demo", "generate sample data, materialize every view, read it back", True),
     "generate": ("featurestore.jobs.dev.sample_data", "write the sample fraud warehouse as Delta tables", True),
     "materialize": ("featurestore.jobs.batch.materialize", "compute, validate and write one batch view", True),
     "runs": ("featurestore.jobs.batch.run_records", "list recent materialization runs", False),
-    "stream": ("featurestore.jobs.dev.streaming_demo", "run the streaming demo job", True),
+    "stream": (
+        "featurestore.jobs.streaming.kafka_job",
+        "the streaming job: Kafka -> real-time features -> Redis (Spark Structured Streaming)",
+        True,
+    ),
+    "consume": (
+        "featurestore.jobs.streaming.kafka_consumer",
+        "the plain Kafka consumer (no Spark): events -> Redis, at-least-once",
+        False,
+    ),
     "check": ("featurestore.jobs.ops.post_load_check", "check a view's freshness after a load", False),
     "status": (
         "featurestore.jobs.ops.status",

@@ -9,6 +9,8 @@ module).  An empty value counts as unset.
 ==============================  ==========================================================
 ``FEATURESTORE_REDIS_URL``      target Redis of ``materialize``, ``runs``, ``check``,
                                 ``stream`` when ``--redis-url`` is not given
+``FEATURESTORE_KAFKA_BOOTSTRAP`` Kafka's bootstrap servers of ``stream`` and ``consume`` when
+                                ``--bootstrap-servers`` is not given
 ``FEATURESTORE_WAREHOUSE``      folder of the Delta tables (default ``.featurestore/warehouse``)
 ``FEATURESTORE_EXPECTATIONS``   folder of the GX suites (default: the example suites in the package)
 ``FEATURESTORE_SPARK_JARS``     local Delta jars (comma-separated) instead of ``spark.jars.packages``
@@ -41,6 +43,7 @@ from featurestore.readers.errors import ConfigurationError
 ENV_PREFIX = "FEATURESTORE_"
 REDIS_URL_ENV_VAR = "FEATURESTORE_REDIS_URL"
 WAREHOUSE_ENV_VAR = "FEATURESTORE_WAREHOUSE"
+KAFKA_BOOTSTRAP_ENV_VAR = "FEATURESTORE_KAFKA_BOOTSTRAP"
 EXPECTATIONS_ENV_VAR = "FEATURESTORE_EXPECTATIONS"
 JARS_ENV_VAR = "FEATURESTORE_SPARK_JARS"
 DRIVER_MEMORY_ENV_VAR = "FEATURESTORE_DRIVER_MEMORY"
@@ -97,6 +100,7 @@ class JobEnvironment:
     metrics_textfile_dir: str | None = None  # the jobs' Prometheus metrics, for node_exporter's textfile collector
     pushgateway_url: str | None = field(default=None, repr=False)  # ... or pushed there
     user: str | None = None  # who runs the job: recorded with a guard override (``--accept-drift``)
+    kafka_bootstrap: str | None = None  # `featurestore stream` / `consume`: Kafka's bootstrap servers
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JobEnvironment:
@@ -115,6 +119,7 @@ class JobEnvironment:
             metrics_textfile_dir=_value(env, METRICS_TEXTFILE_DIR_ENV_VAR),
             pushgateway_url=_value(env, PUSHGATEWAY_URL_ENV_VAR),
             user=_value(env, "USER") or _value(env, "LOGNAME"),
+            kafka_bootstrap=_value(env, KAFKA_BOOTSTRAP_ENV_VAR),
         )
 
     def require_redis_url(self, given: str | None = None) -> str:

@@ -27,7 +27,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,11 +98,12 @@ def cached_jars(manifest: Path | None = None) -> str | None:
     return ",".join(files)
 
 
-def record_jars(spark: SparkSession, manifest: Path | None = None) -> Path | None:
-    """Record the jar files Ivy resolved for this session (``spark.jars``) for the next sessions."""
+def record_jars(spark: SparkSession, manifest: Path | None = None, skip: Sequence[str] = ()) -> Path | None:
+    """Record the jar files Ivy resolved for this session (``spark.jars``, less ``skip``) for the next sessions."""
     manifest = manifest or jars_manifest()
     resolved = spark.sparkContext.getConf().get("spark.jars", "") or ""
     files = [entry.removeprefix("file://") for entry in resolved.split(",") if entry]
+    files = [f for f in files if f not in skip]
     if not files or not all(Path(f).is_file() for f in files):
         return None
     try:
@@ -123,12 +124,16 @@ def build_session(
     shuffle_partitions: int = 4,
     *,
     jvm_log: str | os.PathLike[str] | None = None,
+    extra_jars: Sequence[str | os.PathLike[str]] = (),
+    conf: Mapping[str, str] | None = None,
 ) -> SparkSession:
     """A SparkSession with Delta Lake enabled.
 
     ``master`` defaults to ``$SPARK_MASTER`` or ``local[2]``; under ``spark-submit`` the
     submitter's master wins.  ``jvm_log`` (default: :func:`send_jvm_output_to`'s) receives
-    the JVM's output when this call starts the JVM.
+    the JVM's output when this call starts the JVM.  ``extra_jars`` (local files, e.g. the
+    Kafka source's from :mod:`featurestore.jobs.maven`) are added to ``spark.jars``; ``conf``
+    sets more options (a job's own, e.g. the streaming job's Python worker timeouts).
     """
     env = JobEnvironment.from_env()
     if not env.under_spark_submit:  # under spark-submit the JVM is already running
@@ -156,6 +161,10 @@ def build_session(
     else:
         options["spark.jars.packages"] = DELTA_PACKAGE
         log.info("starting Spark (%s), resolving %s with Ivy", where, DELTA_PACKAGE)
+    extra = [str(Path(j).absolute()) for j in extra_jars]
+    if extra:
+        options["spark.jars"] = ",".join([*filter(None, [options.get("spark.jars")]), *extra])
+    options.update(conf or {})
     target = Path(jvm_log) if jvm_log is not None else _Output.jvm_log
     if target is not None and not env.under_spark_submit:
         _launch_jvm(options, target)
@@ -166,7 +175,7 @@ def build_session(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if not jars and not env.under_spark_submit:
-        record_jars(spark)
+        record_jars(spark, skip=extra)
     return spark
 
 

@@ -1,11 +1,10 @@
-"""The streaming demo's logic without Spark: the state fold against the reference, the command's
-arguments (the demo end to end: tests/e2e/streaming/test_streaming_demo.py)."""
+"""The streaming demo's logic without Spark: the state fold against the reference (the commands'
+arguments: tests/unit/streaming/test_kafka_events.py; end to end: tests/e2e/streaming/)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from featurestore.jobs import cli
 from featurestore.jobs.dev.streaming_demo import (
     EventGenerator,
     TxnEvent,
@@ -34,8 +33,3 @@ def test_state_fold_matches_the_reference() -> None:
         assert got["event_time"] == want["event_ms"]
         for name in ("txn_count_5m", "last_amount", "last_country", "seconds_since_prev_txn"):
             assert got[name] == want[name], (user, name)
-
-
-def test_stream_command_arguments() -> None:
-    args = cli.build_parser(only="stream").parse_args(["stream", "--users", "50", "--seconds", "5", "--rate", "10"])
-    assert (args.users, args.seconds, args.rate, args.workdir) == (50, 5.0, 10, ".featurestore")

@@ -4,9 +4,11 @@
 2. generates the sample fraud warehouse (Delta tables) ending yesterday (UTC);
 3. materializes every batch view of the catalogue on local Spark, through the Great
    Expectations gate, into Redis;
-4. runs the streaming job (Spark Structured Streaming over generated transaction events)
-   for ``--stream-seconds``, keeping the real-time features of ``user_realtime`` fresh
-   beside the batch views in the same entity hashes;
+4. starts a local Kafka broker (KRaft) and runs the streaming job of ``featurestore stream``
+   (Spark Structured Streaming, Kafka source) while ``featurestore kafka produce-demo``'s
+   producer sends transactions for ``--stream-seconds``, keeping the real-time features of
+   ``user_realtime`` fresh beside the batch views in the same entity hashes
+   (``--stream-source files``: generated files instead of Kafka, no broker);
 5. reads a few users and merchants back with :class:`FeatureReader` and prints their batch
    and streaming features with each view's age, and the load throughput.
 
@@ -28,7 +30,7 @@ from typing import Any
 
 from featurestore.jobs import console
 from featurestore.jobs.batch import materialize, validation
-from featurestore.jobs.dev import local_redis, sample_data
+from featurestore.jobs.dev import local_kafka, local_redis, sample_data
 from featurestore.jobs.spark import session
 from featurestore.readers.definitions import Catalog, load_catalog
 from featurestore.readers.errors import JobError, ValidationFailed
@@ -44,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stream-seconds", type=float, default=15.0,
         help="how long the streaming job produces events (default 15; 0 skips streaming)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stream-source", choices=["kafka", "files"], default="kafka",
+        help="kafka: a local Kafka broker and the producer (default); files: generated JSON files, no broker",
     )  # fmt: skip
 
 
@@ -76,18 +82,39 @@ def read_back(url: str, catalog: Catalog, echo: Callable[[str], None] = console.
                 echo(f"    {_format_vector(vector)}")
 
 
-def _stream(spark: Any, url: str, workdir: Path, users: int, seconds: float) -> None:
+def _stream(spark: Any, url: str, workdir: Path, users: int, seconds: float, bootstrap: str | None) -> None:
     """The streaming half of the demo: real-time features in the same hashes."""
-    from featurestore.jobs.dev.streaming_demo import run_streaming_demo
+    from featurestore.jobs.dev.streaming_demo import run_kafka_demo, run_streaming_demo
 
-    result = run_streaming_demo(spark, url, workdir, users=users, seconds=seconds)
+    if bootstrap is not None:
+        result = run_kafka_demo(spark, url, bootstrap, workdir, users=users, seconds=seconds)
+        source = f"from Kafka topic {result['topic']} ({result['bad_records']} malformed records -> "
+        source += f"{result['dead_letters']} dead letters)"
+    else:
+        result = run_streaming_demo(spark, url, workdir, users=users, seconds=seconds)
+        source = "from generated files"
     console.echo(
-        f"streamed {result['events']:,} events ({result['late_events']} late) in {result['micro_batches']} "
+        f"streamed {result['events']:,} events ({result['late_events']} late) {source} in {result['micro_batches']} "
         f"micro-batches: {result['rows_written']:,} writes, {result['rows_skipped_out_of_order']} older events "
         f"refused by the out-of-order guard; served values match the stream: {result['matches']}"
     )
     if not result["matches"]:
         raise JobError(f"streaming features differ from the events: {result['mismatches']}")
+
+
+def _session(kafka: bool) -> tuple[Any, bool]:
+    """The active session, else a new one (with Spark's Kafka source when streaming from Kafka)."""
+    if not kafka:
+        return session(None, "featurestore-demo")
+    from pyspark.sql import SparkSession
+
+    from featurestore.jobs.spark import build_session
+    from featurestore.jobs.streaming.kafka_job import SESSION_CONF, kafka_jars
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    return build_session("featurestore-demo", extra_jars=kafka_jars(), conf=SESSION_CONF), True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,11 +128,14 @@ def run(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     redis_dir = workdir / "redis"
     server = None
+    broker = None
+    bootstrap = None
+    kafka = streaming and args.stream_source == "kafka"
     url = args.redis_url
     own_session = False
     spark: Any = None
     # start Redis, start Spark, generate, one step per batch view, stream, read back
-    steps = console.Steps(4 + len(catalog.batch_views) + int(streaming), "demo")
+    steps = console.Steps(4 + len(catalog.batch_views) + int(streaming) + int(kafka), "demo")
     try:
         with steps:
             if url is None:
@@ -117,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 steps.skip()
             with steps.step("start Spark"):
                 spark_started = time.monotonic()
-                spark, own_session = session(None, "featurestore-demo")
+                spark, own_session = _session(kafka)
             if own_session:
                 # Delta replays its log on 50 partitions by default: far too many for a demo-sized table
                 spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
@@ -136,9 +166,14 @@ def run(args: argparse.Namespace) -> int:
             entities, write_seconds = _materialize_all(
                 spark, catalog, url, workdir, yesterday, steps, expectations=args.expectations
             )
+            if kafka:
+                with steps.step("start Kafka"):
+                    broker = local_kafka.start(workdir / "kafka")
+                    bootstrap = broker.bootstrap
+                console.echo(f"started Kafka 4.1.1 (KRaft) at {bootstrap} (workdir {workdir / 'kafka'})")
             if streaming:
                 with steps.step(f"stream events for {args.stream_seconds:g}s"):
-                    _stream(spark, url, workdir, min(args.users, 1000), args.stream_seconds)
+                    _stream(spark, url, workdir, min(args.users, 1000), args.stream_seconds, bootstrap)
             with steps.step("read back"):
                 console.echo()
                 read_back(url, catalog)
@@ -154,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
             spark.stop()
         if server is not None and not args.keep:
             server.stop()
+        if broker is not None:
+            broker.stop()
         if args.keep:
             console.echo(f"kept: warehouse {workdir / 'warehouse'}" + (f", Redis at {url}" if server else ""))
             if server is not None:

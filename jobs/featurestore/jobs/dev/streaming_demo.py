@@ -25,12 +25,20 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurestore.jobs.streaming.realtime import (  # the logic lives in production code; re-exported here
+    OUTPUT_SCHEMA,
+    VIEW,
+    WINDOW_MS,
+    features_of,  # noqa: F401
+    fold_events,  # noqa: F401
+    processor,
+)
 from featurestore.readers.codec import format_float32
 
 if TYPE_CHECKING:
@@ -38,17 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VIEW = "user_realtime"
-WINDOW_MS = 5 * 60 * 1000
 STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 COUNTRIES = ("US", "US", "US", "GB", "FR", "DE", "IN", "BR", "NG", "JP")
 EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
-OUTPUT_SCHEMA = (
-    "user_id long, txn_count_5m long, last_amount double, last_country string, "
-    "seconds_since_prev_txn double, event_time long"
-)
-STATE_SCHEMA = "last_ms long, prev_ms long, last_amount double, last_country string, recent array<long>"
 
 
 @dataclass(frozen=True)
@@ -126,65 +127,6 @@ def expected_features(events: Iterable[TxnEvent]) -> dict[int, dict[str, Any]]:
             "event_ms": last.event_ms,
         }
     return out
-
-
-def fold_events(
-    state: tuple[int, int, Any, Any, list[int]], events: Iterable[tuple[int, float, str]]
-) -> tuple[int, int, Any, Any, list[int]]:
-    """Fold ``(event_ms, amount, country)`` events into a user's state (pure).
-
-    State: the latest and previous event times (-1: none), the latest amount and country,
-    and the event times within 5 minutes of the latest, so that late events count where
-    they belong and never replace the latest values.
-    """
-    last_ms, prev_ms, last_amount, last_country, recent = state
-    recent = list(recent)
-    for ms, amount, country in events:
-        recent.append(ms)
-        if ms > last_ms:
-            prev_ms, last_ms, last_amount, last_country = last_ms, ms, amount, country
-        elif ms > prev_ms:
-            prev_ms = ms
-    return last_ms, prev_ms, last_amount, last_country, [ms for ms in recent if ms > last_ms - WINDOW_MS]
-
-
-def features_of(user_id: int, state: tuple[int, int, Any, Any, list[int]]) -> dict[str, Any]:
-    """The ``user_realtime`` row of a user's state (``event_time``: epoch ms of the latest)."""
-    last_ms, prev_ms, last_amount, last_country, recent = state
-    return {
-        "user_id": user_id,
-        "txn_count_5m": len(recent),
-        "last_amount": last_amount,
-        "last_country": last_country,
-        "seconds_since_prev_txn": (last_ms - prev_ms) / 1000 if prev_ms >= 0 else None,
-        "event_time": last_ms,
-    }
-
-
-def processor() -> Any:
-    """A ``StatefulProcessor`` for ``transformWithState``, keeping one state row per user.
-
-    Built in a function so that importing this module (for ``featurestore --help``) does
-    not import pyspark; Spark ships the class to the executors by value.
-    """
-    from pyspark.sql import Row
-    from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle
-
-    class UserRealtime(StatefulProcessor):
-        def init(self, handle: StatefulProcessorHandle) -> None:
-            self.state = handle.getValueState("user", STATE_SCHEMA)
-
-        def handleInputRows(self, key: Any, rows: Iterator[Any], timerValues: Any) -> Iterator[Any]:
-            stored = self.state.get() if self.state.exists() else None
-            state = tuple(stored) if stored is not None else (-1, -1, None, None, [])
-            state = fold_events(state, ((r.event_ms, r.amount, r.country) for r in rows))
-            self.state.update(state)
-            yield Row(**features_of(int(key[0]), state))
-
-        def close(self) -> None:
-            pass
-
-    return UserRealtime()
 
 
 def count_late(events: Iterable[TxnEvent]) -> int:
@@ -412,3 +354,73 @@ def run(args: argparse.Namespace) -> int:
     for view, age in vector.ages.items():
         echo(f"  age of {view:<17} " + ("never written" if age is None else f"{age:.1f} s"))
     return ExitCode.OK if summary["matches"] else ExitCode.FAILED
+
+
+def run_kafka_demo(
+    spark: SparkSession,
+    redis_url: str,
+    bootstrap: str,
+    workdir: str | os.PathLike[str],
+    users: int = 1000,
+    seconds: float = 15.0,
+    *,
+    rate: int = 200,
+    seed: int = 7,
+    bad_share: float = 0.01,
+) -> dict[str, Any]:
+    """The streaming demo from Kafka: demo traffic to a new topic while the streaming job runs.
+
+    ``featurestore kafka produce-demo``'s producer sends ``rate`` transactions/s for
+    ``seconds`` (``bad_share`` of malformed records among them) while the job of
+    ``featurestore stream`` (:func:`featurestore.jobs.streaming.kafka_job.start_job`)
+    consumes them; then every served feature is checked against :func:`expected_features`.
+    The checkpoint goes to ``workdir/streaming/checkpoint-<topic>``.
+    """
+    import uuid
+
+    from featurestore.jobs.dev.kafka_command import produce_demo
+    from featurestore.jobs.streaming import kafka_client
+    from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, start_job
+    from featurestore.jobs.streaming.writer import StreamingWriter
+    from featurestore.readers import FeatureReader
+    from featurestore.readers.errors import JobError
+    from featurestore.readers.example_catalog import catalog
+
+    topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
+    checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"
+    with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
+        sink = writer.foreach_batch(event_time_col="event_time")
+        server = writer.server_version
+    kafka_client.ensure_topic(bootstrap, topic)
+    started = time.monotonic()
+    job = start_job(spark, sink, KafkaStreamConfig(bootstrap, topic, str(checkpoint), trigger_seconds=1.0))
+    try:
+        sent = produce_demo(bootstrap, topic, users=users, seconds=seconds, rate=rate, bad_share=bad_share, seed=seed)
+        log.info("waiting for the last micro-batches", extra={"view": VIEW})
+        job.process_all_available()
+    finally:
+        job.stop()
+    failure = job.failure()
+    if failure:
+        raise JobError(failure)
+    report = job.report()
+    expected = expected_features(sent.events)
+    with FeatureReader(redis_url, catalog=catalog) as reader:
+        problems = compare(expected, reader.get_many(sorted(expected), VIEW))
+    return {
+        "server": server,
+        "topic": topic,
+        "events": len(sent.events),
+        "late_events": count_late(sent.events),
+        "bad_records": sent.bad,
+        "dead_letters": report["dead_letters"],
+        "micro_batches": report["batches"],
+        "rows_written": report["written"],
+        "rows_skipped_out_of_order": report["skipped"],
+        "latency_p50_seconds": report["latency_p50_seconds"],
+        "latency_p99_seconds": report["latency_p99_seconds"],
+        "users_with_events": len(expected),
+        "seconds": round(time.monotonic() - started, 1),
+        "matches": not problems,
+        "mismatches": problems[:10],
+    }

@@ -128,7 +128,7 @@ STREAMING_WRITER = Role(
         Command("fcall", "one guarded write per event (streaming/guard.py)"),
         Command("hget", "run by the guard: the stored _ts:<view> (functions run with the caller's ACL)"),
         Command("hsetex", "value and TTL in one command, Redis >= 8 (directly, or by the guard)"),
-        Command("hset", "the registry entry HSET fs:registry; with HEXPIRE on Redis 7.4"),
+        Command("hset", "HSET fs:registry, the progress HSET fs:stream:<view>; with HEXPIRE on Redis 7.4"),
         Command("hexpire", "Redis 7.4: the field TTL after HSET"),
         Command("hdel", "a null feature is removed"),
         Command("multi", "Redis 7.4 without the guard: HSET + HEXPIRE in one transaction"),

@@ -50,6 +50,10 @@ STREAM_METRICS: dict[str, str] = {
     "featurestore_stream_events_skipped": "Events skipped as older than the stored value (the out-of-order guard)",
     "featurestore_stream_last_batch_timestamp_seconds": "When the last micro-batch was written",
     "featurestore_stream_last_batch_seconds": "How long the last micro-batch took to write",
+    "featurestore_stream_events_per_second": "Events read per second since the previous progress report",
+    "featurestore_stream_latency_seconds": "Event (Kafka timestamp) -> visible in Redis, by quantile (0.5, 0.99)",
+    "featurestore_stream_consumer_lag": "Records in the topic not yet read by the stream",
+    "featurestore_stream_dead_letters": "Records that were not valid events (sent to the dead-letter topic)",
 }
 # every status metric carries the label `view`
 STATUS_METRICS: dict[str, str] = {
@@ -126,6 +130,22 @@ def stream_samples(
         Sample("featurestore_stream_last_batch_timestamp_seconds", labels, finished_at),
         Sample("featurestore_stream_last_batch_seconds", labels, seconds),
     ]
+
+
+def stream_progress_samples(view: str, report: dict[str, Any]) -> list[Sample]:
+    """The samples of a stream's progress report (:meth:`.streaming.events.StreamStats.report`)."""
+    labels = (("view", view),)
+    samples = [
+        Sample("featurestore_stream_events_per_second", labels, float(report["events_per_second"])),
+        Sample("featurestore_stream_dead_letters", labels, float(report["dead_letters"])),
+    ]
+    for quantile, key in (("0.5", "latency_p50_seconds"), ("0.99", "latency_p99_seconds")):
+        if report.get(key) is not None:
+            quantile_labels = (*labels, ("quantile", quantile))
+            samples.append(Sample("featurestore_stream_latency_seconds", quantile_labels, report[key]))
+    if report.get("lag") is not None:
+        samples.append(Sample("featurestore_stream_consumer_lag", labels, float(report["lag"])))
+    return samples
 
 
 def status_samples(statuses: Iterable[ViewStatus]) -> list[Sample]:

@@ -3,7 +3,8 @@
 For each view: the last successful run and its age against the view's ``max_age``, the last
 failed run and why, the entities written, a sample of the entity keys (how many carry the
 view, their memory per entity with ``MEMORY USAGE``, the newest ``_ts`` — for a streaming
-view, how long ago its last event was written), and a verdict:
+view, how long ago its last event was written, and the last progress report of the job or consumer
+feeding it: events/s, event -> Redis latency p50/p99, consumer lag, dead letters), and a verdict:
 
 ==================== =================================================================
 ``fresh``            the newest values are younger than half the view's ``max_age``
@@ -24,13 +25,14 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from featurestore.jobs.batch.run_records import RunRecord, aligned, connect, epoch_seconds, list_runs
 from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
 from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, status_samples
 from featurestore.jobs.ops.post_load_check import entity_keys
+from featurestore.jobs.streaming.events import progress_key
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, Entity, FeatureView, load_catalog
 from featurestore.readers.errors import FeatureStoreConnectionError, FeatureStoreError
@@ -72,6 +74,7 @@ class ViewStatus:
     keys_with_view: int
     memory_per_entity_bytes: float | None
     newest_write_age_seconds: float | None
+    stream: dict[str, str] | None = None  # a streaming view's last progress report (fs:stream:<view>)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,7 +150,29 @@ def collect(client: Any, catalog: Catalog, sample_size: int, now_ms: int) -> lis
         name: sample_entity(client, catalog.entity(name), catalog.views_of(name), sample_size)
         for name in dict.fromkeys(v.entity.name for v in catalog.views)
     }
-    return [view_status(v, runs, samples[v.entity.name], now_ms) for v in catalog.views]
+    statuses = [view_status(v, runs, samples[v.entity.name], now_ms) for v in catalog.views]
+    return [replace(s, stream=stream_progress(client, s.view)) if s.kind == "streaming" else s for s in statuses]
+
+
+def stream_progress(client: Any, view: str) -> dict[str, str] | None:
+    """The last progress report of the job or consumer streaming into ``view``, if any wrote one."""
+    raw = client.hgetall(progress_key(view))
+    if not raw:
+        return None
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in
+            raw.items()}  # fmt: skip
+
+
+def stream_line(view: str, progress: dict[str, str], now_ms: int) -> str:
+    """One line of a stream's progress: events/s, event -> Redis latency p50/p99, lag, dead letters, age."""
+    age = max(0, now_ms - int(progress.get("updated_ms", now_ms))) / 1000
+    rate = float(progress.get("events_per_second", "0"))
+    return (
+        f"  {view}: stream {progress.get('source', '?')}: {rate:.0f} events/s, event->Redis "
+        f"p50 {progress.get('latency_p50_ms', '-')} ms p99 {progress.get('latency_p99_ms', '-')} ms, "
+        f"lag {progress.get('lag', '-')}, {progress.get('dead_letters', '0')} dead letters "
+        f"(reported {_age(age)} ago)"
+    )
 
 
 def _age(seconds: float | None) -> str:
@@ -159,8 +184,9 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
-def format_table(statuses: Sequence[ViewStatus]) -> str:
-    """The statuses as an aligned text table, then one line per failing view's reason."""
+def format_table(statuses: Sequence[ViewStatus], now_ms: int | None = None) -> str:
+    """The statuses as an aligned text table, then one line per stream's progress and per failing
+    view's reason."""
     header = ("view", "kind", "verdict", "age", "max_age", "last success", "entities", "keys", "B/entity", "last write")
     rows = [header]
     for s in statuses:
@@ -179,6 +205,8 @@ def format_table(statuses: Sequence[ViewStatus]) -> str:
             )
         )
     lines = aligned(rows)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    lines += [stream_line(s.view, s.stream, now) for s in statuses if s.stream]
     for s in statuses:
         if s.last_failure_reason and s.verdict == FAILING:
             reason = s.last_failure_reason
@@ -203,7 +231,8 @@ def run(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int
     catalog = load_catalog(args.catalog)
     client = connect(args.redis_url)
     try:
-        statuses = collect(client, catalog, max(args.sample, 0), int(clock() * 1000))
+        now_ms = int(clock() * 1000)
+        statuses = collect(client, catalog, max(args.sample, 0), now_ms)
     except FeatureStoreError:
         raise
     except Exception as exc:  # redis-py errors: say where, without the password
@@ -216,7 +245,7 @@ def run(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int
         for status in statuses:
             echo(json.dumps(status.to_dict(), sort_keys=True))
     else:
-        echo(format_table(statuses))
+        echo(format_table(statuses, now_ms))
     env = JobEnvironment.from_env()
     target = MetricsTarget(args.metrics_textfile or env.metrics_textfile_dir, env.pushgateway_url)
     publish_quietly(status_samples(statuses), target, "status", {"source": "status"})

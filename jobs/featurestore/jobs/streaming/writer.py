@@ -360,6 +360,19 @@ class StreamingWriter:
         except (FeatureStoreConnectionError, ServerError) as exc:
             raise _in_context(exc, f"writing {len(keys)} events of streaming view {self.view.name!r}") from None
 
+    def record_progress(self, report: Mapping[str, Any], source: str) -> None:
+        """Store a stream's progress report (:class:`.events.StreamStats`) in ``fs:stream:<view>``,
+        where ``featurestore status`` finds it: events/s, latency p50/p99, lag, dead letters."""
+        from .events import progress_fields, progress_key
+
+        key = progress_key(self.view.name)
+        fields = progress_fields(report, source, int(time.time() * 1000))
+        flat = [item for pair in fields.items() for item in pair]
+        try:
+            self._wire.execute("HSET", key, *flat, key=key.encode())
+        except (FeatureStoreConnectionError, ServerError) as exc:
+            raise _in_context(exc, f"recording the progress of streaming view {self.view.name!r}") from None
+
     # --- Spark ---------------------------------------------------------------------------
 
     def foreach_batch(

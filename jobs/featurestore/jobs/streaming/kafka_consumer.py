@@ -1,0 +1,251 @@
+"""A plain Kafka consumer loop for teams without Spark on the streaming path (docs/streaming.md).
+
+    from featurestore.jobs.streaming import StreamingWriter
+    from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
+
+    with StreamingWriter.connect("redis://localhost:6379", "user_realtime") as writer:
+        FeatureConsumer.connect("localhost:9092", "transactions", writer).run()
+
+Each round polls up to ``batch_size`` records, parses them with :func:`.events.parse_event`
+(the same rules as the Spark job), writes the good ones through the
+:class:`.writer.StreamingWriter` (one pipelined round trip; per-field TTLs; the
+out-of-order guard), sends the bad ones with their reason to the dead-letter topic, and
+only then commits the offsets: **at-least-once**.  A crash between the write and the
+commit re-delivers those records; writing them again changes nothing (same values, same
+event times), and an older event never overwrites a newer one (the guard).
+
+What an event writes is ``to_features(event) -> (entity_id, values, event_time) | None``.
+The default, :func:`last_transaction`, is stateless (``last_amount``, ``last_country``):
+exact under re-delivery and restarts.  Windowed features that need state across events
+(``txn_count_5m`` ...) belong to the Spark job, whose state is checkpointed with its offsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, stream_progress_samples
+
+from . import kafka_client
+from .events import DEFAULT_EVENT_SCHEMA, EventSchema, Rejected, StreamStats, dead_letter, parse_event, progress_line
+from .writer import StreamingWriter
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FeatureConsumer", "last_transaction"]
+
+Write = tuple[object, Mapping[str, Any], int]
+DEFAULT_GROUP = "featurestore-consumer"
+
+
+def last_transaction(event: Mapping[str, Any], schema: EventSchema) -> Write | None:
+    """The default mapping: the latest transaction's amount and country (stateless)."""
+    values = {"last_amount": event.get("amount"), "last_country": event.get("country")}
+    return event[schema.id_field], values, event[schema.time_field]
+
+
+@dataclass
+class FeatureConsumer:
+    """Kafka -> :class:`StreamingWriter`, at-least-once (commit after the write).
+
+    ``consumer`` is a ``confluent_kafka.Consumer`` (manual commits), ``producer`` one for the
+    dead letters (None: made from ``bootstrap`` when the first bad record comes).
+    """
+
+    consumer: Any
+    topic: str
+    writer: StreamingWriter
+    bootstrap: str
+    schema: EventSchema = field(default_factory=lambda: EventSchema.parse(DEFAULT_EVENT_SCHEMA))
+    to_features: Callable[[Mapping[str, Any], EventSchema], Write | None] = last_transaction
+    dead_letter_topic: str | None = None
+    batch_size: int = 1000
+    poll_seconds: float = 0.5
+    producer: Any = None
+    stats: StreamStats = field(default_factory=lambda: StreamStats(started=time.monotonic()))
+
+    @classmethod
+    def connect(
+        cls, bootstrap: str, topic: str, writer: StreamingWriter, *, group: str = DEFAULT_GROUP, **options: Any
+    ) -> FeatureConsumer:
+        """A consumer of ``topic`` in consumer group ``group``, subscribed (starts at the earliest
+        offset when the group has no committed one)."""
+        consumer = kafka_client.consumer(bootstrap, group)
+        consumer.subscribe([topic])
+        return cls(consumer=consumer, topic=topic, writer=writer, bootstrap=bootstrap, **options)
+
+    @property
+    def dead_letters(self) -> str:
+        return self.dead_letter_topic or f"{self.topic}.dead-letters"
+
+    def step(self) -> int:
+        """One round: poll, parse, write, dead-letter, commit.  Returns the records handled."""
+        kafka = kafka_client.confluent()
+        messages = self.consumer.consume(self.batch_size, self.poll_seconds)
+        if not messages:
+            return 0
+        writes: list[Write] = []
+        stamps: list[int] = []
+        bad = 0
+        for message in messages:
+            if message.error() is not None:
+                if message.error().code() == kafka.KafkaError._PARTITION_EOF:
+                    continue
+                raise kafka_client.KafkaError(f"consuming {self.topic}: {message.error()}")
+            kind, stamp = message.timestamp()
+            event = parse_event(message.value(), self.schema)
+            write = None if isinstance(event, Rejected) else self.to_features(event, self.schema)
+            if isinstance(event, Rejected):
+                self._dead_letter(message, event, stamp if kind else None)
+                bad += 1
+            elif write is not None:
+                writes.append(write)
+                if kind:
+                    stamps.append(stamp)
+        result = self.writer.write_many(writes)
+        visible_ms = time.time() * 1000
+        if bad:
+            left = self.producer.flush(30)
+            if left:
+                raise kafka_client.KafkaError(f"{left} dead letters were not delivered to {self.dead_letters}")
+        self.consumer.commit(asynchronous=False)  # after the write: at-least-once
+        stats = self.stats
+        stats.batches += 1
+        stats.events += len(writes)
+        stats.written += result.written
+        stats.skipped += result.skipped
+        stats.dead_letters += bad
+        stats.add_latencies((visible_ms - s) / 1000 for s in stamps)
+        return len(messages)
+
+    def _dead_letter(self, message: Any, rejected: Rejected, stamp: int | None) -> None:
+        if self.producer is None:
+            self.producer = kafka_client.producer(self.bootstrap)
+        record = dead_letter(
+            message.value(), rejected, topic=message.topic(), partition=message.partition(),
+            offset=message.offset(), timestamp_ms=stamp,
+        )  # fmt: skip
+        self.producer.produce(self.dead_letters, record)
+
+    def lag(self) -> int | None:
+        """Records of the assigned partitions not yet consumed: high watermark minus the position
+        (before the first fetch of a partition: its committed offset, else its low watermark)."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return None
+        positions = self.consumer.position(assignment)
+        unknown = [tp for tp in positions if tp.offset < 0]
+        committed = (
+            {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(unknown, timeout=10)}
+            if (unknown)
+            else {}
+        )
+        total = 0
+        for tp in positions:
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            offset = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+            total += max(0, high - (offset if offset >= 0 else low))
+        return total
+
+    def report(self) -> dict[str, Any]:
+        self.stats.lag = self.lag()
+        return self.stats.report(time.monotonic())
+
+    def run(
+        self,
+        *,
+        seconds: float | None = None,
+        until_caught_up: bool = False,
+        report_seconds: float = 5.0,
+        on_report: Callable[[dict[str, Any]], None] | None = None,
+        metrics: MetricsTarget | None = None,
+    ) -> dict[str, Any]:
+        """Consume until ``seconds`` passed, or (``until_caught_up``) the lag is 0 after an empty
+        poll, or forever; a progress report every ``report_seconds``.  Returns the last report."""
+        metrics = metrics if metrics is not None else MetricsTarget.from_env()
+        started = next_report = time.monotonic()
+        report: dict[str, Any] = {}
+        try:
+            while True:
+                handled = self.step()
+                now = time.monotonic()
+                done = seconds is not None and now - started >= seconds
+                if until_caught_up and handled == 0 and self.consumer.assignment() and self.lag() == 0:
+                    done = True
+                if now >= next_report or done:
+                    report = self._publish(metrics, on_report)
+                    next_report = now + report_seconds
+                if done:
+                    return report
+        finally:
+            self.close()
+
+    def _publish(self, metrics: MetricsTarget, on_report: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+        report = self.report()
+        view = self.writer.view.name
+        log.info("%s", progress_line(report), extra={"view": view})
+        if on_report is not None:
+            on_report(report)
+        if metrics.enabled:
+            publish_quietly(stream_progress_samples(view, report), metrics, f"stream_{view}_progress", {"view": view})
+        try:
+            self.writer.record_progress(report, source=f"consumer:{self.topic}")
+        except Exception as exc:  # the status record never fails the stream
+            log.warning("could not record the consumer's progress in Redis: %s", exc)
+        return report
+
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.flush(30)
+        self.consumer.close()
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=None, help="where to write (default: $FEATURESTORE_REDIS_URL)")
+    parser.add_argument(
+        "--bootstrap-servers", default=None, help="Kafka's bootstrap servers (default: $FEATURESTORE_KAFKA_BOOTSTRAP)"
+    )
+    parser.add_argument("--topic", default="transactions", help="the topic of transaction events")
+    parser.add_argument("--group", default=DEFAULT_GROUP, help="the consumer group (its commits are the progress)")
+    parser.add_argument("--dead-letter-topic", default=None, help="default: <topic>.dead-letters")
+    parser.add_argument("--event-schema", default=DEFAULT_EVENT_SCHEMA, help="the events' JSON fields and types")
+    parser.add_argument("--id-field", default="user_id")
+    parser.add_argument("--time-field", default="event_time")
+    parser.add_argument("--view", default="user_realtime", help="the streaming view written")
+    parser.add_argument("--batch-size", type=int, default=1000, help="records per poll (and per pipelined write)")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
+    parser.add_argument("--until-caught-up", action="store_true", help="stop once the lag is 0")
+    parser.add_argument("--report-seconds", type=float, default=5.0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``featurestore consume``: the plain consumer; progress on stderr, the last report on stdout."""
+    from featurestore.jobs.config import KAFKA_BOOTSTRAP_ENV_VAR, JobEnvironment
+    from featurestore.jobs.console import ExitCode, echo, note
+    from featurestore.readers.errors import ConfigurationError
+
+    env = JobEnvironment.from_env()
+    bootstrap = args.bootstrap_servers or env.kafka_bootstrap
+    if not bootstrap:
+        raise ConfigurationError(f"no Kafka: pass --bootstrap-servers or set {KAFKA_BOOTSTRAP_ENV_VAR}")
+    schema = EventSchema.parse(args.event_schema, args.id_field, args.time_field)
+    with StreamingWriter.connect(env.require_redis_url(args.redis_url), args.view) as writer:
+        consumer = FeatureConsumer.connect(
+            bootstrap, args.topic, writer, group=args.group, schema=schema,
+            dead_letter_topic=args.dead_letter_topic, batch_size=args.batch_size,
+        )  # fmt: skip
+        report = consumer.run(
+            seconds=args.seconds, until_caught_up=args.until_caught_up, report_seconds=args.report_seconds,
+            on_report=lambda r: note(f"featurestore consume: {progress_line(r)}"),
+        )  # fmt: skip
+    echo(json.dumps(report))
+    return ExitCode.OK

@@ -1,0 +1,137 @@
+"""`featurestore stream` end to end on a real Kafka broker (KRaft), Spark's Kafka source and two Redis 8
+servers: a driver SIGKILLed mid-stream and restarted from its checkpoint (by the spark-submit entry file)
+ends with exactly the Redis state of an uninterrupted run over the same events (values, `_ts` guard
+decisions, per-field TTLs within tolerance), both equal the reference fold, bad records are counted as
+dead letters, and replaying the topic from the beginning into a store holding newer values changes nothing.
+
+The drivers are subprocesses (a SIGKILL needs a process of its own), one at a time: on a busy 2-core
+machine two drivers side by side starve each other's Python workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from featurestore.jobs.dev import local_redis
+from featurestore.jobs.dev.kafka_command import produce_demo
+from featurestore.jobs.dev.streaming_demo import compare, expected_features
+from featurestore.jobs.streaming.writer import StreamingWriter
+from featurestore.readers import FeatureReader
+from featurestore.readers.example_catalog import catalog
+
+REPO = Path(__file__).resolve().parents[3]
+EVENTS, USERS, PER_BATCH = 1200, 100, 100
+FIELDS = ("txn_count_5m", "last_amount", "last_country", "seconds_since_prev_txn")
+
+
+def _driver(command: list[str], url: str, kafka: Any, topic: str, checkpoint: Path, log: Path, *extra: str) -> Any:
+    args = [
+        "--redis-url", url, "--bootstrap-servers", kafka.bootstrap, "--topic", topic, "--checkpoint", str(checkpoint),
+        "--trigger-seconds", "0.5", "--report-seconds", "1", "--partitions", "1", *extra,
+    ]  # fmt: skip
+    with open(log, "ab") as output:
+        return subprocess.Popen(
+            [*command, *args], stdout=output, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
+        )
+
+
+CLI = [sys.executable, "-m", "featurestore.jobs.cli", "stream"]
+ENTRY = [sys.executable, str(REPO / "jobs" / "featurestore" / "jobs" / "stream_job.py")]
+
+
+def _finish(process: Any, log: Path, timeout: float = 300) -> dict[str, Any]:
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"the driver did not finish in {timeout}s:\n{log.read_text()[-3000:]}") from None
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    return dict(json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{"))))
+
+
+def _batches(folder: Path) -> int:
+    return len([p for p in folder.glob("[0-9]*")]) if folder.is_dir() else 0
+
+
+def _state(client: Any) -> dict[bytes, dict[bytes, bytes]]:
+    return {key: client.hgetall(key) for key in client.scan_iter("fs:user:*")}
+
+
+def _ttls(client: Any, key: bytes, fields: list[bytes]) -> list[int]:
+    return list(client.execute_command("HTTL", key, "FIELDS", len(fields), *fields))
+
+
+def test_sigkill_restart_is_exact_and_replay_changes_nothing(
+    kafka: Any, kafka_topic: str, redis_url: str, tmp_path: Path
+) -> None:
+    sent = produce_demo(kafka.bootstrap, kafka_topic, users=USERS, events=EVENTS, bad_share=0.01, seed=5)
+    assert sent.bad > 0
+    other = local_redis.start(tmp_path / "redis-b")
+    drivers: list[Any] = []
+    try:
+        # A: one uninterrupted run; B: the run that is killed, then restarted from its checkpoint
+        uninterrupted = _driver(CLI, redis_url, kafka, kafka_topic, tmp_path / "cp-a", tmp_path / "a.log",
+                                "--available-now", "--max-offsets-per-trigger", str(4 * PER_BATCH))  # fmt: skip
+        drivers.append(uninterrupted)
+        report_a = _finish(uninterrupted, tmp_path / "a.log")
+        killed = _driver(CLI, other.url, kafka, kafka_topic, tmp_path / "cp-b", tmp_path / "b.log",
+                         "--max-offsets-per-trigger", str(PER_BATCH))  # fmt: skip
+        drivers.append(killed)
+        commits = tmp_path / "cp-b" / "features" / "commits"
+        deadline = time.monotonic() + 240
+        while _batches(commits) < 2:
+            assert killed.poll() is None, (tmp_path / "b.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the killed run committed no micro-batch in time"
+            time.sleep(0.05)
+        os.killpg(killed.pid, signal.SIGKILL)  # the driver and its JVM, mid-stream
+        killed.wait()
+        committed = _batches(commits)
+        assert committed < EVENTS // PER_BATCH  # it was killed before the end of the topic
+        restarted = _driver(ENTRY, other.url, kafka, kafka_topic, tmp_path / "cp-b", tmp_path / "b2.log",
+                            "--available-now", "--max-offsets-per-trigger", str(PER_BATCH))  # fmt: skip
+        drivers.append(restarted)
+        report_b = _finish(restarted, tmp_path / "b2.log")
+        assert _batches(commits) > committed  # the restart went on from the checkpoint
+
+        a, b = redis.Redis.from_url(redis_url), other.client()
+        state_a, state_b = _state(a), _state(b)
+        assert len(state_a) == USERS and state_a == state_b  # values and `_ts` (the guard's decisions)
+        for key, fields in state_a.items():
+            names = sorted(f for f in fields if not f.startswith(b"_ts:"))
+            ttl_a, ttl_b = _ttls(a, key, names), _ttls(b, key, names)
+            assert all(x > 0 and abs(x - y) <= 240 for x, y in zip(ttl_a, ttl_b)), (key, ttl_a, ttl_b)
+            assert a.ttl(key) == -1  # streaming never sets a key TTL
+        expected = expected_features(sent.events)
+        with FeatureReader(redis_url, catalog=catalog) as reader:
+            assert compare(expected, reader.get_many(sorted(expected), "user_realtime")) == []
+        assert report_a["dead_letters"] == sent.bad and report_a["events"] == EVENTS
+        assert report_a["written"] + report_a["skipped"] >= USERS and report_b["events"] > 0
+
+        # replay from the beginning (a new checkpoint) into A, where 3 users hold newer values
+        newer_ms = int(time.time() * 1000) + 3_600_000
+        with StreamingWriter.connect(redis_url, "user_realtime") as writer:
+            for user in (1, 2, 3):
+                writer.write(user, {"last_country": "ZZ", "txn_count_5m": 99}, event_time=newer_ms)
+        before = _state(a)
+        replay = _driver(CLI, redis_url, kafka, kafka_topic, tmp_path / "cp-replay", tmp_path / "r.log",
+                         "--available-now", "--max-offsets-per-trigger", str(4 * PER_BATCH))  # fmt: skip
+        drivers.append(replay)
+        report_r = _finish(replay, tmp_path / "r.log")
+        assert _state(a) == before
+        assert report_r["skipped"] > 0 and report_r["events"] == EVENTS
+        assert a.hget("fs:user:{1}", "last_country") == b"ZZ"
+    finally:
+        for driver in drivers:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+                driver.wait()
+        other.stop()
