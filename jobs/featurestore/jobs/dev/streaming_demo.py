@@ -382,6 +382,7 @@ def run_kafka_demo(
     from featurestore.jobs.streaming import kafka_client
     from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, start_job
     from featurestore.jobs.streaming.writer import StreamingWriter
+    from featurestore.jobs.training.feature_log import LogSettings
     from featurestore.readers import FeatureReader
     from featurestore.readers.errors import JobError
     from featurestore.readers.example_catalog import catalog
@@ -389,7 +390,9 @@ def run_kafka_demo(
     topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
     checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"
     with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
-        sink = writer.foreach_batch(event_time_col="event_time")
+        # the demo logs its writes next to the sample warehouse (docs/training-data.md)
+        logged = LogSettings.resolve(Path(workdir) / "warehouse")
+        sink = writer.foreach_batch(event_time_col="event_time", feature_log=logged)
         server = writer.server_version
     kafka_client.ensure_topic(bootstrap, topic)
     started = time.monotonic()

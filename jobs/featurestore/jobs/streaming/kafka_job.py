@@ -54,6 +54,8 @@ from .realtime import NEEDED_FIELDS, OUTPUT_SCHEMA, STATE_SCHEMA, VIEW, processo
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from featurestore.jobs.training.feature_log import LogSettings
+
     from .spark_sink import ForeachBatchSink
 
 log = logging.getLogger(__name__)
@@ -326,6 +328,7 @@ def run_job(
     on_report: Any = None,
     metrics: MetricsTarget | None = None,
     max_restarts: int = 3,
+    feature_log: LogSettings | None = None,
 ) -> dict[str, Any]:
     """Run the job until ``seconds`` passed (None: until stopped, or caught up with ``available_now``).
 
@@ -333,13 +336,14 @@ def run_job(
     metrics, and the progress record in Redis.  Returns the last report.  A failed query
     (a Python worker that did not start in time on a busy machine, Redis unreachable for
     longer than the writer's retries ...) is restarted from its checkpoint, which is exact,
-    up to ``max_restarts`` times; then :class:`JobError` is raised.
+    up to ``max_restarts`` times; then :class:`JobError` is raised.  With ``feature_log``
+    each micro-batch's writes are also appended to the view's feature log (docs/training-data.md).
     """
     from .writer import StreamingWriter
 
     metrics = metrics if metrics is not None else MetricsTarget.from_env()
     with StreamingWriter.connect(redis_url, VIEW) as writer:  # a too-old server fails here, before Spark reads
-        sink = writer.foreach_batch(event_time_col="event_time", metrics=metrics)
+        sink = writer.foreach_batch(event_time_col="event_time", metrics=metrics, feature_log=feature_log)
         job = start_job(spark, sink, config)
         started = time.monotonic()
         restarts = 0
@@ -445,6 +449,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--available-now", action="store_true", help="process what the topic holds now, then stop (a catch-up run)"
     )
     parser.add_argument("--report-seconds", type=float, default=5.0, help="interval of the progress lines")
+    parser.add_argument(
+        "--feature-log", default=None, metavar="DIR",
+        help="also append every write to the view's feature log under DIR (docs/training-data.md; default: off)",
+    )  # fmt: skip
     parser.add_argument("--master", default=None, help="Spark master (default: $SPARK_MASTER or local[2])")
     parser.add_argument(
         "--partitions", type=int, default=2,
@@ -478,6 +486,7 @@ def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
     from featurestore.jobs.config import KAFKA_BOOTSTRAP_ENV_VAR, REDIS_URL_ENV_VAR, JobEnvironment
     from featurestore.jobs.console import ExitCode, echo, note
     from featurestore.jobs.spark import build_session
+    from featurestore.jobs.training.feature_log import LogSettings
 
     env = JobEnvironment.from_env()
     bootstrap = _required(
@@ -499,6 +508,7 @@ def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
         report = run_job(
             spark, url, config, seconds=args.seconds, report_seconds=args.report_seconds,
             on_report=lambda r: note(f"featurestore stream: {progress_line(r)}"),
+            feature_log=None if args.feature_log is None else LogSettings.resolve(args.feature_log, args.feature_log),
         )  # fmt: skip
     finally:
         if own:
