@@ -87,7 +87,8 @@ def test_every_view_lands_with_its_ttls_registry_and_run_record(
     record = runs[-1]
     assert record.status == "succeeded" and record.ds == "2024-05-31" and record.source_table == "transactions"
     assert record.source_versions == {"transactions": 0, "users": 0}
-    assert set(record.durations) == {"read", "transform", "validate", "write"}
+    assert set(record.durations) == {"read", "transform", "validate", "write", "log"}
+    # (the feature log is off in the tests unless asked: tests/conftest.py; tests/spark/training cover it)
     assert record.rows_read == outcomes["user_transactions"].record.rows_read > 0
     assert record.error is None and record.started_at < record.finished_at
     summary = materialize.summary(outcomes["user_transactions"])
