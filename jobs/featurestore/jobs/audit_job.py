@@ -16,10 +16,8 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run one audit, return its exit code."""
     from featurestore.jobs import console
-    from featurestore.jobs.spark import build_session
+    from featurestore.jobs.spark import run_entry
     from featurestore.jobs.training import audit
-    from featurestore.readers.errors import FeatureStoreError
-    from featurestore.readers.settings import redact_text
 
     parser = argparse.ArgumentParser(
         prog="audit_job.py", description="audit one batch view's load against the feature log",
@@ -28,14 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     console.configure_logging(verbose=1)
-    spark = build_session(f"featurestore-audit-{args.view}")
-    try:
-        return audit.run(args, spark=spark)
-    except FeatureStoreError as exc:
-        console.echo(f"audit_job: error: {redact_text(str(exc))}", err=True)
-        return console.exit_code_for(exc)
-    finally:
-        spark.stop()
+    return run_entry("audit_job", f"featurestore-audit-{args.view}", audit.run, args)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     1 failed, 2 usage error, 3 failed validation (``featurestore.jobs.console.ExitCode``)."""
     from featurestore.jobs import console
     from featurestore.jobs.batch import materialize
-    from featurestore.jobs.spark import build_session
-    from featurestore.readers.errors import FeatureStoreError
-    from featurestore.readers.settings import redact_text
+    from featurestore.jobs.spark import run_entry
 
     parser = argparse.ArgumentParser(
         prog="materialize_job.py", description="materialize one batch view",
@@ -35,14 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     materialize.add_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     console.configure_logging(verbose=1)  # INFO: the stages of the run, with view, ds and run id
-    spark = build_session(f"featurestore-materialize-{args.view}")
-    try:
-        return materialize.run(args, spark=spark)
-    except FeatureStoreError as exc:
-        console.echo(f"materialize_job: error: {redact_text(str(exc))}", err=True)
-        return console.exit_code_for(exc)
-    finally:
-        spark.stop()
+    return run_entry("materialize_job", f"featurestore-materialize-{args.view}", materialize.run, args)
 
 
 if __name__ == "__main__":

@@ -251,3 +251,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def run_entry(prog: str, app_name: str, run: Callable[..., int], args: Any) -> int:
+    """The body of a ``spark-submit`` entry file (``materialize_job.py``, ``audit_job.py``):
+    build the session, ``run(args, spark=...)``, turn a :class:`FeatureStoreError` into its
+    exit code with a redacted message, and always stop the session."""
+    from featurestore.jobs import console
+    from featurestore.readers.errors import FeatureStoreError
+    from featurestore.readers.settings import redact_text
+
+    spark = build_session(app_name)
+    try:
+        return run(args, spark=spark)
+    except FeatureStoreError as exc:
+        console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
+        return console.exit_code_for(exc)
+    finally:
+        spark.stop()

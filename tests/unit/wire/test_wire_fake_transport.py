@@ -18,6 +18,7 @@ import pytest
 from featurestore.readers.errors import FeatureStoreConnectionError, FeatureStoreTimeout, ServerError
 from featurestore.readers.settings import ConnectionSettings
 from featurestore.readers.wire import RetryPolicy, Wire, encode, key_slot
+from tests.helpers.clock import FakeClock
 
 Handler = Callable[[list[bytes]], bytes]
 
@@ -40,19 +41,6 @@ def slots_reply(*ranges: tuple[int, int, str]) -> bytes:
         host, port = node.split(":")
         entries.append(array(integer(start), integer(end), array(bulk(host.encode()), integer(int(port)))))
     return array(*entries)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 class FakeSocket:
@@ -129,7 +117,7 @@ def hmget_answer(command: list[bytes]) -> bytes:
 
 
 def make_wire(nodes: dict[str, FakeNode], url: str, seconds: float = 2.0) -> tuple[Wire, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     settings = ConnectionSettings.from_url(url, timeout=seconds)
     wire = Wire(
         settings,

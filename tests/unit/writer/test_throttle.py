@@ -8,19 +8,7 @@ from collections import Counter
 import pytest
 
 from featurestore.jobs.write.throttle import AdaptiveRate, Pacer, SharedBudget
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.helpers.clock import FakeClock
 
 
 class Counters:

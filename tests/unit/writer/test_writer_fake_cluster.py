@@ -24,24 +24,12 @@ from featurestore.readers import codec
 from featurestore.readers.errors import UnsupportedServerError, WriteError
 from featurestore.readers.settings import ConnectionSettings
 from featurestore.readers.wire import RetryPolicy, Wire
+from tests.helpers.clock import FakeClock
 from tests.helpers.writer import edge, shop_stats, writer_catalog
 
 A, B, C = "10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"
 CLUSTER_URL = "redis://10.0.0.1:7000/0?cluster=true"
 Script = Callable[["FakeNode", list[bytes]], bytes | None]  # a reply instead of the normal one, or None
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 class FakeSocket:
