@@ -17,8 +17,9 @@ import json
 import random
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
+
+from _feast_repo import bench_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import feast
     import pandas as pd
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig
-    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
-    from feast.repo_config import RegistryConfig
+    from feast import Field
     from feast.types import Float32, Int64, String
-    from feast.value_type import ValueType
 
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -57,24 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     schema = [Field(name=n, dtype=Float32) for n in floats]
     schema += [Field(name="txn_count", dtype=Int64), Field(name="age_days", dtype=Int64)]
     schema += [Field(name="country", dtype=String), Field(name="device", dtype=String)]
-    user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
-    view = FeatureView(
-        name="bench_view",
-        entities=[user],
-        ttl=timedelta(days=2),
-        schema=schema,
-        source=FileSource(path=str(workdir / "source.parquet"), timestamp_field="event_timestamp"),
-        online=True,
-    )
-    config = RepoConfig(
-        project="feature_repo",
-        provider="local",
-        registry=RegistryConfig(path=str(workdir / "registry.db")),
-        online_store=RedisOnlineStoreConfig(connection_string=args.redis),
-        entity_key_serialization_version=3,
-    )
-    store = FeatureStore(config=config)
-    store.apply([user, view])
+    store = bench_store(workdir, args.redis, schema)
     if not args.skip_write:
         for start in range(0, len(rows), 20_000):
             store.write_to_online_store("bench_view", rows.iloc[start : start + 20_000])

@@ -15,8 +15,9 @@ import argparse
 import json
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
+
+from _feast_repo import bench_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import feast
     import pandas as pd
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig
-    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
-    from feast.repo_config import RegistryConfig
+    from feast import Field
     from feast.types import Float32, Float64, Int64, String
-    from feast.value_type import ValueType
 
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -46,24 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         kind = rows[name].dtype.kind
         schema.append(Field(name=name, dtype=float_type if kind == "f" else Int64 if kind == "i" else String))
-    user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
-    view = FeatureView(
-        name="bench_view",
-        entities=[user],
-        ttl=timedelta(days=2),
-        schema=schema,
-        source=FileSource(path=str(workdir / "source.parquet"), timestamp_field="event_timestamp"),
-        online=True,
-    )
-    config = RepoConfig(
-        project="feature_repo",
-        provider="local",
-        registry=RegistryConfig(path=str(workdir / "registry.db")),
-        online_store=RedisOnlineStoreConfig(connection_string=args.redis),
-        entity_key_serialization_version=3,
-    )
-    store = FeatureStore(config=config)
-    store.apply([user, view])
+    store = bench_store(workdir, args.redis, schema)
     started = time.monotonic()
     chunk = 20_000
     for start in range(0, len(rows), chunk):
