@@ -1,7 +1,7 @@
 """Dependencies match the code: every third-party module is declared where its code runs, and the
 base, ``[jobs]`` and ``[server]`` lists hold nothing the code does not import.
 
-Who installs what (pyproject.toml, README "Install"):
+Who installs what (pyproject.toml, docs/install.md "The extras"):
 
 * ``featurestore.readers`` (an inference service): the base dependencies only;
 * production ``featurestore.jobs`` (the Spark driver and executors): base + ``[jobs]``;

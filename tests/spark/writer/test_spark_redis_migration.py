@@ -1,8 +1,8 @@
-"""The README's "Coming from spark-redis" example, run as written (against the test server),
+"""The "Coming from spark-redis" example (docs/spark-redis.md), run as written (against the test server),
 and the difference it promises: a null removes the stale field spark-redis would leave behind.
 
 spark-redis itself (Scala 2.12, Spark <= 3.2) cannot load in this Spark 4 session, so its
-side of the README is not run; the state it would leave (the old value kept when a column
+side of the page is not run; the state it would leave (the old value kept when a column
 becomes null) is written here by hand as the starting point.
 """
 
@@ -14,21 +14,20 @@ from typing import Any
 
 import redis
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "spark-redis.md"
 EXAMPLE_URL = "redis://localhost:6379"
 
 
-def readme_example() -> str:
-    """The python block after "After — redis-feature-store" in the README's spark-redis section."""
-    section = README.read_text().split("## Coming from spark-redis", 1)[1].split("\n## ", 1)[0]
-    after = section.split("After — redis-feature-store", 1)[1]
+def page_example() -> str:
+    """The python block after "After — redis-feature-store" in docs/spark-redis.md."""
+    after = PAGE.read_text().split("After — redis-feature-store", 1)[1]
     match = re.search(r"```python\n(.*?)```", after, re.S)
-    assert match, "no python block after 'After — redis-feature-store' in the README"
+    assert match, "no python block after 'After — redis-feature-store' in docs/spark-redis.md"
     return match.group(1)
 
 
-def test_the_readme_migration_example_runs_and_a_null_removes_the_stale_field(spark: Any, redis_url: str) -> None:
-    code = readme_example()
+def test_the_migration_example_runs_and_a_null_removes_the_stale_field(spark: Any, redis_url: str) -> None:
+    code = page_example()
     assert EXAMPLE_URL in code and "from featurestore.jobs.write import write_view" in code
     client = redis.Redis.from_url(redis_url)
     # what a spark-redis load left yesterday (here already in this project's key layout):
@@ -36,7 +35,7 @@ def test_the_readme_migration_example_runs_and_a_null_removes_the_stale_field(sp
     client.hset("fs:user:{7}", mapping={"home_country": "DE", "credit_limit": "1000", "kyc_verified": "0"})
 
     namespace: dict[str, Any] = {"spark": spark}
-    exec(compile(code.replace(EXAMPLE_URL, redis_url), str(README), "exec"), namespace)  # the asserts inside hold
+    exec(compile(code.replace(EXAMPLE_URL, redis_url), str(PAGE), "exec"), namespace)  # the asserts inside hold
 
     assert namespace["stats"].entities == 2
     seven = client.hgetall("fs:user:{7}")
