@@ -176,6 +176,68 @@ def format_float32(value: float) -> str:
     return _shortest_text(digits, exponent, math.copysign(1.0, x32) < 0)
 
 
+def _finite_float(value: Any) -> float | None:
+    """``value`` as a float, ``None`` for NaN (null); a bool, str or bytes is a TypeError."""
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _encode_float64(feature: Feature, value: Any) -> bytes | None:
+    number = _finite_float(value)
+    return None if number is None else format_float64(number).encode()
+
+
+def _encode_float32(feature: Feature, value: Any) -> bytes | None:
+    number = _finite_float(value)
+    return None if number is None else format_float32(number).encode()
+
+
+def _encode_int64(feature: Feature, value: Any) -> bytes:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        if not (isinstance(value, float) and value.is_integer()):
+            raise TypeError
+        value = int(value)
+    number = value.__index__()
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise EncodingError(f"feature {feature.name!r}: {number} is outside the int64 range")
+    return str(number).encode()
+
+
+def _encode_bool(feature: Feature, value: Any) -> bytes:
+    if value is True or value is False or type(value).__name__ == "bool_":
+        return b"1" if value else b"0"
+    raise TypeError
+
+
+def _encode_string(feature: Feature, value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError
+    return value.encode()
+
+
+def _encode_vector(feature: Feature, value: Any) -> bytes:
+    items = [float(v) for v in value]
+    if len(items) != feature.dim:
+        raise EncodingError(
+            f"feature {feature.name!r}: vector has {len(items)} values, the definition says dim={feature.dim}"
+        )
+    return struct.pack(f"<{feature.dim}f", *items)
+
+
+# One encoder per dtype: each raises EncodingError with its own message, or TypeError /
+# ValueError / OverflowError / UnicodeEncodeError for a value that does not fit at all.
+_VALUE_ENCODERS: dict[DType, Callable[[Feature, Any], bytes | None]] = {
+    DType.FLOAT64: _encode_float64,
+    DType.FLOAT32: _encode_float32,
+    DType.INT64: _encode_int64,
+    DType.BOOL: _encode_bool,
+    DType.STRING: _encode_string,
+    DType.VECTOR: _encode_vector,
+}
+
+
 def encode_value(feature: Feature, value: Any) -> bytes | None:
     """One feature value as stored bytes; ``None`` means null, stored as an absent field.
 
@@ -186,40 +248,7 @@ def encode_value(feature: Feature, value: Any) -> bytes | None:
         return None
     dtype = DType(feature.dtype)
     try:
-        if dtype is DType.FLOAT64 or dtype is DType.FLOAT32:
-            if isinstance(value, (bool, str, bytes)):
-                raise TypeError
-            number = float(value)
-            if math.isnan(number):
-                return None
-            if dtype is DType.FLOAT32:
-                return format_float32(number).encode()
-            return format_float64(number).encode()
-        if dtype is DType.INT64:
-            if isinstance(value, bool) or not hasattr(value, "__index__"):
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                else:
-                    raise TypeError
-            number = value.__index__()
-            if not _INT64_MIN <= number <= _INT64_MAX:
-                raise EncodingError(f"feature {feature.name!r}: {number} is outside the int64 range")
-            return str(number).encode()
-        if dtype is DType.BOOL:
-            if value is True or value is False or type(value).__name__ == "bool_":
-                return b"1" if value else b"0"
-            raise TypeError
-        if dtype is DType.STRING:
-            if not isinstance(value, str):
-                raise TypeError
-            return value.encode()
-        # vector
-        items = [float(v) for v in value]
-        if len(items) != feature.dim:
-            raise EncodingError(
-                f"feature {feature.name!r}: vector has {len(items)} values, the definition says dim={feature.dim}"
-            )
-        return struct.pack(f"<{feature.dim}f", *items)
+        return _VALUE_ENCODERS[dtype](feature, value)
     except EncodingError:
         raise
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
