@@ -162,14 +162,42 @@ def measure(client, write: Callable[[], bytes | None], entities: int, listpack_v
     return (after - before) / entities, encoding.decode() if isinstance(encoding, bytes) else str(encoding)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--feast-venv", type=Path, default=DEFAULT_VENV, help=f"side venv (default {DEFAULT_VENV})")
     parser.add_argument("--no-install", action="store_true", help="do not create the venv or pip install Feast")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def report(
+    bytes_per: dict[str, list[float]],
+    encodings: dict[str, str],
+    headline: str,
+    loads: tuple[tuple[float, ...], tuple[float, ...]],
+) -> None:
+    """The table (each layout against both Feast baselines) and the figures as JSON."""
+    print(headline)
+    before, after = (f"{load[0]:.2f} {load[1]:.2f}" for load in loads)
+    print(f"load average (1 min, 5 min) before {before}, after {after}")
+    header = f"{'B/entity (median)':>18}{'vs feast-f64':>14}{'spread':>16}{'vs feast-f32':>14}"
+    print(f"{'layout':<23}{header}  encoding  TTL")
+    for name, values in bytes_per.items():
+        vs64 = [v / f for v, f in zip(values, bytes_per["feast-f64"])]
+        vs32 = [v / f for v, f in zip(values, bytes_per["feast-f32"])]
+        spread = f"{min(vs64):.3f}-{max(vs64):.3f}"
+        ttl = "no" if name.startswith("feast") else "yes"
+        print(
+            f"{name:<23}{statistics.median(values):>18.1f}{statistics.median(vs64):>13.3f}x{spread:>16}"
+            f"{statistics.median(vs32):>13.3f}x  {encodings[name]:<9} {ttl}"
+        )
+    print("target: compact <= 0.5x feast-f64 (TTL and _ts included)")
+    print(json.dumps({"bytes_per_entity": bytes_per, "encodings": encodings}, sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     python, feast_note = feast_python(args.feast_venv, install=not args.no_install)
     if python is None:
         print(f"!!! FEAST COULD NOT BE INSTALLED ({feast_note}): using the byte-exact stand-in", flush=True)
@@ -223,24 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     source = f"Feast {feast_note} (real RedisOnlineStore)" if python is not None else "Feast STAND-IN (not installed)"
-    print(f"memory per entity: {args.entities} entities x 20 features (16 floats, 2 int64, 2 short strings), "
-          f"Redis {version}, {args.repeats} interleaved rounds; baseline: {source}")  # fmt: skip
-    before, after = (f"{load[0]:.2f} {load[1]:.2f}" for load in (load_before, load_after))
-    print(f"load average (1 min, 5 min) before {before}, after {after}")
-    header = f"{'B/entity (median)':>18}{'vs feast-f64':>14}{'spread':>16}{'vs feast-f32':>14}"
-    print(f"{'layout':<23}{header}  encoding  TTL")
-    for name in layouts:
-        values = bytes_per[name]
-        vs64 = [v / f for v, f in zip(values, bytes_per["feast-f64"])]
-        vs32 = [v / f for v, f in zip(values, bytes_per["feast-f32"])]
-        spread = f"{min(vs64):.3f}-{max(vs64):.3f}"
-        ttl = "no" if name.startswith("feast") else "yes"
-        print(
-            f"{name:<23}{statistics.median(values):>18.1f}{statistics.median(vs64):>13.3f}x{spread:>16}"
-            f"{statistics.median(vs32):>13.3f}x  {encodings[name]:<9} {ttl}"
-        )
-    print("target: compact <= 0.5x feast-f64 (TTL and _ts included)")
-    print(json.dumps({"bytes_per_entity": bytes_per, "encodings": encodings}, sort_keys=True))
+    headline = (
+        f"memory per entity: {args.entities} entities x 20 features (16 floats, 2 int64, 2 short strings), "
+        f"Redis {version}, {args.repeats} interleaved rounds; baseline: {source}"
+    )
+    report(bytes_per, encodings, headline, (load_before, load_after))
     return 0
 
 

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from array import array
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def phase_latency(samples: array, start_ns: int, end_ns: int) -> dict[str, float
     return percentiles(durations)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--entities", type=int, default=200_000, help="rows per load")
     parser.add_argument(
@@ -99,105 +100,132 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=float, default=5000.0, help="max_writes_per_sec of the capped load")
     parser.add_argument("--cap-entities", type=int, default=40_000)
     parser.add_argument("--reader-child", nargs=3, metavar=("URL", "OUT", "STOP"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.reader_child:
-        url, out, stop = args.reader_child
-        return reader_child(url, args.reader_entities, out, stop)
+    return parser.parse_args(argv)
 
+
+@dataclass
+class Run:
+    """One benchmark run: its settings, the loads' rows, and what was measured."""
+
+    args: argparse.Namespace
+    target_ms: float
+    url: str = ""
+    df: Any = None
+    adaptive_df: Any = None
+    adaptive_n: int = 0
+    phases: list[tuple[int, str, int, int, float]] = field(default_factory=list)  # round, phase, start/end ns, rows/s
+    capped_runs: list[tuple[float, float, float]] = field(default_factory=list)  # rows/s wall, net of Spark, floor s
+    samples: array = field(default_factory=lambda: array("q"))  # the reader's (start, duration) ns pairs
+
+
+def start_reader(run: Run, out: str, stop: str) -> subprocess.Popen[str]:
+    """The reader process (this script with --reader-child), once it has warmed up."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--reader-child", run.url, out, stop,
+         "--reader-entities", str(run.args.reader_entities)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    return child
+
+
+def run_phase(run: Run, round_: int, phase: str) -> None:
+    """One phase: ``idle`` (sleep), ``unthrottled`` or ``adaptive`` (a write_view)."""
+    from materialize_throughput import bench20, catalog
+
+    from featurestore.jobs.write.partition_writer import write_view
+
+    started = time.monotonic_ns()
+    rate = 0.0
+    if phase == "idle":
+        time.sleep(run.args.idle_seconds)
+    else:
+        adaptive = phase == "adaptive"
+        stats = write_view(
+            run.adaptive_df if adaptive else run.df, catalog, bench20, run.url,
+            computed_at_ms=int(time.time() * 1000), adaptive=adaptive, adaptive_target_ms=run.target_ms,
+        )  # fmt: skip
+        assert stats.written == (run.adaptive_n if adaptive else run.args.entities) and stats.failed == 0, stats
+        rate = stats.rows_per_second
+    run.phases.append((round_, phase, started, time.monotonic_ns(), rate))
+    print(f"round {round_} {phase}: {(run.phases[-1][3] - started) / 1e9:.1f}s {rate:,.0f} rows/s", flush=True)
+
+
+def run_capped(run: Run) -> None:
+    """The capped load: two partitions, the second one empty.  Spark's own cost of a job
+    over these rows (a mapInArrow that only receives them) is measured in the same run
+    and taken off, so the rate is the writer's, not Spark's start-up."""
+    from materialize_throughput import bench20, catalog
+
+    from featurestore.jobs.write.partition_writer import write_view
+
+    args = run.args
+    capped = run.df.where(run.df["item_id"] < min(args.cap_entities, args.entities // 2))
+    for _ in range(args.rounds):
+        floor = spark_floor(capped)
+        stats = write_view(
+            capped, catalog, bench20, run.url, computed_at_ms=int(time.time() * 1000),
+            max_writes_per_sec=args.cap,
+        )  # fmt: skip
+        run.capped_runs.append((stats.written / stats.seconds, stats.written / max(stats.seconds - floor, 1e-9), floor))
+        print(
+            f"capped: {run.capped_runs[-1][0]:,.0f} rows/s wall, {run.capped_runs[-1][1]:,.0f} net of Spark", flush=True
+        )
+
+
+def measure(run: Run) -> None:
+    """Start Redis, Spark and the reader; run the rounds (phases in a rotating order), then
+    the capped load; collect the reader's samples and stop everything."""
     from materialize_throughput import bench20, build_frame, catalog
     from reader_latency import load
 
     from featurestore.jobs.dev import local_redis
     from featurestore.jobs.spark import build_session
     from featurestore.jobs.write.partition_writer import write_view
-    from featurestore.jobs.write.throttle import DEFAULT_ADAPTIVE_TARGET_MS
 
-    target_ms = args.target_ms if args.target_ms is not None else DEFAULT_ADAPTIVE_TARGET_MS
-    load_before = machine_load()
+    args = run.args
     workdir = tempfile.mkdtemp(prefix="fs-bench-")
-    server = local_redis.start(workdir)
+    run.url = local_redis.start(workdir).url
     spark = None
     child = None
     stop = os.path.join(workdir, "stop")
     out = os.path.join(workdir, "samples")
-    phases: list[tuple[int, str, int, int, float]] = []  # round, phase, start ns, end ns, rows/s
-    capped_runs: list[tuple[float, float, float]] = []  # rows/s wall, rows/s net of Spark's floor, floor s
     try:
-        load(server.url, args.reader_entities)
+        load(run.url, args.reader_entities)
         spark = build_session("read-during-load", master="local[2]", shuffle_partitions=2)
         spark.sparkContext.setLogLevel("ERROR")
         n = args.entities
         print(f"generating {n:,} entities x 20 features on local[2] (2 partitions) ...", flush=True)
-        df = build_frame(spark, n, 2)
+        run.df = df = build_frame(spark, n, 2)
         now_ms = int(time.time() * 1000)
-        write_view(df.where(df["item_id"] < 2000), catalog, bench20, server.url, computed_at_ms=now_ms)  # warm up
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--reader-child", server.url, out, stop,
-             "--reader-entities", str(args.reader_entities)],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
-        )  # fmt: skip
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-
-        adaptive_n = min(n, args.adaptive_entities or n // 2)
-        adaptive_df = df.where(df["item_id"] % (n // 2) < adaptive_n // 2)  # rows in both partitions
-
-        def run(round_: int, phase: str) -> None:
-            started = time.monotonic_ns()
-            rate = 0.0
-            if phase == "idle":
-                time.sleep(args.idle_seconds)
-            else:
-                adaptive = phase == "adaptive"
-                stats = write_view(
-                    adaptive_df if adaptive else df, catalog, bench20, server.url,
-                    computed_at_ms=int(time.time() * 1000), adaptive=adaptive, adaptive_target_ms=target_ms,
-                )  # fmt: skip
-                assert stats.written == (adaptive_n if adaptive else n) and stats.failed == 0, stats
-                rate = stats.rows_per_second
-            phases.append((round_, phase, started, time.monotonic_ns(), rate))
-            print(f"round {round_} {phase}: {(phases[-1][3] - started) / 1e9:.1f}s {rate:,.0f} rows/s", flush=True)
-
+        write_view(df.where(df["item_id"] < 2000), catalog, bench20, run.url, computed_at_ms=now_ms)  # warm up
+        child = start_reader(run, out, stop)
+        run.adaptive_n = adaptive_n = min(n, args.adaptive_entities or n // 2)
+        run.adaptive_df = df.where(df["item_id"] % (n // 2) < adaptive_n // 2)  # rows in both partitions
         order = ["idle", "unthrottled", "adaptive"]
         for round_ in range(1, args.rounds + 1):
             for phase in order[round_ - 1 :] + order[: round_ - 1]:  # rotate: no phase always first
-                run(round_, phase)
-
-        # the capped load: two partitions, the second one empty.  Spark's own cost of a job
-        # over these rows (a mapInArrow that only receives them) is measured in the same run
-        # and taken off, so the rate is the writer's, not Spark's start-up.
-        capped = df.where(df["item_id"] < min(args.cap_entities, n // 2))
-        for _ in range(args.rounds):
-            floor = spark_floor(capped)
-            stats = write_view(
-                capped, catalog, bench20, server.url, computed_at_ms=int(time.time() * 1000),
-                max_writes_per_sec=args.cap,
-            )  # fmt: skip
-            capped_runs.append((stats.written / stats.seconds, stats.written / max(stats.seconds - floor, 1e-9), floor))
-            print(f"capped: {capped_runs[-1][0]:,.0f} rows/s wall, {capped_runs[-1][1]:,.0f} net of Spark", flush=True)
+                run_phase(run, round_, phase)
+        run_capped(run)
     finally:
         if child is not None:
             Path(stop).touch()
             child.wait(timeout=60)
         if spark is not None:
             spark.stop()
-        samples = array("q")
         if os.path.exists(out):
             with open(out, "rb") as f:
-                samples.frombytes(f.read())
+                run.samples.frombytes(f.read())
         local_redis.stop(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
-    load_after = machine_load()
 
+
+def report_rounds(run: Run) -> None:
+    """Each round's phases (calls, p50, p99, p99/idle, rows/s), then median [min-max] over the rounds."""
+    args = run.args
     results: dict[tuple[int, str], dict[str, Any]] = {}
-    for round_, phase, start, end, rate in phases:
-        results[round_, phase] = {**phase_latency(samples, start, end), "rate": rate}
-    print()
-    print(
-        f"reader get (20 features) during a write_view of {args.entities:,} (adaptive: "
-        f"{min(args.entities, args.adaptive_entities or args.entities // 2):,}) entities x 20 features, "
-        f"Redis 8, Spark local[2], {os.cpu_count()} cores; adaptive_target_ms={target_ms:g}"
-    )
-    print(f"load average (1/5/15 min) before: {load_before}  after: {load_after}")
+    for round_, phase, start, end, rate in run.phases:
+        results[round_, phase] = {**phase_latency(run.samples, start, end), "rate": rate}
     print(f"{'round':<7}{'phase':<13}{'calls':>7}{'p50 us':>9}{'p99 us':>9}{'p99/idle':>10}{'rows/s':>10}")
     ratios: dict[str, list[float]] = {"unthrottled": [], "adaptive": []}
     p99s: dict[str, list[float]] = {"idle": [], "unthrottled": [], "adaptive": []}
@@ -222,16 +250,45 @@ def main(argv: list[str] | None = None) -> int:
             line += f"  p99/idle {show_spread(ratios[phase], unit='x')}  rows/s {show_spread(rates[phase], '{:,.0f}')}"
         print(line)
     print("  target: adaptive p99 <= 1.5x idle p99")
-    if capped_runs:
-        wall = [r[0] / args.cap for r in capped_runs]
-        net = [r[1] / args.cap for r in capped_runs]
-        floors = [r[2] for r in capped_runs]
-        print(
-            f"capped load: max_writes_per_sec={args.cap:,.0f}, {min(args.cap_entities, args.entities // 2):,} rows "
-            f"over 2 partitions (one empty), {len(capped_runs)} runs:\n"
-            f"  achieved / cap, net of Spark's own job time ({show_spread(floors, '{:.1f}', ' s')}): "
-            f"{show_spread(net, unit='x')}; wall clock including it: {show_spread(wall, unit='x')}"
-        )
+
+
+def report_capped(run: Run) -> None:
+    """The capped load's achieved rate over the cap, net of Spark's own job time and wall clock."""
+    args, capped_runs = run.args, run.capped_runs
+    if not capped_runs:
+        return
+    wall = [r[0] / args.cap for r in capped_runs]
+    net = [r[1] / args.cap for r in capped_runs]
+    floors = [r[2] for r in capped_runs]
+    print(
+        f"capped load: max_writes_per_sec={args.cap:,.0f}, {min(args.cap_entities, args.entities // 2):,} rows "
+        f"over 2 partitions (one empty), {len(capped_runs)} runs:\n"
+        f"  achieved / cap, net of Spark's own job time ({show_spread(floors, '{:.1f}', ' s')}): "
+        f"{show_spread(net, unit='x')}; wall clock including it: {show_spread(wall, unit='x')}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.reader_child:
+        url, out, stop = args.reader_child
+        return reader_child(url, args.reader_entities, out, stop)
+
+    from featurestore.jobs.write.throttle import DEFAULT_ADAPTIVE_TARGET_MS
+
+    run = Run(args, args.target_ms if args.target_ms is not None else DEFAULT_ADAPTIVE_TARGET_MS)
+    load_before = machine_load()
+    measure(run)
+    load_after = machine_load()
+    print()
+    print(
+        f"reader get (20 features) during a write_view of {args.entities:,} (adaptive: "
+        f"{min(args.entities, args.adaptive_entities or args.entities // 2):,}) entities x 20 features, "
+        f"Redis 8, Spark local[2], {os.cpu_count()} cores; adaptive_target_ms={run.target_ms:g}"
+    )
+    print(f"load average (1/5/15 min) before: {load_before}  after: {load_after}")
+    report_rounds(run)
+    report_capped(run)
     return 0
 
 

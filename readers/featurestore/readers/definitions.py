@@ -343,6 +343,24 @@ class FeatureView:
     record_parts: int | None = None
 
     def __post_init__(self) -> None:
+        # each step normalises what it checks, so the later steps see the normalised values
+        self._check_identity()
+        self._check_features()
+        object.__setattr__(self, "ttl", _seconds(self.ttl, f"view {self.name!r} ttl"))
+        object.__setattr__(self, "max_age", _seconds(self.max_age, f"view {self.name!r} max_age"))
+        if self.kind is ViewKind.BATCH:
+            self._check_batch_lifetimes()
+        else:
+            self._check_streaming_settings()
+        self._check_storage_options()
+        if self.expectation_suite is None:
+            object.__setattr__(self, "expectation_suite", self.name)
+        _check_guards(self)
+
+    # --- the validation steps of __post_init__, in order ---------------------------
+
+    def _check_identity(self) -> None:
+        """The name, the entity, and ``kind`` and ``layout`` as enums."""
         _check_name(_ENTITY_OR_VIEW_NAME, self.name, "view")
         if not isinstance(self.entity, Entity):
             raise DefinitionError(f"view {self.name!r}: entity must be an Entity, got {self.entity!r}")
@@ -359,6 +377,9 @@ class FeatureView:
             allowed = ", ".join(repr(x.value) for x in Layout)
             raise DefinitionError(f"view {self.name!r}: layout must be one of {allowed}, got {self.layout!r}") from None
         object.__setattr__(self, "layout", layout)
+
+    def _check_features(self) -> None:
+        """At least one feature, all :class:`Feature`, names unique; stored as a tuple."""
         features = tuple(self.features)
         if not features:
             raise DefinitionError(f"view {self.name!r}: needs at least one feature")
@@ -370,41 +391,45 @@ class FeatureView:
         if duplicates:
             raise DefinitionError(f"view {self.name!r}: duplicate feature names {duplicates}")
         object.__setattr__(self, "features", features)
-        ttl = _seconds(self.ttl, f"view {self.name!r} ttl")
-        object.__setattr__(self, "ttl", ttl)
-        object.__setattr__(self, "max_age", _seconds(self.max_age, f"view {self.name!r} max_age"))
-        if kind is ViewKind.BATCH:
-            if ttl is None:
-                raise DefinitionError(f"batch view {self.name!r}: ttl is required (the key TTL)")
-            with_ttl = [f.name for f in features if f.ttl is not None]
-            if with_ttl:
-                raise DefinitionError(
-                    f"batch view {self.name!r}: per-feature ttl is only for streaming views "
-                    f"(set on {with_ttl}); batch features live as long as the view's ttl"
-                )
-        else:
-            no_ttl = [f.name for f in features if f.ttl is None and ttl is None]
-            if no_ttl:
-                raise DefinitionError(
-                    f"streaming view {self.name!r}: features {no_ttl} have no ttl; "
-                    "give each feature a ttl or the view a default ttl"
-                )
-            if self.packed:
-                raise DefinitionError(
-                    f"streaming view {self.name!r}: packed=True is only for batch views "
-                    "(each streaming field carries its own TTL)"
-                )
-            if layout is Layout.COMPACT:
-                raise DefinitionError(
-                    f"streaming view {self.name!r}: layout='compact' is only for batch views: a record "
-                    "field has one TTL, while each streaming feature keeps its own field TTL and is "
-                    "updated on its own (a record would need a read-modify-write per event)"
-                )
-            if self.guards != Guards():
-                raise DefinitionError(
-                    f"streaming view {self.name!r}: guards are checked by the batch job only; "
-                    "a streaming view cannot have them"
-                )
+
+    def _check_batch_lifetimes(self) -> None:
+        """A batch view has a ttl (the key TTL), and its features none of their own."""
+        if self.ttl is None:
+            raise DefinitionError(f"batch view {self.name!r}: ttl is required (the key TTL)")
+        with_ttl = [f.name for f in self.features if f.ttl is not None]
+        if with_ttl:
+            raise DefinitionError(
+                f"batch view {self.name!r}: per-feature ttl is only for streaming views "
+                f"(set on {with_ttl}); batch features live as long as the view's ttl"
+            )
+
+    def _check_streaming_settings(self) -> None:
+        """Every streaming feature has a lifetime; the batch-only options are refused."""
+        no_ttl = [f.name for f in self.features if f.ttl is None and self.ttl is None]
+        if no_ttl:
+            raise DefinitionError(
+                f"streaming view {self.name!r}: features {no_ttl} have no ttl; "
+                "give each feature a ttl or the view a default ttl"
+            )
+        if self.packed:
+            raise DefinitionError(
+                f"streaming view {self.name!r}: packed=True is only for batch views "
+                "(each streaming field carries its own TTL)"
+            )
+        if self.layout is Layout.COMPACT:
+            raise DefinitionError(
+                f"streaming view {self.name!r}: layout='compact' is only for batch views: a record "
+                "field has one TTL, while each streaming feature keeps its own field TTL and is "
+                "updated on its own (a record would need a read-modify-write per event)"
+            )
+        if self.guards != Guards():
+            raise DefinitionError(
+                f"streaming view {self.name!r}: guards are checked by the batch job only; "
+                "a streaming view cannot have them"
+            )
+
+    def _check_storage_options(self) -> None:
+        """``record_parts`` (compact only) and ``packed`` (text only, needs a float32 feature)."""
         parts = self.record_parts
         if parts is not None:
             if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _MAX_RECORD_PARTS:
@@ -412,18 +437,15 @@ class FeatureView:
                     f"view {self.name!r}: record_parts must be a whole number from 1 to {_MAX_RECORD_PARTS} "
                     f"or None, got {parts!r}"
                 )
-            if layout is not Layout.COMPACT:
+            if self.layout is not Layout.COMPACT:
                 raise DefinitionError(f"view {self.name!r}: record_parts is only for layout='compact'")
-        if self.packed and layout is Layout.COMPACT:
+        if self.packed and self.layout is Layout.COMPACT:
             raise DefinitionError(
                 f"view {self.name!r}: packed=True and layout='compact' exclude each other "
                 "(the compact record already stores float32 features as 4 bytes)"
             )
-        if self.packed and not any(f.dtype is DType.FLOAT32 for f in features):
+        if self.packed and not any(f.dtype is DType.FLOAT32 for f in self.features):
             raise DefinitionError(f"view {self.name!r}: packed=True needs at least one float32 feature")
-        if self.expectation_suite is None:
-            object.__setattr__(self, "expectation_suite", self.name)
-        _check_guards(self)
 
     # --- derived facts, used by the writers and the reader alike ------------------
 

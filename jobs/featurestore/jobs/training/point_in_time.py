@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from featurestore.jobs.training import feature_log as fl
 from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
@@ -152,6 +152,145 @@ def _key_deaths(batch_logs: Sequence[DataFrame], key: str, key_ttl_ms: int) -> D
     )
 
 
+def _typed_null_structs(views: Sequence[FeatureView]) -> dict[str, Column]:
+    """The struct columns a timeline row can carry, in order, each as a null of its type.
+
+    A batch view carries its last write (every feature, ``ts`` and ``w``); a streaming view
+    its last event (``ts``, ``w``) and each feature's last value (``v``, ``w``).  The types
+    come from the log schema (no Spark round trip), so the union of the rows lines up.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    def written() -> list[T.StructField]:
+        return [T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())]
+
+    typed_nulls: dict[str, Column] = {}
+    for view in views:
+        types = {f.name: f.dataType for f in fl.log_schema(view).fields}
+        if view.is_batch:
+            kind = T.StructType([T.StructField(f.name, types[f.name]) for f in view.features] + written())
+            typed_nulls[_struct_name(view)] = F.lit(None).cast(kind)
+        else:
+            typed_nulls[_struct_name(view)] = F.lit(None).cast(T.StructType(written()))
+            for feature in view.features:
+                kind = T.StructType([T.StructField("v", types[feature.name]), T.StructField("w", T.LongType())])
+                typed_nulls[_struct_name(view, feature)] = F.lit(None).cast(kind)
+    return typed_nulls
+
+
+def _written_structs(view: FeatureView) -> dict[str, Column]:
+    """What one feature-log row of ``view`` sets among the timeline's struct columns."""
+    from pyspark.sql import functions as F
+
+    written_at = F.col(fl.WRITTEN_AT_MS).alias("w")
+    if view.is_batch:
+        features = [F.col(f.name) for f in view.features]
+        return {_struct_name(view): F.struct(*features, F.col(fl.TS_MS).alias("ts"), written_at)}
+    own = {_struct_name(view): F.struct(F.col(fl.TS_MS).alias("ts"), written_at)}
+    for feature in view.features:
+        wrote = F.col(fl.FIELDS).isNull() | F.array_contains(F.col(fl.FIELDS), feature.name)
+        own[_struct_name(view, feature)] = F.when(wrote, F.struct(F.col(feature.name).alias("v"), written_at))
+    return own
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """The rows of one entity's timeline, all with the same columns: the key, the time, the
+    order within a millisecond, the label row (one struct of every label column, so no join
+    brings it back), a key death, and the struct columns of :func:`_typed_null_structs`."""
+
+    key: str
+    typed_nulls: Mapping[str, Column]
+    null_label: Column
+
+    def rows(
+        self, frame: DataFrame, t: Column, order: int, label: Column, death: Column, own: Mapping[str, Column]
+    ) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        return frame.select(
+            F.col(self.key).alias("_pit_key"), t.alias(_T), F.lit(order).alias(_O),
+            label.alias(_ROW), death.alias(_DEATH),
+            *[own.get(name, null).alias(name) for name, null in self.typed_nulls.items()],
+        )  # fmt: skip
+
+
+def _as_of_labels(timeline: DataFrame, struct_names: Sequence[str]) -> DataFrame:
+    """The label rows, each with the last key death and the last value of every struct column up to it."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    window = Window.partitionBy("_pit_key").orderBy(_T, _O).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    carried = [F.last(F.col(name), ignorenulls=True).over(window).alias(name) for name in [_DEATH, *struct_names]]
+    return timeline.select(_ROW, _T, _O, *carried).where(F.col(_O) == _ORDER_LABEL)
+
+
+def _alive(w: Column, ttl_ms: int | None) -> Column:
+    """A field written at ``w`` is still there at the label's time: no key death since, not expired."""
+    from pyspark.sql import functions as F
+
+    death = F.col(_DEATH)
+    ok = w.isNotNull() & (death.isNull() | (death <= w))
+    if ttl_ms is not None:
+        ok = ok & (F.col(_T) < w + F.lit(ttl_ms))
+    return ok
+
+
+def _view_as_of(view: FeatureView, key_ttl: int | None) -> tuple[Column, dict[str, tuple[Column, Column]]]:
+    """The view's stale flag at the label's time, and (alive, raw value) of each of its features."""
+    from pyspark.sql import functions as F
+
+    t = F.col(_T)
+    max_age_ms = view.max_age_seconds * 1000
+    if view.is_batch:
+        last = F.col(_struct_name(view))
+        field_ttl = view.ttl_seconds if key_ttl is not None and view.ttl_seconds < key_ttl else None  # type: ignore[operator]
+        view_alive = _alive(last["w"], field_ttl * 1000 if field_ttl else None)
+        stale = view_alive & ((t - last["ts"]) > F.lit(max_age_ms))
+        return stale, {f.name: (view_alive, last[f.name]) for f in view.features}
+    event = F.col(_struct_name(view))
+    ts_alive = _alive(event["w"], view.longest_ttl * 1000)
+    stale = ts_alive & ((t - event["ts"]) > F.lit(max_age_ms))
+    raws = {}
+    for feature in view.features:
+        last = F.col(_struct_name(view, feature))
+        raws[feature.name] = (_alive(last["w"], view.feature_ttl(feature) * 1000), last["v"])
+    return stale, raws
+
+
+def _served(feature: Feature, is_alive: Column, raw: Column, stale: Column) -> tuple[Column, Column]:
+    """(value, status) of a feature as the reader serves it: the default when missing or stale."""
+    from pyspark.sql import functions as F
+
+    present = is_alive & raw.isNotNull()
+    status = (
+        F.when(~present, F.lit(FeatureStatus.MISSING.value))
+        .when(stale, F.lit(FeatureStatus.STALE.value))
+        .otherwise(F.lit(FeatureStatus.PRESENT.value))
+    )
+    value = F.when(present & ~stale, raw).otherwise(_default(feature))
+    return value, status
+
+
+def _feature_columns(
+    views: Sequence[FeatureView], requested: Requested, key_ttl: int | None, with_status: bool
+) -> list[Column]:
+    """The requested features of ``views`` (and their statuses) as columns over :func:`_as_of_labels`."""
+    out: list[Column] = []
+    wanted = {(v.name, f.name) for v, f in requested.features}
+    for view in views:
+        stale, raws = _view_as_of(view, key_ttl)
+        for feature in view.features:
+            if (view.name, feature.name) not in wanted:
+                continue
+            value, status = _served(feature, *raws[feature.name], stale)
+            out.append(value.alias(feature.name))
+            if with_status:
+                out.append(status.alias(feature.name + STATUS_SUFFIX))
+    return out
+
+
 def _entity_frame(
     labels: DataFrame,
     catalog: Catalog,
@@ -160,19 +299,20 @@ def _entity_frame(
     logs: Mapping[str, DataFrame],
     with_status: bool,
 ) -> DataFrame:
-    """``labels`` (every column) + one column per requested feature of ``entity`` (and its status)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
+    """``labels`` (every column) + one column per requested feature of ``entity`` (and its status).
 
-    ent = catalog.entity(entity)
-    key = ent.join_key
+    The stages: one timeline of the labels, the feature-log rows and the key deaths; the
+    last visible values as of each label (:func:`_as_of_labels`); the serving rules as
+    columns (:func:`_feature_columns`).
+    """
+    from pyspark.sql import functions as F
+
+    key = catalog.entity(entity).join_key
     if key not in labels.columns:
         raise ConfigurationError(
             f"the labels have no column {key!r}, the join key of entity {entity!r} (columns: {labels.columns})"
         )
     views = [v for v in requested.views if v.entity.name == entity]
-    batch_all = [v for v in catalog.views_of(entity) if v.is_batch]
     key_ttl = catalog.key_ttl(entity)
 
     def log_of(view: FeatureView) -> DataFrame:
@@ -181,120 +321,25 @@ def _entity_frame(
             raise ConfigurationError(f"no feature log given for view {view.name!r} (entity {entity!r})")
         return frame
 
-    # every column of the union, null where a row does not carry it
-    struct_cols: dict[str, Any] = {}
-    for view in views:
-        if view.is_batch:
-            struct_cols[_struct_name(view)] = None
-        else:
-            struct_cols[_struct_name(view)] = None  # the last event: its _ts and when it was written
-            for feature in view.features:
-                struct_cols[_struct_name(view, feature)] = None
-
-    def batch_struct(view: FeatureView) -> Column:
-        return F.struct(
-            *[F.col(f.name) for f in view.features],
-            F.col(fl.TS_MS).alias("ts"),
-            F.col(fl.WRITTEN_AT_MS).alias("w"),
-        )
-
-    def streaming_struct(feature: Feature) -> Column:
-        wrote = F.col(fl.FIELDS).isNull() | F.array_contains(F.col(fl.FIELDS), feature.name)
-        return F.when(wrote, F.struct(F.col(feature.name).alias("v"), F.col(fl.WRITTEN_AT_MS).alias("w")))
-
-    # null structs typed like the real ones (from the log schema: no Spark round trip), so the union lines up
-    typed_nulls: dict[str, Column] = {}
-    for view in views:
-        types = {f.name: f.dataType for f in fl.log_schema(view).fields}
-        if view.is_batch:
-            kind = T.StructType(
-                [T.StructField(f.name, types[f.name]) for f in view.features]
-                + [T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())]
-            )
-            typed_nulls[_struct_name(view)] = F.lit(None).cast(kind)
-        else:
-            event_type = T.StructType([T.StructField("ts", T.LongType()), T.StructField("w", T.LongType())])
-            typed_nulls[_struct_name(view)] = F.lit(None).cast(event_type)
-            for feature in view.features:
-                kind = T.StructType([T.StructField("v", types[feature.name]), T.StructField("w", T.LongType())])
-                typed_nulls[_struct_name(view, feature)] = F.lit(None).cast(kind)
-
-    # a label row carries itself (every column) through the sort, so no join brings it back
     label_struct = F.struct(*[F.col(c) for c in labels.columns])
     null_label = F.lit(None).cast(labels.select(label_struct).schema[0].dataType)
-
-    def row(
-        key_col: Column, t: Column, order: int, label: Column, death: Column, own: Mapping[str, Column]
-    ) -> list[Column]:
-        return [
-            key_col.alias("_pit_key"), t.alias(_T), F.lit(order).alias(_O), label.alias(_ROW), death.alias(_DEATH),
-            *[own.get(name, typed_nulls[name]).alias(name) for name in struct_cols],
-        ]  # fmt: skip
-
+    timeline = _Timeline(key, _typed_null_structs(views), null_label)
     null_long = F.lit(None).cast("long")
-    parts = [labels.select(*row(F.col(key), F.col(_T), _ORDER_LABEL, label_struct, null_long, {}))]
+    union = timeline.rows(labels, F.col(_T), _ORDER_LABEL, label_struct, null_long, {})
     for view in views:
-        frame = log_of(view)
-        if view.is_batch:
-            own = {_struct_name(view): batch_struct(view)}
-        else:
-            own = {_struct_name(view): F.struct(F.col(fl.TS_MS).alias("ts"), F.col(fl.WRITTEN_AT_MS).alias("w"))}
-            own.update({_struct_name(view, f): streaming_struct(f) for f in view.features})
-        parts.append(frame.select(*row(F.col(key), F.col(fl.WRITTEN_AT_MS), _ORDER_WRITE, null_label, null_long, own)))
+        written = _written_structs(view)
+        union = union.unionByName(
+            timeline.rows(log_of(view), F.col(fl.WRITTEN_AT_MS), _ORDER_WRITE, null_label, null_long, written)
+        )
     if key_ttl is not None:
-        deaths = _key_deaths([log_of(v) for v in batch_all], key, key_ttl * 1000)
+        batch_logs = [log_of(v) for v in catalog.views_of(entity) if v.is_batch]
+        deaths = _key_deaths(batch_logs, key, key_ttl * 1000)
         if deaths is not None:
-            parts.append(deaths.select(*row(F.col(key), F.col(_DEATH), _ORDER_DEATH, null_label, F.col(_DEATH), {})))
-    union = parts[0]
-    for part in parts[1:]:
-        union = union.unionByName(part)
+            union = union.unionByName(timeline.rows(deaths, F.col(_DEATH), _ORDER_DEATH, null_label, F.col(_DEATH), {}))
 
-    window = Window.partitionBy("_pit_key").orderBy(_T, _O).rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    carried = [F.last(F.col(name), ignorenulls=True).over(window).alias(name) for name in [_DEATH, *struct_cols]]
-    as_of = union.select(_ROW, _T, _O, *carried).where(F.col(_O) == _ORDER_LABEL)
-
-    t = F.col(_T)
-    death = F.col(_DEATH)
-
-    def alive(w: Column, ttl_ms: int | None) -> Column:
-        ok = w.isNotNull() & (death.isNull() | (death <= w))
-        if ttl_ms is not None:
-            ok = ok & (t < w + F.lit(ttl_ms))
-        return ok
-
-    out: list[Column] = [F.col(f"{_ROW}.{c}").alias(c) for c in labels.columns]
-    wanted = {(v.name, f.name) for v, f in requested.features}
-    for view in views:
-        max_age_ms = view.max_age_seconds * 1000
-        if view.is_batch:
-            last = F.col(_struct_name(view))
-            field_ttl = view.ttl_seconds if key_ttl is not None and view.ttl_seconds < key_ttl else None  # type: ignore[operator]
-            view_alive = alive(last["w"], field_ttl * 1000 if field_ttl else None)
-            stale = view_alive & ((t - last["ts"]) > F.lit(max_age_ms))
-            raws = {f.name: (view_alive, last[f.name]) for f in view.features}
-        else:
-            event = F.col(_struct_name(view))
-            ts_alive = alive(event["w"], view.longest_ttl * 1000)
-            stale = ts_alive & ((t - event["ts"]) > F.lit(max_age_ms))
-            raws = {}
-            for feature in view.features:
-                last = F.col(_struct_name(view, feature))
-                raws[feature.name] = (alive(last["w"], view.feature_ttl(feature) * 1000), last["v"])
-        for feature in view.features:
-            if (view.name, feature.name) not in wanted:
-                continue
-            is_alive, raw = raws[feature.name]
-            present = is_alive & raw.isNotNull()
-            status = (
-                F.when(~present, F.lit(FeatureStatus.MISSING.value))
-                .when(stale, F.lit(FeatureStatus.STALE.value))
-                .otherwise(F.lit(FeatureStatus.PRESENT.value))
-            )
-            value = F.when(present & ~stale, raw).otherwise(_default(feature))
-            out.append(value.alias(feature.name))
-            if with_status:
-                out.append(status.alias(feature.name + STATUS_SUFFIX))
-    return as_of.select(*out)
+    as_of = _as_of_labels(union, list(timeline.typed_nulls))
+    out = [F.col(f"{_ROW}.{c}").alias(c) for c in labels.columns]
+    return as_of.select(*out, *_feature_columns(views, requested, key_ttl, with_status))
 
 
 def point_in_time(
