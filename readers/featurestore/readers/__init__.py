@@ -5,7 +5,23 @@ Airflow.  The public API is what ``__all__`` lists.
 """
 
 from .aio import AsyncFeatureReader
-from .definitions import Catalog, Drift, DType, Entity, Feature, FeatureView, Guards, Layout, ViewKind, load_catalog
+from .definitions import (
+    Aggregate,
+    Catalog,
+    Computation,
+    Drift,
+    DType,
+    Entity,
+    Feature,
+    FeatureView,
+    Guards,
+    LastValue,
+    Layout,
+    SecondsSincePrevious,
+    StreamSource,
+    ViewKind,
+    load_catalog,
+)
 from .errors import (
     AuthenticationError,
     CatalogError,
@@ -30,11 +46,13 @@ from .results import FeatureBatch, FeatureStatus, FeatureVector
 from .settings import ConnectionSettings, redact_url
 
 __all__ = [
+    "Aggregate",
     "AsyncFeatureReader",
     "AuthenticationError",
     "Catalog",
     "CatalogError",
     "ClusterDownError",
+    "Computation",
     "ConfigurationError",
     "ConnectionSettings",
     "DType",
@@ -54,12 +72,15 @@ __all__ = [
     "FeatureVector",
     "FeatureView",
     "Guards",
+    "LastValue",
     "Layout",
     "PasswordRequiredError",
     "PermissionDeniedError",
     "RegistryMismatchError",
+    "SecondsSincePrevious",
     "ServerError",
     "ServerUnreachableError",
+    "StreamSource",
     "UnsupportedServerError",
     "ViewKind",
     "load_catalog",

@@ -13,11 +13,11 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import CatalogError, DefinitionError
 
@@ -298,6 +298,395 @@ def _check_guards(view: FeatureView) -> None:
         raise DefinitionError(f"{where}: feature_drift names {unknown}, which are not features of the view")
 
 
+# --- declarative streaming features (docs/streaming.md, "Windows") ------------------------
+
+# The event field types a stream's schema may use, and the spellings accepted for them.
+EVENT_FIELD_TYPES = ("long", "double", "string", "boolean", "timestamp")
+_EVENT_TYPE_ALIASES = {"bigint": "long", "int": "long", "integer": "long", "float": "double", "bool": "boolean"}
+_EVENT_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The feature dtype an event field keeps when a computation passes its values through
+# (last value, min, max): a timestamp is epoch milliseconds.
+_DTYPE_OF_EVENT_TYPE = {
+    "long": DType.INT64,
+    "double": DType.FLOAT64,
+    "string": DType.STRING,
+    "boolean": DType.BOOL,
+    "timestamp": DType.INT64,
+}
+_ENTITY_ID_EVENT_TYPE = {"int64": "long", "string": "string"}
+AGGREGATE_FUNCTIONS = ("count", "sum", "mean", "min", "max", "distinct_count")
+_NUMERIC_FUNCTIONS = ("sum", "mean", "min", "max")
+# A window holds at most this many slides (buckets of state per entity and aggregate).
+MAX_BUCKETS_PER_WINDOW = 1440
+
+WhereValue: TypeAlias = str | int | float | bool
+
+
+def parse_event_schema(ddl: str) -> tuple[tuple[str, str], ...]:
+    """``"name type, name type, ..."`` to ``((name, type), ...)``; types as :data:`EVENT_FIELD_TYPES`.
+
+    ``bigint``/``int``/``integer`` read as ``long``, ``float`` as ``double``, ``bool`` as
+    ``boolean``.  A bad schema raises :class:`DefinitionError` saying what is wrong.
+    """
+    if not isinstance(ddl, str):
+        raise DefinitionError(f"event schema: expected a string 'name type, ...', got {ddl!r}")
+    fields: list[tuple[str, str]] = []
+    for part in ddl.split(","):
+        words = part.split()
+        if len(words) != 2:
+            raise DefinitionError(f"event schema: expected 'name type', got {part.strip()!r} in {ddl!r}")
+        name, kind = words[0], _EVENT_TYPE_ALIASES.get(words[1].lower(), words[1].lower())
+        if not _EVENT_FIELD_NAME.match(name):
+            raise DefinitionError(f"event schema: {name!r} is not a valid field name")
+        if kind not in EVENT_FIELD_TYPES:
+            raise DefinitionError(f"event schema: field {name!r} has type {words[1]!r}; use one of {EVENT_FIELD_TYPES}")
+        if any(name == seen for seen, _ in fields):
+            raise DefinitionError(f"event schema: field {name!r} appears twice")
+        fields.append((name, kind))
+    return tuple(fields)
+
+
+def duration_text(seconds: int) -> str:
+    """``3720`` -> ``"1h2m"``, ``86400`` -> ``"24h"``, ``45`` -> ``"45s"``: how errors and plans show durations."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{secs}s" if secs else "")
+    return text or "0s"
+
+
+def _lateness_seconds(value: object, what: str) -> int:
+    """A duration that may be zero (``allowed_lateness``): whole seconds >= 0."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0 or seconds != int(seconds):
+        raise DefinitionError(f"{what} must be a timedelta or a whole number of seconds >= 0, got {value!r}")
+    return int(seconds)
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """Where a streaming view's events come from: a topic of JSON events and their schema.
+
+    * ``schema``: ``"name type, ..."`` with types ``long``, ``double``, ``string``,
+      ``boolean``, ``timestamp`` (:func:`parse_event_schema`); parsed into ``fields``.
+    * ``id_field``: the entity id (``long`` for an ``int64`` entity, ``string`` for a
+      ``string`` one); ``time_field``: the event time (``timestamp`` or ``long`` epoch ms).
+    * ``allowed_lateness``: the watermark delay; an event older than the newest event seen
+      minus this is dropped (counted as *late*).  It also lengthens the derived TTL of
+      windowed features (docs/streaming.md, "Windows").
+    * ``dead_letter_topic``: where rejected records go (``None``: ``<topic>.dead-letters``).
+    """
+
+    topic: str
+    schema: str
+    id_field: str
+    time_field: str
+    allowed_lateness: timedelta | int = timedelta(minutes=1)
+    dead_letter_topic: str | None = None
+    fields: tuple[tuple[str, str], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.topic, str) or not self.topic:
+            raise DefinitionError(f"stream source: topic must be a non-empty topic name, got {self.topic!r}")
+        where = f"stream {self.topic!r}"
+        try:
+            fields = parse_event_schema(self.schema)
+        except DefinitionError as exc:
+            raise DefinitionError(f"{where}: {exc}") from None
+        object.__setattr__(self, "fields", fields)
+        types = dict(fields)
+        if types.get(self.id_field) not in ("long", "string"):
+            raise DefinitionError(f"{where}: id_field {self.id_field!r} must be a long or string field of the schema")
+        if types.get(self.time_field) not in ("timestamp", "long"):
+            raise DefinitionError(
+                f"{where}: time_field {self.time_field!r} must be a timestamp or long (epoch ms) field of the schema"
+            )
+        lateness = _lateness_seconds(self.allowed_lateness, f"{where}: allowed_lateness")
+        object.__setattr__(self, "allowed_lateness", lateness)
+        if self.dead_letter_topic is not None and (
+            not isinstance(self.dead_letter_topic, str) or not self.dead_letter_topic
+        ):
+            raise DefinitionError(
+                f"{where}: dead_letter_topic must be a topic name or None, got {self.dead_letter_topic!r}"
+            )
+
+    @property
+    def types(self) -> dict[str, str]:
+        """Event field -> type."""
+        return dict(self.fields)
+
+    @property
+    def allowed_lateness_seconds(self) -> int:
+        return self.allowed_lateness  # type: ignore[return-value]  # normalised in __post_init__
+
+    @property
+    def dead_letters_topic(self) -> str:
+        """The dead-letter topic: ``dead_letter_topic``, else ``<topic>.dead-letters``."""
+        return self.dead_letter_topic or f"{self.topic}.dead-letters"
+
+
+class _Auto(Enum):
+    AUTO = "AUTO"
+
+    def __repr__(self) -> str:
+        return "AUTO"
+
+
+AUTO = _Auto.AUTO
+"""``Aggregate(default=AUTO)``: 0 for count, distinct_count and sum; ``None`` otherwise."""
+
+
+def _frozen_where(where: object) -> object:
+    """A ``where`` mapping as a read-only copy (``{}`` is no filter); anything else is left for the view to refuse."""
+    if isinstance(where, Mapping):
+        return MappingProxyType(dict(where)) if where else None
+    return where
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A windowed aggregation over the events of an entity, by event time.
+
+    ``Aggregate("item_views_1h", "count", where={"kind": "view"}, window=timedelta(hours=1),
+    slide=timedelta(minutes=5))``.
+
+    * ``fn``: ``count`` (events, or non-null values of ``column``), ``sum``, ``mean``,
+      ``min``, ``max`` (of a long or double ``column``), ``distinct_count`` (distinct
+      non-null values of any non-timestamp ``column``); nulls are ignored.
+    * ``window``/``slide``: whole seconds; ``slide`` (default: ``window``, a tumbling
+      window) must divide ``window``, in at most 1440 steps.  Windows are epoch-aligned.
+    * ``where``: equality filters on event fields, all of which must hold.
+    * ``dtype``: derived (count/distinct_count int64; sum keeps long as int64, double as
+      float64; mean float64; min/max the column's type); float64 may be narrowed to float32.
+    * ``default``: served when the window is empty (``AUTO``: 0 for count, distinct_count
+      and sum, else ``None``).  ``ttl``: derived as ``window + allowed_lateness``.
+    """
+
+    name: str
+    fn: str
+    column: str | None = None
+    _: KW_ONLY
+    window: timedelta | int
+    slide: timedelta | int | None = None
+    where: Mapping[str, WhereValue] | None = field(default=None, hash=False)
+    dtype: DType | str | None = None
+    default: Any = AUTO
+    ttl: timedelta | int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        # checked by the view that holds it, so that errors name the view (FeatureView.__post_init__)
+        object.__setattr__(self, "where", _frozen_where(self.where))
+
+    @property
+    def window_seconds(self) -> int:
+        return self.window  # type: ignore[return-value]  # normalised by the view
+
+    @property
+    def slide_seconds(self) -> int:
+        return self.slide if self.slide is not None else self.window  # type: ignore[return-value]
+
+    @property
+    def is_tumbling(self) -> bool:
+        return self.slide_seconds == self.window_seconds
+
+
+@dataclass(frozen=True)
+class LastValue:
+    """The ``column`` of the entity's latest event (by event time) matching ``where``.
+
+    A null value deletes the field.  An event older than the one the value came from never
+    replaces it.  ``dtype`` keeps the column's type (a timestamp as int64 epoch ms; a double
+    may be narrowed to float32).  ``ttl``: its own, else the view's ``ttl`` (one is needed).
+    """
+
+    name: str
+    column: str
+    _: KW_ONLY
+    where: Mapping[str, WhereValue] | None = field(default=None, hash=False)
+    dtype: DType | str | None = None
+    default: Any = None
+    ttl: timedelta | int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "where", _frozen_where(self.where))
+
+
+@dataclass(frozen=True)
+class SecondsSincePrevious:
+    """Seconds between the entity's latest event and the one before it (by event time).
+
+    Null (the field deleted) for the first event, and when the previous event is ``ttl`` or
+    more before the latest: by then its own value would have expired.  ``dtype`` float64 or
+    float32.  ``ttl``: its own, else the view's ``ttl`` (one is needed).
+    """
+
+    name: str
+    _: KW_ONLY
+    dtype: DType | str = DType.FLOAT64
+    default: Any = None
+    ttl: timedelta | int | None = None
+    description: str = ""
+
+
+Computation: TypeAlias = Aggregate | LastValue | SecondsSincePrevious
+_COMPUTATION_TYPES = (Aggregate, LastValue, SecondsSincePrevious)
+
+
+class _Declaring:
+    """Checks one computation of a view against its stream, with errors naming view and feature."""
+
+    def __init__(self, view: FeatureView, stream: StreamSource, computation: Computation) -> None:
+        self.view, self.stream, self.computation = view, stream, computation
+        self.types = stream.types
+        name = computation.name if isinstance(getattr(computation, "name", None), str) else "?"
+        self.where = f"view {view.name!r}, feature {name!r}"
+
+    def fail(self, message: str) -> DefinitionError:
+        return DefinitionError(f"{self.where}: {message}")
+
+    def column_type(self, column: object, setting: str = "column") -> str:
+        if not isinstance(column, str) or column not in self.types:
+            known = ", ".join(self.types)
+            raise self.fail(f"{setting} {column!r} is not a field of stream {self.stream.topic!r} ({known})")
+        return self.types[column]
+
+    def duration(self, value: object, setting: str) -> int:
+        try:
+            seconds = _seconds(value, setting)  # type: ignore[arg-type]  # checked inside
+        except DefinitionError as exc:
+            raise self.fail(str(exc)) from None
+        if seconds is None:
+            raise self.fail(f"{setting} is required")
+        return seconds
+
+    def where_filter(self, where: object) -> Mapping[str, WhereValue] | None:
+        """Each ``where`` key a non-timestamp field, each value a non-null value of its type."""
+        if where is None:
+            return None
+        if not isinstance(where, Mapping):
+            raise self.fail(f"where must be a mapping {{field: value}}, got {where!r}")
+        checked: dict[str, WhereValue] = {}
+        for key, value in where.items():
+            kind = self.column_type(key, "where field")
+            if kind == "timestamp":
+                raise self.fail(f"where field {key!r} is a timestamp: filter on a long, double, string or boolean")
+            checked[key] = self._where_value(key, kind, value)
+        return MappingProxyType(checked)
+
+    def _where_value(self, key: str, kind: str, value: object) -> WhereValue:
+        fits = {
+            "long": isinstance(value, int) and not isinstance(value, bool),
+            "double": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+            "string": isinstance(value, str),
+            "boolean": isinstance(value, bool),
+        }[kind]
+        if not fits:
+            raise self.fail(f"where {key!r} = {value!r} does not fit the {kind} field {key!r}")
+        return float(value) if kind == "double" else value  # type: ignore[arg-type, return-value]
+
+    def dtype(self, declared: object, derived: DType) -> DType:
+        """The declared dtype when it is the derived one, or float32 for a derived float64."""
+        if declared is None:
+            return derived
+        try:
+            dtype = DType(declared)  # type: ignore[arg-type]
+        except ValueError:
+            raise self.fail(f"dtype {declared!r} is not a dtype ({', '.join(d.value for d in DType)})") from None
+        if dtype is derived or (derived is DType.FLOAT64 and dtype is DType.FLOAT32):
+            return dtype
+        narrowing = " (or float32)" if derived is DType.FLOAT64 else ""
+        raise self.fail(f"dtype {dtype.value!r} does not fit: the computation gives {derived.value}{narrowing}")
+
+    def last_like_ttl(self, ttl: object) -> int:
+        """Its own ttl, else the view's; one of them is required."""
+        if ttl is not None:
+            return self.duration(ttl, "ttl")
+        view_ttl = _seconds(self.view.ttl, f"view {self.view.name!r} ttl")
+        if view_ttl is None:
+            raise self.fail("ttl is required: set ttl= on the feature, or a ttl on the view")
+        return view_ttl
+
+    def feature(self, dtype: DType, default: Any, ttl: int, description: object) -> Feature:
+        """The plain Feature the computation stands for (its checks worded with the view)."""
+        try:
+            return Feature(self.computation.name, dtype, default=default, ttl=ttl, description=description)  # type: ignore[arg-type]
+        except DefinitionError as exc:
+            raise DefinitionError(f"view {self.view.name!r}, {exc}") from None
+
+
+def _declared_aggregate(declaring: _Declaring, agg: Aggregate) -> tuple[Aggregate, Feature]:
+    if agg.fn not in AGGREGATE_FUNCTIONS:
+        raise declaring.fail(f"fn must be one of {', '.join(AGGREGATE_FUNCTIONS)}, got {agg.fn!r}")
+    column_type = None
+    if agg.column is None:
+        if agg.fn != "count":
+            raise declaring.fail(f"{agg.fn} needs a column")
+    else:
+        column_type = declaring.column_type(agg.column)
+        if agg.fn in _NUMERIC_FUNCTIONS and column_type not in ("long", "double"):
+            raise declaring.fail(f"{agg.fn} needs a long or double column; {agg.column!r} is a {column_type}")
+        if agg.fn == "distinct_count" and column_type == "timestamp":
+            raise declaring.fail(f"distinct_count needs a non-timestamp column; {agg.column!r} is a timestamp")
+    window = declaring.duration(agg.window, "window")
+    slide = window if agg.slide is None else declaring.duration(agg.slide, "slide")
+    if slide > window:
+        raise declaring.fail(f"slide {duration_text(slide)} is longer than window {duration_text(window)}")
+    if window % slide:
+        raise declaring.fail(f"slide {duration_text(slide)} does not divide window {duration_text(window)}")
+    if window // slide > MAX_BUCKETS_PER_WINDOW:
+        raise declaring.fail(
+            f"window {duration_text(window)} in steps of {duration_text(slide)} is {window // slide} steps; "
+            f"at most {MAX_BUCKETS_PER_WINDOW} (use a longer slide)"
+        )
+    where = declaring.where_filter(agg.where)
+    derived = _aggregate_dtype(agg.fn, column_type)
+    dtype = declaring.dtype(agg.dtype, derived)
+    default = agg.default
+    if default is AUTO:
+        default = (
+            (0.0 if dtype in (DType.FLOAT32, DType.FLOAT64) else 0)
+            if agg.fn in ("count", "distinct_count", "sum")
+            else None
+        )
+    ttl = window + declaring.stream.allowed_lateness_seconds if agg.ttl is None else declaring.duration(agg.ttl, "ttl")
+    normalised = replace(agg, window=window, slide=slide, where=where)
+    return normalised, declaring.feature(dtype, default, ttl, agg.description)
+
+
+def _aggregate_dtype(fn: str, column_type: str | None) -> DType:
+    if fn in ("count", "distinct_count"):
+        return DType.INT64
+    if fn == "mean":
+        return DType.FLOAT64
+    assert column_type is not None  # sum, min, max have a long or double column (checked before)
+    return _DTYPE_OF_EVENT_TYPE[column_type]
+
+
+def _declared_last_value(declaring: _Declaring, last: LastValue) -> tuple[LastValue, Feature]:
+    column_type = declaring.column_type(last.column)
+    where = declaring.where_filter(last.where)
+    dtype = declaring.dtype(last.dtype, _DTYPE_OF_EVENT_TYPE[column_type])
+    ttl = declaring.last_like_ttl(last.ttl)
+    return replace(last, where=where), declaring.feature(dtype, last.default, ttl, last.description)
+
+
+def _declared_gap(declaring: _Declaring, gap: SecondsSincePrevious) -> tuple[SecondsSincePrevious, Feature]:
+    dtype = declaring.dtype(gap.dtype, DType.FLOAT64)
+    ttl = declaring.last_like_ttl(gap.ttl)
+    return gap, declaring.feature(dtype, gap.default, ttl, gap.description)
+
+
+def _declared(view: FeatureView, stream: StreamSource, computation: Computation) -> tuple[Computation, Feature]:
+    """One computation, checked and normalised, with the plain Feature it writes."""
+    declaring = _Declaring(view, stream, computation)
+    if isinstance(computation, Aggregate):
+        return _declared_aggregate(declaring, computation)
+    if isinstance(computation, LastValue):
+        return _declared_last_value(declaring, computation)
+    return _declared_gap(declaring, computation)
+
+
 @dataclass(frozen=True)
 class FeatureView:
     """A group of features of one entity that are computed and written together.
@@ -326,6 +715,13 @@ class FeatureView:
       ``layout="compact"`` covers every dtype.
     * ``guards`` (batch only): the input and drift guards the batch job checks before it
       writes (:class:`Guards`; the defaults suit a daily date-partitioned source).
+    * ``stream`` (streaming only): the :class:`StreamSource` the view is computed from by
+      ``featurestore stream``.  Its ``features`` are then declared computations
+      (:class:`Aggregate`, :class:`LastValue`, :class:`SecondsSincePrevious`), each turned
+      into a plain :class:`Feature` with its derived dtype, default and TTL, so the codec,
+      the registry and the reader see an ordinary view; :meth:`computation` gives back the
+      declaration.  A streaming view without ``stream`` is written by a hook
+      (``StreamingWriter``) and holds plain Features.
     """
 
     name: str
@@ -341,10 +737,37 @@ class FeatureView:
     guards: Guards = Guards()
     layout: Layout | str = Layout.TEXT
     record_parts: int | None = None
+    stream: StreamSource | None = None
+    # filled in by __post_init__ (feature name -> its normalised declaration); an argument only
+    # so that dataclasses.replace() hands a stream view's declarations to the copy
+    computations: tuple[tuple[str, Computation], ...] = field(default=(), kw_only=True, repr=False)
+
+    if TYPE_CHECKING:  # for type checkers only: `features` also takes computations, turned into Features
+
+        def __init__(
+            self,
+            name: str,
+            entity: Entity,
+            features: Iterable[Feature | Computation],
+            kind: ViewKind | str = ...,
+            ttl: timedelta | int | None = ...,
+            max_age: timedelta | int | None = ...,
+            source: str | None = ...,
+            expectation_suite: str | None = ...,
+            packed: bool = ...,
+            description: str = ...,
+            guards: Guards = ...,
+            layout: Layout | str = ...,
+            record_parts: int | None = ...,
+            stream: StreamSource | None = ...,
+            *,
+            computations: tuple[tuple[str, Computation], ...] = ...,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         # each step normalises what it checks, so the later steps see the normalised values
         self._check_identity()
+        self._declare_computations()
         self._check_features()
         object.__setattr__(self, "ttl", _seconds(self.ttl, f"view {self.name!r} ttl"))
         object.__setattr__(self, "max_age", _seconds(self.max_age, f"view {self.name!r} max_age"))
@@ -377,6 +800,52 @@ class FeatureView:
             allowed = ", ".join(repr(x.value) for x in Layout)
             raise DefinitionError(f"view {self.name!r}: layout must be one of {allowed}, got {self.layout!r}") from None
         object.__setattr__(self, "layout", layout)
+
+    def _declare_computations(self) -> None:
+        """A ``stream=`` view's computations become plain Features (a view without one is untouched)."""
+        declared: tuple[Feature | Computation, ...] = tuple(self.features)
+        if self.stream is None:
+            computed = [c for c in declared if isinstance(c, _COMPUTATION_TYPES)]
+            if computed:
+                raise DefinitionError(
+                    f"view {self.name!r}, feature {computed[0].name!r}: a computed feature needs the view's "
+                    "stream= (a StreamSource to compute it from)"
+                )
+            object.__setattr__(self, "computations", ())
+            return
+        self._check_stream_source()
+        copied = self.computations and all(isinstance(f, Feature) for f in declared)
+        if copied and [f.name for f in declared] == [name for name, _ in self.computations]:
+            declared = tuple(c for _, c in self.computations)  # a copy made by dataclasses.replace()
+        pairs: list[tuple[str, Computation]] = []
+        features: list[Feature] = []
+        for item in declared:
+            if not isinstance(item, _COMPUTATION_TYPES):
+                raise DefinitionError(
+                    f"view {self.name!r}: {item!r} is not a computation; a view with stream= computes every "
+                    "feature (Aggregate, LastValue, SecondsSincePrevious): put hook-written Features in a "
+                    "streaming view without stream="
+                )
+            computation, feature = _declared(self, self.stream, item)
+            pairs.append((feature.name, computation))
+            features.append(feature)
+        object.__setattr__(self, "features", tuple(features))
+        object.__setattr__(self, "computations", tuple(pairs))
+
+    def _check_stream_source(self) -> None:
+        """``stream`` is a StreamSource of a streaming view, its id field typed like the entity's ids."""
+        stream = self.stream
+        if not isinstance(stream, StreamSource):
+            raise DefinitionError(f"view {self.name!r}: stream must be a StreamSource, got {stream!r}")
+        if self.kind is not ViewKind.STREAMING:
+            raise DefinitionError(f"view {self.name!r}: stream= is only for kind='streaming' views")
+        id_type = stream.types[stream.id_field]
+        wanted = _ENTITY_ID_EVENT_TYPE[self.entity.id_dtype]
+        if id_type != wanted:
+            raise DefinitionError(
+                f"view {self.name!r}: stream id_field {stream.id_field!r} is a {id_type}, but entity "
+                f"{self.entity.name!r} has {self.entity.id_dtype} ids (needs a {wanted} field)"
+            )
 
     def _check_features(self) -> None:
         """At least one feature, all :class:`Feature`, names unique; stored as a tuple."""
@@ -501,6 +970,11 @@ class FeatureView:
         if self.record_parts is not None:
             return self.record_parts
         return max(1, -(-typical_record_bytes(self.features) // RECORD_PART_BYTES))
+
+    def computation(self, feature: str) -> Computation | None:
+        """How a ``stream=`` view computes ``feature`` (normalised), or None for a plain feature."""
+        self.feature(feature)  # an unknown name raises FeatureNotFoundError
+        return dict(self.computations).get(feature)
 
     @property
     def packed_features(self) -> tuple[Feature, ...]:
