@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.definitions import EVENT_FIELD_TYPES, StreamSource, parse_event_schema
+from featurestore.readers.errors import ConfigurationError, DefinitionError
 
 __all__ = [
     "DEFAULT_EVENT_SCHEMA",
@@ -44,10 +44,8 @@ __all__ = [
 ]
 
 DEFAULT_EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
-TYPES = ("long", "double", "string", "boolean", "timestamp")
-_ALIASES = {"bigint": "long", "int": "long", "integer": "long", "float": "double", "bool": "boolean"}
+TYPES = EVENT_FIELD_TYPES
 REASONS = ("unparseable", "not_an_object", "missing_id", "missing_event_time", "wrong_type")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_LONG = 2**63 - 1
 
 
@@ -75,26 +73,22 @@ class EventSchema:
     @classmethod
     def parse(cls, ddl: str, id_field: str = "user_id", time_field: str = "event_time") -> EventSchema:
         """From ``"name type, name type, ..."`` (types: long, double, string, boolean, timestamp)."""
-        fields: list[tuple[str, str]] = []
-        for part in ddl.split(","):
-            words = part.split()
-            if len(words) != 2:
-                raise ConfigurationError(f"event schema: expected 'name type', got {part.strip()!r} in {ddl!r}")
-            name, kind = words[0], _ALIASES.get(words[1].lower(), words[1].lower())
-            if not _NAME.match(name):
-                raise ConfigurationError(f"event schema: {name!r} is not a valid field name")
-            if kind not in TYPES:
-                raise ConfigurationError(f"event schema: field {name!r} has type {words[1]!r}; use one of {TYPES}")
-            if any(name == seen for seen, _ in fields):
-                raise ConfigurationError(f"event schema: field {name!r} appears twice")
-            fields.append((name, kind))
-        schema = cls(tuple(fields), id_field, time_field)
+        try:
+            fields = parse_event_schema(ddl)
+        except DefinitionError as exc:
+            raise ConfigurationError(str(exc)) from None
+        schema = cls(fields, id_field, time_field)
         types = dict(fields)
         if types.get(id_field) not in ("long", "string"):
             raise ConfigurationError(f"event schema: the id field {id_field!r} must be a long or string field")
         if types.get(time_field) not in ("timestamp", "long"):
             raise ConfigurationError(f"event schema: the time field {time_field!r} must be a timestamp or long field")
         return schema
+
+    @classmethod
+    def of(cls, source: StreamSource) -> EventSchema:
+        """The schema of a declared stream (already checked when the source was built)."""
+        return cls(source.fields, source.id_field, source.time_field)
 
     @property
     def types(self) -> dict[str, str]:
