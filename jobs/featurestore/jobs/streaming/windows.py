@@ -336,9 +336,7 @@ def fold(program: ViewProgram, state: EntityState, events: Iterable[Mapping[str,
     state.as_of = as_of
     if windows_changed:
         written.update(spec.name for spec in program.aggregates)
-    emission = _emission(program, state, written, ignored)
-    _settle(program, state)
-    return emission
+    return _emission(program, state, written, ignored)
 
 
 def _too_old(program: ViewProgram, ms: int, starts: Mapping[str, int]) -> bool:
@@ -445,27 +443,37 @@ def _add_exact(partials: list[float], x: float) -> list[float]:
 def expire(program: ViewProgram, state: EntityState, timer_ms: int) -> Emission | None:
     """A fired timer: the as-of moves to ``timer_ms``, buckets that left are dropped, windows re-emitted.
 
-    None when it changes nothing (a timer at or before the as-of, e.g. one whose bucket a
-    later event already pushed out, or a state without windows).  When no window holds an
-    event any more and the last values' horizon has passed, the state is forgotten
-    (``state.is_empty``).
+    None when no window changes (a timer at or before the as-of, e.g. one whose bucket a
+    later event already pushed out; a state without windows).  An entity with no window
+    left is forgotten (``state.is_empty``) at its eviction timer, once its last values'
+    horizon has passed: the watermark is then past its as-of, so no later event can be
+    older than what it wrote.
     """
     state.timers.discard(timer_ms)
-    if state.as_of is None or timer_ms <= state.as_of:
+    if state.as_of is None:
         return None
-    had_windows = state.has_windows
-    state.as_of = timer_ms
-    _prune(program, state, timer_ms)
     emission = None
-    if had_windows:
-        emission = _emission(program, state, {spec.name for spec in program.aggregates}, 0)
-    _settle(program, state)
+    if timer_ms > state.as_of:
+        had_windows = state.has_windows
+        state.as_of = timer_ms
+        _prune(program, state, timer_ms)
+        if had_windows:
+            emission = _emission(program, state, {spec.name for spec in program.aggregates}, 0)
+    if not state.has_windows and timer_ms >= _forget_at(program, state):
+        state.clear()
     return emission
+
+
+def _forget_at(program: ViewProgram, state: EntityState) -> int:
+    """When an entity without windows is forgotten: its as-of, or its latest event + ``horizon_ms`` if later."""
+    assert state.as_of is not None
+    latest = state.last_ms if state.last_ms is not None else state.as_of
+    return max(state.as_of, latest + program.horizon_ms)
 
 
 def due_timers(program: ViewProgram, state: EntityState) -> set[int]:
     """The timers the state needs: when each non-empty bucket leaves its window, and, with no
-    window left, when the entity is forgotten (latest event + ``horizon_ms``)."""
+    window left, when the entity is forgotten (its as-of, or latest event + ``horizon_ms``)."""
     due: set[int] = set()
     for spec in program.aggregates:
         if spec.fn == "distinct_count":
@@ -475,16 +483,17 @@ def due_timers(program: ViewProgram, state: EntityState) -> set[int]:
         else:
             starts = state.buckets.get(spec.name, {}).keys()
         due.update(start + spec.window_ms for start in starts)
-    if not due and state.last_ms is not None and program.horizon_ms:
-        due.add(state.last_ms + program.horizon_ms)
+    if not due and state.as_of is not None:
+        due.add(_forget_at(program, state))
     return due
 
 
 def register_timers(program: ViewProgram, state: EntityState) -> list[int]:
     """The due timers not registered yet, in order; records them in ``state.timers``.
 
-    The job registers each with Spark (``handle.registerTimer``) after :func:`fold`.  A
-    registered timer that is no longer due is left to fire: :func:`expire` ignores it.
+    The job registers each with Spark (``handle.registerTimer``) after every :func:`fold`
+    and :func:`expire` (an emptied window adds the eviction timer).  A registered timer
+    that is no longer due is left to fire: :func:`expire` ignores it.
     """
     new = sorted(due_timers(program, state) - state.timers)
     state.timers.update(new)
@@ -508,14 +517,6 @@ def _prune(program: ViewProgram, state: EntityState, as_of: int) -> bool:
                 del buckets[bucket_start]
         pruned = pruned or bool(gone)
     return pruned
-
-
-def _settle(program: ViewProgram, state: EntityState) -> None:
-    """Forget an entity with no window left once its last values' horizon has passed."""
-    if state.has_windows or state.as_of is None:
-        return
-    if state.last_ms is None or state.as_of >= state.last_ms + program.horizon_ms:
-        state.clear()
 
 
 # --- values ------------------------------------------------------------------------------------
