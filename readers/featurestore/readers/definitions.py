@@ -446,7 +446,7 @@ def _frozen_where(where: object) -> object:
 class Aggregate:
     """A windowed aggregation over the events of an entity, by event time.
 
-    ``Aggregate("item_views_1h", "count", where={"kind": "view"}, window=timedelta(hours=1),
+    ``Aggregate("page_views_1h", "count", where={"kind": "view"}, window=timedelta(hours=1),
     slide=timedelta(minutes=5))``.
 
     * ``fn``: ``count`` (events, or non-null values of ``column``), ``sum``, ``mean``,
@@ -533,17 +533,18 @@ Computation: TypeAlias = Aggregate | LastValue | SecondsSincePrevious
 _COMPUTATION_TYPES = (Aggregate, LastValue, SecondsSincePrevious)
 
 
-class _Declaring:
+class _ComputationCheck:
     """Checks one computation of a view against its stream, with errors naming view and feature."""
 
     def __init__(self, view: FeatureView, stream: StreamSource, computation: Computation) -> None:
         self.view, self.stream, self.computation = view, stream, computation
         self.types = stream.types
         name = computation.name if isinstance(getattr(computation, "name", None), str) else "?"
-        self.where = f"view {view.name!r}, feature {name!r}"
+        self.culprit = f"view {view.name!r}, feature {name!r}"
 
     def fail(self, message: str) -> DefinitionError:
-        return DefinitionError(f"{self.where}: {message}")
+        """An error naming the view and the feature (the message names the setting)."""
+        return DefinitionError(f"{self.culprit}: {message}")
 
     def column_type(self, column: object, setting: str = "column") -> str:
         if not isinstance(column, str) or column not in self.types:
@@ -615,43 +616,41 @@ class _Declaring:
             raise DefinitionError(f"view {self.view.name!r}, {exc}") from None
 
 
-def _declared_aggregate(declaring: _Declaring, agg: Aggregate) -> tuple[Aggregate, Feature]:
+def _declared_aggregate(check: _ComputationCheck, agg: Aggregate) -> tuple[Aggregate, Feature]:
     if agg.fn not in AGGREGATE_FUNCTIONS:
-        raise declaring.fail(f"fn must be one of {', '.join(AGGREGATE_FUNCTIONS)}, got {agg.fn!r}")
+        raise check.fail(f"fn must be one of {', '.join(AGGREGATE_FUNCTIONS)}, got {agg.fn!r}")
     column_type = None
     if agg.column is None:
         if agg.fn != "count":
-            raise declaring.fail(f"{agg.fn} needs a column")
+            raise check.fail(f"{agg.fn} needs a column")
     else:
-        column_type = declaring.column_type(agg.column)
+        column_type = check.column_type(agg.column)
         if agg.fn in _NUMERIC_FUNCTIONS and column_type not in ("long", "double"):
-            raise declaring.fail(f"{agg.fn} needs a long or double column; {agg.column!r} is a {column_type}")
+            raise check.fail(f"{agg.fn} needs a long or double column; {agg.column!r} is a {column_type}")
         if agg.fn == "distinct_count" and column_type == "timestamp":
-            raise declaring.fail(f"distinct_count needs a non-timestamp column; {agg.column!r} is a timestamp")
-    window = declaring.duration(agg.window, "window")
-    slide = window if agg.slide is None else declaring.duration(agg.slide, "slide")
+            raise check.fail(f"distinct_count needs a non-timestamp column; {agg.column!r} is a timestamp")
+    window = check.duration(agg.window, "window")
+    slide = window if agg.slide is None else check.duration(agg.slide, "slide")
     if slide > window:
-        raise declaring.fail(f"slide {duration_text(slide)} is longer than window {duration_text(window)}")
+        raise check.fail(f"slide {duration_text(slide)} is longer than window {duration_text(window)}")
     if window % slide:
-        raise declaring.fail(f"slide {duration_text(slide)} does not divide window {duration_text(window)}")
+        raise check.fail(f"slide {duration_text(slide)} does not divide window {duration_text(window)}")
     if window // slide > MAX_BUCKETS_PER_WINDOW:
-        raise declaring.fail(
+        raise check.fail(
             f"window {duration_text(window)} in steps of {duration_text(slide)} is {window // slide} steps; "
             f"at most {MAX_BUCKETS_PER_WINDOW} (use a longer slide)"
         )
-    where = declaring.where_filter(agg.where)
+    where = check.where_filter(agg.where)
     derived = _aggregate_dtype(agg.fn, column_type)
-    dtype = declaring.dtype(agg.dtype, derived)
+    dtype = check.dtype(agg.dtype, derived)
     default = agg.default
-    if default is AUTO:
-        default = (
-            (0.0 if dtype in (DType.FLOAT32, DType.FLOAT64) else 0)
-            if agg.fn in ("count", "distinct_count", "sum")
-            else None
-        )
-    ttl = window + declaring.stream.allowed_lateness_seconds if agg.ttl is None else declaring.duration(agg.ttl, "ttl")
+    if default is AUTO:  # an empty window reads as zero for the additive functions, else as unknown
+        default = None
+        if agg.fn in ("count", "distinct_count", "sum"):
+            default = 0.0 if dtype in (DType.FLOAT32, DType.FLOAT64) else 0
+    ttl = window + check.stream.allowed_lateness_seconds if agg.ttl is None else check.duration(agg.ttl, "ttl")
     normalised = replace(agg, window=window, slide=slide, where=where)
-    return normalised, declaring.feature(dtype, default, ttl, agg.description)
+    return normalised, check.feature(dtype, default, ttl, agg.description)
 
 
 def _aggregate_dtype(fn: str, column_type: str | None) -> DType:
@@ -663,28 +662,28 @@ def _aggregate_dtype(fn: str, column_type: str | None) -> DType:
     return _DTYPE_OF_EVENT_TYPE[column_type]
 
 
-def _declared_last_value(declaring: _Declaring, last: LastValue) -> tuple[LastValue, Feature]:
-    column_type = declaring.column_type(last.column)
-    where = declaring.where_filter(last.where)
-    dtype = declaring.dtype(last.dtype, _DTYPE_OF_EVENT_TYPE[column_type])
-    ttl = declaring.last_like_ttl(last.ttl)
-    return replace(last, where=where), declaring.feature(dtype, last.default, ttl, last.description)
+def _declared_last_value(check: _ComputationCheck, last: LastValue) -> tuple[LastValue, Feature]:
+    column_type = check.column_type(last.column)
+    where = check.where_filter(last.where)
+    dtype = check.dtype(last.dtype, _DTYPE_OF_EVENT_TYPE[column_type])
+    ttl = check.last_like_ttl(last.ttl)
+    return replace(last, where=where), check.feature(dtype, last.default, ttl, last.description)
 
 
-def _declared_gap(declaring: _Declaring, gap: SecondsSincePrevious) -> tuple[SecondsSincePrevious, Feature]:
-    dtype = declaring.dtype(gap.dtype, DType.FLOAT64)
-    ttl = declaring.last_like_ttl(gap.ttl)
-    return gap, declaring.feature(dtype, gap.default, ttl, gap.description)
+def _declared_gap(check: _ComputationCheck, gap: SecondsSincePrevious) -> tuple[SecondsSincePrevious, Feature]:
+    dtype = check.dtype(gap.dtype, DType.FLOAT64)
+    ttl = check.last_like_ttl(gap.ttl)
+    return gap, check.feature(dtype, gap.default, ttl, gap.description)
 
 
 def _declared(view: FeatureView, stream: StreamSource, computation: Computation) -> tuple[Computation, Feature]:
     """One computation, checked and normalised, with the plain Feature it writes."""
-    declaring = _Declaring(view, stream, computation)
+    check = _ComputationCheck(view, stream, computation)
     if isinstance(computation, Aggregate):
-        return _declared_aggregate(declaring, computation)
+        return _declared_aggregate(check, computation)
     if isinstance(computation, LastValue):
-        return _declared_last_value(declaring, computation)
-    return _declared_gap(declaring, computation)
+        return _declared_last_value(check, computation)
+    return _declared_gap(check, computation)
 
 
 @dataclass(frozen=True)

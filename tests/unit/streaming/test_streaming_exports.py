@@ -12,6 +12,7 @@ MODULES = [
     "featurestore.jobs.streaming.guard",
     "featurestore.jobs.streaming.writer",
     "featurestore.jobs.streaming.spark_sink",
+    "featurestore.jobs.streaming.windows",
 ]
 
 
