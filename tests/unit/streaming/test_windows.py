@@ -378,3 +378,18 @@ def test_a_view_of_last_values_only_gives_the_reference_too() -> None:
     for seed in range(40):
         rng = random.Random(f"last/{seed}")
         run_like_the_job(LAST_ONLY, random_stream(rng), rng)
+
+
+def test_the_engine_imports_only_the_standard_library_and_the_definitions() -> None:
+    # no pyspark (the Python workers import it by value) and nothing that does I/O
+    import ast
+    from pathlib import Path
+
+    import featurestore.jobs.streaming.windows as windows
+
+    tree = ast.parse(Path(windows.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    allowed = {"__future__", "collections.abc", "dataclasses", "hashlib", "json", "math", "typing"}
+    assert imported - allowed == {"featurestore.readers.definitions", "featurestore.readers.errors"}
