@@ -254,6 +254,17 @@ def test_a_timer_at_or_before_the_as_of_changes_nothing() -> None:
     assert expire(p, EntityState(), 20 * S) is None  # a timer left over after the state was forgotten
 
 
+def test_timers_fired_out_of_order_skip_a_step_but_never_give_a_wrong_value() -> None:
+    p = program_of(Aggregate("n", "count", window=30, slide=10))
+    events = [ev(1 * S), ev(12 * S), ev(25 * S)]
+    state = EntityState()
+    fold(p, state, events)
+    assert register_timers(p, state) == [30 * S, 40 * S, 50 * S]
+    assert expire(p, state, 40 * S) == Emission(40 * S, {"n": 1}, ("n",)) and reference(p, events, 40 * S) == {"n": 1}
+    assert expire(p, state, 30 * S) is None  # its bucket already left with the as-of
+    assert expire(p, state, 50 * S) == Emission(50 * S, {"n": None}, ("n",))
+
+
 def test_the_program_is_plain_picklable_data() -> None:
     p = program_of(
         Aggregate("views", "count", where={"kind": "view"}, window=60, slide=10),
