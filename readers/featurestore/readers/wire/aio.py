@@ -1,5 +1,8 @@
 """The asyncio wire: the same engine, slot map, retry policy and errors as :mod:`.sync`,
 on ``redis.asyncio`` connections (public ``send_packed_command``/``read_response``).
+
+The round-trip loop is the engine's (:meth:`~.engine.RoundTrip.steps`); this driver only
+awaits what each step asks for: an attempt, a backoff, a slot map refresh.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from redis.backoff import NoBackoff
 
 from ..settings import ConnectionSettings
 from .connection import WireSSLConnection, connection_options
-from .engine import Batch, RefusedReply, RoundTrip
+from .engine import REFRESH, Batch, RefusedReply, RoundTrip
 from .failures import translate_error
 from .resp import ASKING, encode, error_message
 from .retry import Clock, Deadline, RetryPolicy
@@ -175,28 +178,35 @@ class AsyncWire:
                     await self.connect(deadline)
                 slots = [key_slot(k) for k in keys] if self.cluster else [0] * len(keys)
                 trip = RoundTrip.of(slots, self._group, deadline)
-                while True:
-                    batches = trip.batches()
-                    if len(batches) == 1:  # one node (always, standalone): no Task to create
-                        await self._exchange(trip, batches[0], payloads, replies)
-                    else:
-                        await asyncio.gather(*(self._exchange(trip, b, payloads, replies) for b in batches))
-                    if trip.done:
-                        return replies, trip
-                    wait = trip.next_wait()
-                    if wait is None:
-                        raise give_up_error(self.settings, trip, len(keys))
-                    await asyncio.sleep(wait)
-                    if trip.refresh_needed:
+                await self._attempt(trip, trip.batches(), payloads, replies)
+                if trip.done:  # the common case: no loop to enter
+                    return replies, trip
+                for step in trip.steps(attempted=True):
+                    if isinstance(step, list):
+                        await self._attempt(trip, step, payloads, replies)
+                    elif isinstance(step, float):
+                        await asyncio.sleep(step)
+                    elif step is REFRESH:
                         try:
                             await self.refresh(deadline)
                         except (OSError, TimeoutError, redis.RedisError) as exc:
                             trip.last_error = exc
-                        trip.reroute(self._group)
+                if not trip.done:
+                    raise give_up_error(self.settings, trip, len(keys))
+                return replies, trip
         except TimeoutError:
             raise timeout_error(self.settings, deadline) from None
         except RefusedReply as exc:
             raise refused_error(self.settings, exc.message, exc.node) from None
+
+    async def _attempt(
+        self, trip: RoundTrip, batches: list[Batch], payloads: Sequence[bytes], replies: list[Any]
+    ) -> None:
+        """One attempt: each node's share in parallel."""
+        if len(batches) == 1:  # one node (always, standalone): no Task to create
+            await self._exchange(trip, batches[0], payloads, replies)
+        else:
+            await asyncio.gather(*(self._exchange(trip, b, payloads, replies) for b in batches))
 
     async def _exchange(self, trip: RoundTrip, batch: Batch, payloads: Sequence[bytes], replies: list[Any]) -> None:
         pool = self.pool(batch.node)
