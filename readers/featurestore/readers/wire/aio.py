@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis
@@ -27,6 +27,9 @@ from .sync import _STANDALONE, give_up_error, is_refused, refused_error, timeout
 from .topology import Router, SlotMap, key_slot
 
 OnReply = Callable[[int, Any], object]
+# (node name, read-only?) -> a pool with async get_connection()/release()/disconnect(); tests inject fakes
+AsyncPoolFactory = Callable[[str, bool], Any]
+AsyncSleep = Callable[[float], Awaitable[None]]
 
 
 class _AsyncWireMixin:
@@ -87,12 +90,24 @@ def async_options(settings: ConnectionSettings) -> dict[str, Any]:
 
 
 class AsyncWire:
-    """asyncio twin of :class:`~.sync.Wire`: same routing, retries and errors."""
+    """asyncio twin of :class:`~.sync.Wire`: same routing, retries and errors.
+
+    ``clock``, ``sleep`` and ``pool_factory`` are injectable for tests (the deadline's
+    ``asyncio.timeout`` still runs on the event loop's time).
+    """
 
     def __init__(
-        self, settings: ConnectionSettings, *, policy: RetryPolicy | None = None, clock: Clock = time.monotonic
+        self,
+        settings: ConnectionSettings,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Clock = time.monotonic,
+        sleep: AsyncSleep = asyncio.sleep,
+        pool_factory: AsyncPoolFactory | None = None,
     ) -> None:
         self.settings = settings
+        self.sleep = sleep
+        self.pool_factory = pool_factory or self._real_pool
         self.policy = policy or RetryPolicy(seconds=None)
         self.cluster = settings.cluster
         self.replicas = settings.read_from_replicas
@@ -107,16 +122,21 @@ class AsyncWire:
         return self.policy.start(self.clock, seconds)
 
     def pool(self, node: str) -> redis.asyncio.ConnectionPool:
+        """The connection pool of ``node`` (``host:port``), created on first use."""
         found = self.pools.get(node)
         if found is None:
-            kwargs = dict(self.options)
-            if node != _STANDALONE:
-                host, _, port = node.rpartition(":")
-                kwargs.update(host=host, port=int(port))
-                if self.replicas and self.slot_map is not None and node not in self.slot_map.primary_nodes:
-                    kwargs["readonly"] = True
-            found = self.pools[node] = redis.asyncio.ConnectionPool(**kwargs)
+            readonly = self.replicas and self.slot_map is not None and node not in self.slot_map.primary_nodes
+            found = self.pools[node] = self.pool_factory(node, readonly)
         return found
+
+    def _real_pool(self, node: str, readonly: bool) -> redis.asyncio.ConnectionPool:
+        kwargs = dict(self.options)
+        if node != _STANDALONE:
+            host, _, port = node.rpartition(":")
+            kwargs.update(host=host, port=int(port))
+            if readonly:
+                kwargs["readonly"] = True
+        return redis.asyncio.ConnectionPool(**kwargs)
 
     async def connect(self, deadline: Deadline | None = None) -> None:
         if self.cluster and self.slot_map is None:
@@ -185,7 +205,7 @@ class AsyncWire:
                     if isinstance(step, list):
                         await self._attempt(trip, step, payloads, replies)
                     elif isinstance(step, float):
-                        await asyncio.sleep(step)
+                        await self.sleep(step)
                     elif step is REFRESH:
                         try:
                             await self.refresh(deadline)
