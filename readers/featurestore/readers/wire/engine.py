@@ -96,7 +96,6 @@ class RoundTrip:
     deadline: Deadline
     pending: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # unit -> error reply (e.g. WRONGTYPE)
-    failed_on: dict[int, str] = field(default_factory=dict)  # unit -> the node that refused it
     last_error: BaseException | str | None = None
     refresh_needed: bool = False
     retries: int = 0  # units re-sent after a transient error
@@ -171,7 +170,6 @@ class RoundTrip:
                     self._retry(unit, message)
                     continue
                 self.failed[unit] = message
-                self.failed_on[unit] = batch.node
                 continue
             self._retry(unit, message)
             if kind is ReplyKind.ASK and node:

@@ -240,14 +240,12 @@ class Wire:
             return replies, RoundTrip.of([], self._group, deadline)
         self.connect(deadline)
         trip = RoundTrip.of(self.slots(keys), self._group, deadline, repair.matches if repair is not None else None)
-        attempt = None
+        # the first attempt here, the loop only if it left units pending (the common case has none)
         if self.cluster or counts is not None or not self._standalone_attempt(trip, payloads, replies, on_reply):
-            attempt = partial(self._attempt, trip, payloads, counts, with_asking, replies, on_reply)
-            attempt(trip.batches())
-        if trip.done:  # the common case: no loop to enter
+            self._attempt(trip, payloads, counts, with_asking, replies, on_reply, trip.batches())
+        if trip.done:
             return replies, trip
-        if attempt is None:
-            attempt = partial(self._attempt, trip, payloads, counts, with_asking, replies, on_reply)
+        attempt = partial(self._attempt, trip, payloads, counts, with_asking, replies, on_reply)
         self.run(trip, attempt, attempted=True, repair=repair)
         if not trip.done:
             raise self.give_up(trip, len(keys), repair)
