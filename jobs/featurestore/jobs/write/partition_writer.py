@@ -38,9 +38,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-import hiredis
-import redis
-
 from featurestore.jobs.write.commands import BatchWritePlan
 from featurestore.jobs.write.throttle import (
     DEFAULT_ADAPTIVE_TARGET_MS,
@@ -60,6 +57,7 @@ from featurestore.readers.errors import (
 )
 from featurestore.readers.settings import ConnectionSettings, redact_text
 from featurestore.readers.wire import (
+    NETWORK_ERRORS,
     WRITER_RETRY_SECONDS,
     Batch,
     Deadline,
@@ -104,8 +102,6 @@ DEFAULT_IN_FLIGHT = 4  # pipelines per task sent before the oldest one's replies
 DEFAULT_RETRY_SECONDS = WRITER_RETRY_SECONDS  # long enough to ride through a failover
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_FAILURE_SAMPLES = 10
-# Errors that mean "the node or the network": worth a retry (unless is_refused says no).
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, redis.RedisError, hiredis.ProtocolError)
 _HEXPIRE_PROBE_KEY = b"fs:_probe:{hexpire}"  # never exists: the probe is a no-op
 # The adaptive mode per task (rows/s): it starts low and adds a step every 0.2 s while the
 # probe stays within the target, so a load that hurts serving is never started at full speed.
@@ -380,7 +376,7 @@ class PartitionWriter:
         deadline = self.wire.start()
         try:
             self.wire.wait_for_slot_map(deadline)
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             if is_refused(exc):
                 raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
             raise WriteError(
@@ -409,7 +405,7 @@ class PartitionWriter:
         self.links.clear()  # new links take their connections from the wire's current pools
         try:
             self.wire.refresh(deadline)
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             if is_refused(exc):
                 raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
             raise
@@ -479,7 +475,7 @@ class PartitionWriter:
             try:
                 link.open()
                 link.send(payload)
-            except _NETWORK_ERRORS as exc:
+            except NETWORK_ERRORS as exc:
                 if is_refused(exc):
                     raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
                 link.close()
@@ -505,7 +501,7 @@ class PartitionWriter:
             answered = len(batch.units)
             try:
                 link.read(int(ends[-1]), part.lines, errors)
-            except _NETWORK_ERRORS as exc:
+            except NETWORK_ERRORS as exc:
                 link.close()
                 lost = exc
                 answered = int(np.searchsorted(ends, link.received, side="right"))
@@ -663,7 +659,7 @@ def preflight(
         raise exc.with_context(view) from None
     except FeatureStoreError as exc:  # the wire's own errors: unreachable, refused (URL redacted)
         raise WriteError(f"{view}: {exc}") from None
-    except _NETWORK_ERRORS as exc:  # loading a cluster's slot map
+    except NETWORK_ERRORS as exc:  # loading a cluster's slot map
         if is_refused(exc):
             raise refusal(settings, error_message(exc)).with_context(view) from None
         raise WriteError(
