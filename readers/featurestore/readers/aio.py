@@ -1,7 +1,8 @@
 """The asyncio reader: the same plans, commands and decoding as :class:`FeatureReader`.
 
-Only the I/O differs: the asyncio driver of the one wire
-(:class:`featurestore.readers.wire.aio.AsyncWire`), same routing, retries and errors.
+Both are a :class:`~.core.ReaderCore` (requests and decoding, no I/O); only the I/O
+differs: the asyncio driver of the one wire (:class:`featurestore.readers.wire.aio.AsyncWire`),
+same routing, retries and errors.
 """
 
 from __future__ import annotations
@@ -9,46 +10,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import codec
-from .definitions import Catalog, load_catalog
-from .plan import Planner, ReadPlan
-from .reader import BatchDecoder, Features, decode_one, plan_many, refused_read, registry_entries
-from .registry import check_registry
+from .core import Features, ReaderCore
 from .results import FeatureBatch, FeatureVector
-from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings
-from .wire import encode
 from .wire.aio import AsyncWire
 
 if TYPE_CHECKING:
     from .metrics import ReaderMetrics
 
 
-class AsyncFeatureReader:
+class AsyncFeatureReader(ReaderCore[AsyncWire]):
     """asyncio twin of :class:`FeatureReader`; build it with ``await AsyncFeatureReader.connect(url)``."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        catalog: Catalog | str | None = None,
-        cluster: bool | None = None,
-        read_from_replicas: bool | None = None,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        check_registry: bool = True,
-        metrics: ReaderMetrics | None = None,
-    ) -> None:
-        self.settings = ConnectionSettings.from_url(
-            url, cluster=cluster, read_from_replicas=read_from_replicas, timeout=timeout
-        )
-        self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-        self._planner = Planner(self.catalog)
-        self._wire = AsyncWire(self.settings)
-        self._must_check = check_registry
-        self.registry_status: dict[str, str] = {}
-        self.metrics = metrics
-        if metrics is not None:  # per instance: a reader without metrics runs the plain methods
-            self.get = metrics.wrap_async("get", self.get)  # type: ignore[method-assign]
-            self.get_many = metrics.wrap_async("get_many", self.get_many)  # type: ignore[method-assign]
+    def _new_wire(self) -> AsyncWire:
+        return AsyncWire(self.settings)
+
+    def _instrument(self, metrics: ReaderMetrics) -> None:
+        self.get = metrics.wrap_async("get", self.get)  # type: ignore[method-assign]
+        self.get_many = metrics.wrap_async("get_many", self.get_many)  # type: ignore[method-assign]
 
     @classmethod
     async def connect(cls, url: str, **options: Any) -> AsyncFeatureReader:
@@ -65,17 +43,10 @@ class AsyncFeatureReader:
 
     async def check_registry(self) -> dict[str, str]:
         """Compare definitions with what was materialized (see :func:`check_registry`)."""
-        key = codec.REGISTRY_KEY
+        keys, commands = self._registry_request()
         wire = self._wire
-        replies, trip = await wire.round_trip([key], [encode("HGETALL", key)], wire.start(self.settings.timeout))
-        if trip.failed:
-            raise refused_read(self.settings, trip.failed)
-        self.registry_status = check_registry(self.catalog, registry_entries(replies[0]))
-        self._must_check = False
-        return self.registry_status
-
-    def plan(self, features: Features, entity: str | None = None) -> ReadPlan:
-        return self._planner.plan(features, entity)
+        replies, trip = await wire.round_trip(keys, commands, wire.start(self.settings.timeout))
+        return self._registry_checked(replies, trip)
 
     async def get(
         self,
@@ -87,15 +58,12 @@ class AsyncFeatureReader:
         serve_stale: bool = False,
     ) -> FeatureVector:
         """One entity's features with one HMGET (see :meth:`FeatureReader.get`)."""
-        plan = self._planner.plan(features, entity)
-        key = plan.key(entity_id)
+        plan, key, command = self._get_request(entity_id, features, entity)
         if self._must_check:
             await self.check_registry()
         wire = self._wire
-        rows, trip = await wire.round_trip([key], [plan.command(key)], wire.start(timeout or self.settings.timeout))
-        if trip.failed:
-            raise refused_read(self.settings, trip.failed)
-        return decode_one(plan, entity_id, rows[0], serve_stale)
+        rows, trip = await wire.round_trip([key], [command], wire.start(self._seconds(timeout)))
+        return self._vector(plan, entity_id, rows, trip, serve_stale)
 
     async def get_many(
         self,
@@ -107,19 +75,14 @@ class AsyncFeatureReader:
         serve_stale: bool = False,
     ) -> FeatureBatch:
         """Many entities' features in one pipelined round trip (see :meth:`FeatureReader.get_many`)."""
-        plan, keys, commands = plan_many(self._planner, entity_ids, features, entity)
-        decoder = BatchDecoder(plan, len(keys), serve_stale)
+        decoder, keys, commands = self._many_request(entity_ids, features, entity, serve_stale)
         if not keys:
             return decoder.result(entity_ids, [])
         if self._must_check:
             await self.check_registry()
         wire = self._wire
-        rows, trip = await wire.round_trip(keys, commands, wire.start(timeout or self.settings.timeout))
-        if trip.failed:
-            raise refused_read(self.settings, trip.failed)
-        for index, row in enumerate(rows):
-            decoder(index, row)
-        return decoder.result(entity_ids, rows)
+        rows, trip = await wire.round_trip(keys, commands, wire.start(self._seconds(timeout)))
+        return self._batch(decoder, entity_ids, rows, trip, decoded=False)
 
     async def close(self) -> None:
         await self._wire.close()

@@ -6,7 +6,17 @@ from __future__ import annotations
 import pytest
 
 from featurestore.readers.errors import ConfigurationError
-from featurestore.readers.wire import ReplyKind, RetryPolicy, RoundTrip, Router, SlotMap, classify, encode
+from featurestore.readers.wire import (
+    REFRESH,
+    RepairNodes,
+    ReplyKind,
+    RetryPolicy,
+    RoundTrip,
+    Router,
+    SlotMap,
+    classify,
+    encode,
+)
 from featurestore.readers.wire.engine import RefusedReply
 
 
@@ -114,3 +124,55 @@ def test_engine_judges_a_transaction_by_its_real_error_not_execabort() -> None:
     (batch,) = trip.batches()
     trip.replied(batch, [(0, "EXECABORT Transaction discarded"), (0, "MOVED 0 m:2")])
     assert trip.pending == [0] and not trip.failed
+
+
+# --- the one round-trip loop (RoundTrip.steps), as every driver steps through it -------------
+
+
+def test_the_loop_backs_off_refreshes_after_a_redirect_and_resends_only_the_pending_units() -> None:
+    clock = Clock()
+    policy = RetryPolicy(seconds=1.0, jitter=False)
+    trip = RoundTrip.of([0, 0, 0], Router(SlotMap.single("n:1")).group, policy.start(clock))
+    steps = trip.steps()
+    first = next(steps)
+    assert isinstance(first, list) and [(b.node, b.units) for b in first] == [("n:1", [0, 1, 2])]
+    trip.replied(first[0], [(1, "MOVED 0 n:1")])
+    assert next(steps) == 0.025  # the backoff
+    assert next(steps) is REFRESH
+    again = next(steps)
+    assert isinstance(again, list) and [(b.node, b.units) for b in again] == [("n:1", [1])]
+    assert not trip.refresh_needed  # the driver refreshed: routed by its fresh slot map
+    with pytest.raises(StopIteration):
+        next(steps)
+    assert trip.done
+
+
+def test_the_loop_ends_undone_when_the_deadline_passes() -> None:
+    clock = Clock()
+    trip = RoundTrip.of([0], Router(SlotMap.single("n:1")).group, RetryPolicy(seconds=0.2, jitter=False).start(clock))
+    waits: list[float] = []
+    for step in trip.steps():
+        if isinstance(step, list):
+            trip.replied(step[0], [(0, "TRYAGAIN busy")])  # ASK aside, a retry asks for a refresh
+        elif isinstance(step, float):
+            waits.append(step)
+            clock.now += step
+    assert not trip.done and waits == pytest.approx([0.025, 0.05, 0.1])
+    assert trip.last_error == "TRYAGAIN busy"
+
+
+def test_the_loop_asks_for_a_repair_where_a_repairable_reply_came_from() -> None:
+    trip = RoundTrip.of(
+        [0, 0],
+        Router(SlotMap.single("n:1")).group,
+        RetryPolicy(seconds=1.0, jitter=False).start(Clock()),
+        repairable=lambda reply: "not found" in reply,
+    )
+    steps = trip.steps()
+    (batch,) = next(steps)  # type: ignore[misc]
+    trip.replied(batch, [(0, "ERR Function not found"), (1, "WRONGTYPE no")])
+    assert trip.failed == {1: "WRONGTYPE no"} and trip.pending == [0]
+    assert next(steps) == 0.025
+    assert next(steps) == RepairNodes(["n:1"])  # no refresh: the slot map is right
+    (again,) = next(steps)  # type: ignore[misc]
+    assert again.units == [0]

@@ -20,7 +20,8 @@ The bytes come from :mod:`.plan` (pure); every byte goes through the one wire
 (:mod:`featurestore.readers.wire`): each event is one unit of a cluster round trip,
 retried — redirects, lost connections, a failover — until ``retry_seconds`` have passed.
 This module adds what is particular to streaming: the server probe, the choice of
-method, loading the guard function (again, on a node that lost it) and the registry.
+method, loading the guard function (and the wire's :class:`~featurestore.readers.wire.Repair`
+that reloads it, within the same round trip, on a node that lost it) and the registry.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
 from featurestore.readers.errors import (
     ConfigurationError,
     FeatureStoreConnectionError,
+    FeatureStoreError,
     PermissionDeniedError,
     ServerError,
     UnsupportedServerError,
     WriteError,
 )
 from featurestore.readers.settings import ConnectionSettings, redact_text
-from featurestore.readers.wire import ASKING, WRITER_RETRY_SECONDS, Deadline, RetryPolicy, RoundTrip, Wire
+from featurestore.readers.wire import ASKING, WRITER_RETRY_SECONDS, Repair, RetryPolicy, Wire
 
 from .guard import GUARD_LIBRARY, GUARD_LUA, NOT_LOADED
 from .plan import HSET_HEXPIRE, HSETEX, METHODS, EventTime, StreamingWritePlan, WriteStats, event_time_ms
@@ -245,6 +247,13 @@ class StreamingWriter:
                 "the user needs FUNCTION LOAD rights (@scripting), or use guard=False"
             ) from None
 
+    def _reload_function(self, node: str) -> None:
+        """:meth:`_load_function` inside a round trip: its error goes out as it is."""
+        try:
+            self._load_function(node)
+        except FeatureStoreError as exc:
+            raise _ReloadFailed(exc) from None
+
     def _publish(self) -> None:
         entry = codec.registry_entry(self.view, int(time.time() * 1000), run_id=f"stream:{self.view.name}")
         try:
@@ -295,13 +304,11 @@ class StreamingWriter:
         return WriteStats(written=written, skipped=len(units) - written)
 
     def _round_trip(self, units: list[Unit]) -> list[Any]:
-        """Send every unit through the wire; reload the guard where a node lacks it.
+        """Send every unit through the wire, which reloads the guard where a node lacks it.
 
         Safe to retry: a guarded event whose time equals the stored one is written
         again with the same values, and an unguarded write is idempotent.
         """
-        wire = self._wire
-        deadline = wire.start()
         keys = [key for key, _ in units]
         if self.guard:  # one FCALL per event
             payloads = [commands[0] for _, commands in units]
@@ -309,56 +316,35 @@ class StreamingWriter:
         else:
             payloads = [b"".join(commands) for _, commands in units]
             counts = [len(commands) for _, commands in units]
-        replies: list[Any] = [None] * len(units)
-        todo = list(range(len(units)))
-        reloaded = False
-        while True:
-            sub = todo if reloaded else None  # after a reload: only the refused units again
-            got, trip = self._exchange(
-                keys if sub is None else [keys[i] for i in sub],
-                payloads if sub is None else [payloads[i] for i in sub],
-                counts if counts is None or sub is None else [counts[i] for i in sub],
-                _asking(units, sub),
-                deadline,
-            )
-            for position, reply in enumerate(got):
-                replies[todo[position]] = reply
-            if not trip.failed:
-                return replies
-            not_loaded = sorted(p for p, message in trip.failed.items() if NOT_LOADED in message)
-            refused = sorted(set(trip.failed) - set(not_loaded))
-            if refused:
-                key = keys[todo[refused[0]]].decode(errors="replace")
-                raise WriteError(
-                    f"streaming view {self.view.name!r}: Redis refused the write of {key} "
-                    f"at {self.settings.redacted_url}: {redact_text(trip.failed[refused[0]])}"
-                )
-            wait = deadline.next_wait() if reloaded else 0.0  # missing again: back off first
-            if wait is None:
-                raise ServerError(
-                    f"streaming view {self.view.name!r}: the guard function {GUARD_LIBRARY!r} is still "
-                    f"missing on {', '.join(sorted(set(trip.failed_on.values())))} after reloading it"
-                )
-            if wait:
-                wire.sleep(wait)
-            # a node that restarted without persistence, was flushed, or joined since we connected
-            for node in sorted({trip.failed_on[p] for p in not_loaded}):
-                self._load_function(node)
-            todo = [todo[p] for p in not_loaded]
-            reloaded = True
-
-    def _exchange(
-        self,
-        keys: Sequence[bytes],
-        payloads: Sequence[bytes],
-        counts: Sequence[int] | None,
-        with_asking: Callable[[int], bytes] | None,
-        deadline: Deadline,
-    ) -> tuple[list[Any], RoundTrip]:
+        wire = self._wire
         try:
-            return self._wire.round_trip(keys, payloads, deadline, counts=counts, with_asking=with_asking)
+            replies, trip = wire.round_trip(
+                keys, payloads, wire.start(), counts=counts, with_asking=_asking(units), repair=self._guard_repair
+            )
+        except _ReloadFailed as failed:  # already says what was being done
+            raise failed.error from None
         except (FeatureStoreConnectionError, ServerError) as exc:
             raise _in_context(exc, f"writing {len(keys)} events of streaming view {self.view.name!r}") from None
+        if trip.failed:
+            unit = min(trip.failed)
+            raise WriteError(
+                f"streaming view {self.view.name!r}: Redis refused the write of {keys[unit].decode(errors='replace')} "
+                f"at {self.settings.redacted_url}: {redact_text(trip.failed[unit])}"
+            )
+        return replies
+
+    @property
+    def _guard_repair(self) -> Repair | None:
+        """A node that lost the guard function (restarted without persistence, flushed, or
+        joined since we connected) answers ``Function not found``: the wire loads it there
+        and re-sends the events it refused, within the same retry budget."""
+        if not self.guard:
+            return None
+        return Repair(
+            matches=lambda reply: NOT_LOADED in reply,
+            run=self._reload_function,
+            what=f"reloading the out-of-order guard function {GUARD_LIBRARY!r}",
+        )
 
     def record_progress(self, report: Mapping[str, Any], source: str) -> None:
         """Store a stream's progress report (:class:`.events.StreamStats`) in ``fs:stream:<view>``,
@@ -443,15 +429,22 @@ def writer_for_sink(sink: ForeachBatchSink) -> StreamingWriter:
     )  # fmt: skip
 
 
-def _asking(units: list[Unit], sub: list[int] | None) -> Callable[[int], bytes]:
+def _asking(units: list[Unit]) -> Callable[[int], bytes]:
     """Unit ``i`` of a round trip with ``ASKING`` before each of its commands (an ASK redirect
-    holds for the next command only); ``sub`` maps round-trip positions to ``units``."""
+    holds for the next command only)."""
 
     def with_asking(position: int) -> bytes:
-        commands = units[position if sub is None else sub[position]][1]
-        return b"".join([ASKING + command for command in commands])
+        return b"".join([ASKING + command for command in units[position][1]])
 
     return with_asking
+
+
+class _ReloadFailed(Exception):
+    """Carries the error of a guard reload out of the wire's round trip, unchanged."""
+
+    def __init__(self, error: FeatureStoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _in_context(exc: FeatureStoreConnectionError | ServerError, what: str) -> Exception:

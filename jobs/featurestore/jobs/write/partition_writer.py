@@ -13,7 +13,9 @@ driver, only one small stats record per partition).  Each task:
   in a Cluster the rows of a pipeline are grouped by the primary that owns their slot
   (the wire's slot map as a numpy table), every node is written before any is read;
 * keeps each pipeline's retry bookkeeping in a :class:`~featurestore.readers.wire.RoundTrip`
-  (one unit per row): rows that met a connection error, a timeout, ``MOVED``/``ASK``/
+  (one unit per row), and retries through the wire's one loop
+  (:meth:`~featurestore.readers.wire.Wire.run`, with this writer's pipelining links as
+  the attempt): rows that met a connection error, a timeout, ``MOVED``/``ASK``/
   ``TRYAGAIN``/``CLUSTERDOWN`` (and ``LOADING``/``MASTERDOWN``/``READONLY``) are re-sent
   with the wire's backoff and a fresh slot map, for at most ``retry_seconds`` per
   pipeline (the wire's :class:`~featurestore.readers.wire.RetryPolicy`), then the task
@@ -36,9 +38,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-import hiredis
-import redis
-
 from featurestore.jobs.write.commands import BatchWritePlan
 from featurestore.jobs.write.throttle import (
     DEFAULT_ADAPTIVE_TARGET_MS,
@@ -58,6 +57,7 @@ from featurestore.readers.errors import (
 )
 from featurestore.readers.settings import ConnectionSettings, redact_text
 from featurestore.readers.wire import (
+    NETWORK_ERRORS,
     WRITER_RETRY_SECONDS,
     Batch,
     Deadline,
@@ -102,8 +102,6 @@ DEFAULT_IN_FLIGHT = 4  # pipelines per task sent before the oldest one's replies
 DEFAULT_RETRY_SECONDS = WRITER_RETRY_SECONDS  # long enough to ride through a failover
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_FAILURE_SAMPLES = 10
-# Errors that mean "the node or the network": worth a retry (unless is_refused says no).
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, redis.RedisError, hiredis.ProtocolError)
 _HEXPIRE_PROBE_KEY = b"fs:_probe:{hexpire}"  # never exists: the probe is a no-op
 # The adaptive mode per task (rows/s): it starts low and adds a step every 0.2 s while the
 # probe stays within the target, so a load that hurts serving is never started at full speed.
@@ -189,20 +187,6 @@ def _writer_wire(settings: ConnectionSettings, retry_seconds: float, timeout: fl
     """The wire of a write: primaries only, ``timeout`` per socket operation, and a
     retry budget of ``retry_seconds`` (no I/O yet)."""
     return Wire(settings, policy=RetryPolicy(seconds=retry_seconds), timeout=timeout, replicas=False)
-
-
-def _load_slot_map(wire: Wire, deadline: Deadline) -> None:
-    """Load a cluster's slot map (a standalone server needs none), retrying with the
-    wire's backoff until ``deadline``.  Raises the last redis-py/socket error, at once
-    when the server refused the handshake (wrong password, ACL)."""
-    while wire.slot_map is None:
-        try:
-            wire.refresh(deadline)
-        except _NETWORK_ERRORS as exc:
-            wait = None if is_refused(exc) else deadline.next_wait()
-            if wait is None:
-                raise
-            wire.sleep(wait)
 
 
 def _supports_hexpire(wire: Wire, seconds: float) -> bool:
@@ -360,7 +344,7 @@ class PartitionWriter:
                 self.budget.wait(size)
             trip = RoundTrip.of(unit_slots, self._group, self.wire.start())
             flight = _Flight(batch, encoded, start, size, trip)
-            self._send(flight)
+            self._send(flight, trip.batches())
             self.inflight.append(flight)
             if self.adaptive is not None and self.pacer is not None:
                 # probed while this pipeline is in flight: the wait an inference call sees now
@@ -391,8 +375,8 @@ class PartitionWriter:
             return
         deadline = self.wire.start()
         try:
-            _load_slot_map(self.wire, deadline)
-        except _NETWORK_ERRORS as exc:
+            self.wire.wait_for_slot_map(deadline)
+        except NETWORK_ERRORS as exc:
             if is_refused(exc):
                 raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
             raise WriteError(
@@ -413,21 +397,22 @@ class PartitionWriter:
         self.probes += 1
         return clock() - started
 
-    def _refresh(self, trip: RoundTrip) -> None:
-        """Reconnect, and reload the slot map (a standalone server: reconnect only)."""
+    def _refresh(self, deadline: Deadline) -> None:
+        """Reconnect, and reload the slot map (a standalone server: reconnect only); the
+        wire's loop keeps a network error as the trip's last error and goes on."""
         for link in self.links.values():
             link.close()
         self.links.clear()  # new links take their connections from the wire's current pools
         try:
-            self.wire.refresh(trip.deadline)
-        except _NETWORK_ERRORS as exc:  # the next attempt uses the slot map we have
+            self.wire.refresh(deadline)
+        except NETWORK_ERRORS as exc:
             if is_refused(exc):
                 raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
-            trip.last_error = exc
-        slot_map = self.wire.slot_map
-        if slot_map is not None and (self.table is None or self.table.source is not slot_map):
-            self.table = _SlotTable(slot_map)
-        trip.reroute(self._group)
+            raise
+        finally:
+            slot_map = self.wire.slot_map
+            if slot_map is not None and (self.table is None or self.table.source is not slot_map):
+                self.table = _SlotTable(slot_map)
 
     def _group(self, slots: Sequence[int], units: list[int]) -> dict[str, list[int]]:
         """The engine's ``group``: ``units`` (rows of a pipeline) by the primary of their
@@ -460,14 +445,14 @@ class PartitionWriter:
 
     # --- one attempt: send, then collect --------------------------------------------
 
-    def _send(self, flight: _Flight) -> None:
-        """Route the pipeline's pending rows and write each node's part (no reads)."""
+    def _send(self, flight: _Flight, batches: list[Batch]) -> None:
+        """Write each node's part of the pipeline (``batches``: the engine's routing), no reads."""
         import numpy as np
 
         from featurestore.jobs.write.bulk_encoder import payload_bytes, with_asking
 
         encoded = flight.encoded
-        for batch in flight.trip.batches():
+        for batch in batches:
             units = batch.units
             first = flight.start + units[0]
             contiguous = units[-1] - units[0] + 1 == len(units)
@@ -490,7 +475,7 @@ class PartitionWriter:
             try:
                 link.open()
                 link.send(payload)
-            except _NETWORK_ERRORS as exc:
+            except NETWORK_ERRORS as exc:
                 if is_refused(exc):
                     raise WriteError(f"{self.where}: Redis refused the connection: {_refused(exc)}") from None
                 link.close()
@@ -516,7 +501,7 @@ class PartitionWriter:
             answered = len(batch.units)
             try:
                 link.read(int(ends[-1]), part.lines, errors)
-            except _NETWORK_ERRORS as exc:
+            except NETWORK_ERRORS as exc:
                 link.close()
                 lost = exc
                 answered = int(np.searchsorted(ends, link.received, side="right"))
@@ -561,32 +546,27 @@ class PartitionWriter:
             self._settle(each)
 
     def _retry(self, flight: _Flight) -> None:
-        """Re-send the pipeline's pending rows with the wire's backoff and a fresh topology
-        until they are done or ``retry_seconds`` have passed (then WriteError)."""
+        """Re-send the pipeline's pending rows through the wire's loop (its backoff, a fresh
+        topology) until they are done or ``retry_seconds`` have passed (then WriteError)."""
         trip = flight.trip
         # The budget runs from the first retry: a pipeline drained behind another one's
         # retries keeps all of it.
         trip.deadline = self.wire.start()
-        while not trip.done:
-            wait = trip.next_wait()
-            if wait is None:
-                pending = len(trip.pending)
-                attempts = trip.deadline.attempt
-                self.stats.fail(
-                    f"{self.where}: gave up on {pending} rows after {attempts} attempts: {_describe(trip.last_error)}",
-                    count=pending,
-                )
-                raise WriteError(
-                    f"{self.where}: could not write {pending} rows within {self.options.retry_seconds:g}s "
-                    f"({attempts} attempts); last error: {_describe(trip.last_error)}. "
-                    "Writes are idempotent: re-run the job once Redis is reachable."
-                )
+
+        def attempt(batches: list[Batch]) -> None:
             self.stats.retries += 1
-            self.wire.sleep(wait)
-            if trip.refresh_needed:
-                self._refresh(trip)
-            self._send(flight)
+            self._send(flight, batches)
             self._collect(flight)
+
+        self.wire.run(trip, attempt, attempted=True, refresh=self._refresh)
+        if not trip.done:
+            pending, attempts, last = len(trip.pending), trip.deadline.attempt, _describe(trip.last_error)
+            self.stats.fail(f"{self.where}: gave up on {pending} rows after {attempts} attempts: {last}", count=pending)
+            raise WriteError(
+                f"{self.where}: could not write {pending} rows within {self.options.retry_seconds:g}s "
+                f"({attempts} attempts); last error: {last}. "
+                "Writes are idempotent: re-run the job once Redis is reachable."
+            )
 
     def _settle(self, flight: _Flight) -> None:
         failed = flight.trip.failed
@@ -672,14 +652,14 @@ def preflight(
     view = f"view {plan.view.name!r}"
     deadline = wire.start()
     try:
-        _load_slot_map(wire, deadline)
+        wire.wait_for_slot_map(deadline)
         wire.execute("PING", seconds=max(deadline.remaining(), 0.001))
         supported = plan.field_ttl is None or _supports_hexpire(wire, max(deadline.remaining(), 0.001))
     except (AuthenticationError, PermissionDeniedError) as exc:  # its own class: the fix is not a re-run
         raise exc.with_context(view) from None
     except FeatureStoreError as exc:  # the wire's own errors: unreachable, refused (URL redacted)
         raise WriteError(f"{view}: {exc}") from None
-    except _NETWORK_ERRORS as exc:  # loading a cluster's slot map
+    except NETWORK_ERRORS as exc:  # loading a cluster's slot map
         if is_refused(exc):
             raise refusal(settings, error_message(exc)).with_context(view) from None
         raise WriteError(
@@ -767,12 +747,7 @@ def write_view(
     one (e.g. ``WRONGTYPE``), are counted in ``failed`` instead.
     """
     chosen = catalog.view(view) if isinstance(view, str) else view
-    if not chosen.is_batch:
-        raise WriteError(f"view {chosen.name!r} is a streaming view: write it with the streaming hook")
-    if max_writes_per_sec is not None and max_writes_per_sec <= 0:
-        raise WriteError(f"view {chosen.name!r}: max_writes_per_sec must be > 0, got {max_writes_per_sec!r}")
-    if adaptive and adaptive_target_ms <= 0:
-        raise WriteError(f"view {chosen.name!r}: adaptive_target_ms must be > 0, got {adaptive_target_ms!r}")
+    _check_arguments(chosen, max_writes_per_sec, adaptive, adaptive_target_ms)
     settings = ConnectionSettings.from_url(redis_url)
     plan = BatchWritePlan.build(catalog, chosen)
     check_columns(df, chosen)
@@ -800,11 +775,32 @@ def write_view(
             f"view {chosen.name!r}: the write to {settings.redacted_url} failed in Spark: "
             f"{redact_text(_last_line(str(exc)))}"
         ) from None
-    seconds = time.monotonic() - started
+    stats = _summed_stats(records, time.monotonic() - started)
+    log.info(
+        "wrote %d of %d rows (%d entities, %d failed, %d retries) to %s in %.1fs", stats.written, stats.rows,
+        stats.entities, stats.failed, stats.retries, settings.redacted_url, stats.seconds, extra={"view": chosen.name},
+    )  # fmt: skip
+    _raise_if_a_task_gave_up(records, stats, settings, chosen.name)
+    return stats
+
+
+def _check_arguments(
+    view: FeatureView, max_writes_per_sec: float | None, adaptive: bool, adaptive_target_ms: float
+) -> None:
+    if not view.is_batch:
+        raise WriteError(f"view {view.name!r} is a streaming view: write it with the streaming hook")
+    if max_writes_per_sec is not None and max_writes_per_sec <= 0:
+        raise WriteError(f"view {view.name!r}: max_writes_per_sec must be > 0, got {max_writes_per_sec!r}")
+    if adaptive and adaptive_target_ms <= 0:
+        raise WriteError(f"view {view.name!r}: adaptive_target_ms must be > 0, got {adaptive_target_ms!r}")
+
+
+def _summed_stats(records: Sequence[Any], seconds: float) -> BatchWriteStats:
+    """The tasks' stats records summed on the driver (a few failure samples kept)."""
     failures: list[str] = []
     for record in records:
         failures += [m for m in (record["failures"] or []) if len(failures) < MAX_FAILURE_SAMPLES]
-    stats = BatchWriteStats(
+    return BatchWriteStats(
         rows=sum(r["rows"] for r in records),
         entities=sum(r["entities"] for r in records),
         written=sum(r["written"] for r in records),
@@ -813,18 +809,18 @@ def write_view(
         seconds=seconds,
         failures=tuple(failures),
     )
-    log.info(
-        "wrote %d of %d rows (%d entities, %d failed, %d retries) to %s in %.1fs", stats.written, stats.rows,
-        stats.entities, stats.failed, stats.retries, settings.redacted_url, seconds, extra={"view": chosen.name},
-    )  # fmt: skip
+
+
+def _raise_if_a_task_gave_up(
+    records: Sequence[Any], stats: BatchWriteStats, settings: ConnectionSettings, view: str
+) -> None:
     fatal = [r["fatal"] for r in records if r["fatal"]]
     if fatal:
         counts = f"{len(fatal)} of {len(records)} tasks gave up; {stats.written} of {stats.rows} rows written"
         reply = _refusal_reply(fatal[0])
         if reply is not None:  # permission or authentication: its own class, naming the user and the fix
-            raise refusal(settings, reply).with_context(f"view {chosen.name!r} ({counts})")
+            raise refusal(settings, reply).with_context(f"view {view!r} ({counts})")
         raise WriteError(f"{fatal[0]} ({counts})")
-    return stats
 
 
 def _refused(exc: BaseException) -> str:

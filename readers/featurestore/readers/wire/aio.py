@@ -1,12 +1,15 @@
 """The asyncio wire: the same engine, slot map, retry policy and errors as :mod:`.sync`,
 on ``redis.asyncio`` connections (public ``send_packed_command``/``read_response``).
+
+The round-trip loop is the engine's (:meth:`~.engine.RoundTrip.steps`); this driver only
+awaits what each step asks for: an attempt, a backoff, a slot map refresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis
@@ -16,7 +19,7 @@ from redis.backoff import NoBackoff
 
 from ..settings import ConnectionSettings
 from .connection import WireSSLConnection, connection_options
-from .engine import Batch, RefusedReply, RoundTrip
+from .engine import REFRESH, Batch, RefusedReply, RoundTrip
 from .failures import translate_error
 from .resp import ASKING, encode, error_message
 from .retry import Clock, Deadline, RetryPolicy
@@ -24,6 +27,9 @@ from .sync import _STANDALONE, give_up_error, is_refused, refused_error, timeout
 from .topology import Router, SlotMap, key_slot
 
 OnReply = Callable[[int, Any], object]
+# (node name, read-only?) -> a pool with async get_connection()/release()/disconnect(); tests inject fakes
+AsyncPoolFactory = Callable[[str, bool], Any]
+AsyncSleep = Callable[[float], Awaitable[None]]
 
 
 class _AsyncWireMixin:
@@ -84,12 +90,24 @@ def async_options(settings: ConnectionSettings) -> dict[str, Any]:
 
 
 class AsyncWire:
-    """asyncio twin of :class:`~.sync.Wire`: same routing, retries and errors."""
+    """asyncio twin of :class:`~.sync.Wire`: same routing, retries and errors.
+
+    ``clock``, ``sleep`` and ``pool_factory`` are injectable for tests (the deadline's
+    ``asyncio.timeout`` still runs on the event loop's time).
+    """
 
     def __init__(
-        self, settings: ConnectionSettings, *, policy: RetryPolicy | None = None, clock: Clock = time.monotonic
+        self,
+        settings: ConnectionSettings,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Clock = time.monotonic,
+        sleep: AsyncSleep = asyncio.sleep,
+        pool_factory: AsyncPoolFactory | None = None,
     ) -> None:
         self.settings = settings
+        self.sleep = sleep
+        self.pool_factory = pool_factory or self._real_pool
         self.policy = policy or RetryPolicy(seconds=None)
         self.cluster = settings.cluster
         self.replicas = settings.read_from_replicas
@@ -104,16 +122,21 @@ class AsyncWire:
         return self.policy.start(self.clock, seconds)
 
     def pool(self, node: str) -> redis.asyncio.ConnectionPool:
+        """The connection pool of ``node`` (``host:port``), created on first use."""
         found = self.pools.get(node)
         if found is None:
-            kwargs = dict(self.options)
-            if node != _STANDALONE:
-                host, _, port = node.rpartition(":")
-                kwargs.update(host=host, port=int(port))
-                if self.replicas and self.slot_map is not None and node not in self.slot_map.primary_nodes:
-                    kwargs["readonly"] = True
-            found = self.pools[node] = redis.asyncio.ConnectionPool(**kwargs)
+            readonly = self.replicas and self.slot_map is not None and node not in self.slot_map.primary_nodes
+            found = self.pools[node] = self.pool_factory(node, readonly)
         return found
+
+    def _real_pool(self, node: str, readonly: bool) -> redis.asyncio.ConnectionPool:
+        kwargs = dict(self.options)
+        if node != _STANDALONE:
+            host, _, port = node.rpartition(":")
+            kwargs.update(host=host, port=int(port))
+            if readonly:
+                kwargs["readonly"] = True
+        return redis.asyncio.ConnectionPool(**kwargs)
 
     async def connect(self, deadline: Deadline | None = None) -> None:
         if self.cluster and self.slot_map is None:
@@ -175,28 +198,35 @@ class AsyncWire:
                     await self.connect(deadline)
                 slots = [key_slot(k) for k in keys] if self.cluster else [0] * len(keys)
                 trip = RoundTrip.of(slots, self._group, deadline)
-                while True:
-                    batches = trip.batches()
-                    if len(batches) == 1:  # one node (always, standalone): no Task to create
-                        await self._exchange(trip, batches[0], payloads, replies)
-                    else:
-                        await asyncio.gather(*(self._exchange(trip, b, payloads, replies) for b in batches))
-                    if trip.done:
-                        return replies, trip
-                    wait = trip.next_wait()
-                    if wait is None:
-                        raise give_up_error(self.settings, trip, len(keys))
-                    await asyncio.sleep(wait)
-                    if trip.refresh_needed:
+                await self._attempt(trip, trip.batches(), payloads, replies)
+                if trip.done:  # the common case: no loop to enter
+                    return replies, trip
+                for step in trip.steps(attempted=True):
+                    if isinstance(step, list):
+                        await self._attempt(trip, step, payloads, replies)
+                    elif isinstance(step, float):
+                        await self.sleep(step)
+                    elif step is REFRESH:
                         try:
                             await self.refresh(deadline)
                         except (OSError, TimeoutError, redis.RedisError) as exc:
                             trip.last_error = exc
-                        trip.reroute(self._group)
+                if not trip.done:
+                    raise give_up_error(self.settings, trip, len(keys))
+                return replies, trip
         except TimeoutError:
             raise timeout_error(self.settings, deadline) from None
         except RefusedReply as exc:
             raise refused_error(self.settings, exc.message, exc.node) from None
+
+    async def _attempt(
+        self, trip: RoundTrip, batches: list[Batch], payloads: Sequence[bytes], replies: list[Any]
+    ) -> None:
+        """One attempt: each node's share in parallel."""
+        if len(batches) == 1:  # one node (always, standalone): no Task to create
+            await self._exchange(trip, batches[0], payloads, replies)
+        else:
+            await asyncio.gather(*(self._exchange(trip, b, payloads, replies) for b in batches))
 
     async def _exchange(self, trip: RoundTrip, batch: Batch, payloads: Sequence[bytes], replies: list[Any]) -> None:
         pool = self.pool(batch.node)

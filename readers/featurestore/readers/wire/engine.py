@@ -3,32 +3,45 @@
 Callers send *units*: the commands of one key (one ``HMGET`` for the reader, a row's
 ``HSET``/``HDEL``/``EXPIRE`` for the batch writer, an event's ``HSETEX``/``FCALL`` for
 the streaming writer).  A :class:`RoundTrip` says which units go to which node in each
-attempt, takes what came back, and decides what happens next::
+attempt, takes what came back, and decides what happens next.  It owns the one
+round-trip loop, :meth:`RoundTrip.steps`: a generator of what to do next, which every
+driver steps through doing only the I/O::
 
-    trip = RoundTrip(slots, router.group, deadline)
-    while True:
-        for batch in trip.batches():
-            ...send batch.units to batch.node (ASKING before each command if batch.asking)
-        for batch in sent:
+    for step in trip.steps():
+        if isinstance(step, list):         # an attempt: a Batch per node
+            ...send each batch.units to batch.node (ASKING before each command if batch.asking),
             ...read the replies; trip.replied(batch, errors) or trip.lost(batch, exc, answered)
-        if trip.done:
-            break
-        wait = trip.next_wait()            # None: the deadline has passed
-        ...sleep(wait); if trip.refresh_needed: reload the slot map, trip.reroute(router.group)
+        elif isinstance(step, float):      # the backoff before the next attempt
+            ...sleep(step)
+        elif step is REFRESH:              # reload the slot map (on error: trip.last_error = exc)
+            ...
+        else:                              # RepairNodes: the caller's repair on those nodes
+            ...
+    if not trip.done:
+        ...give up: the deadline has passed
 
-The drivers (sync: :mod:`.sync`, asyncio: :mod:`.aio`) do the I/O; this class can be
-unit-tested with byte-level fake replies and an injected clock.
+The drivers: :meth:`.sync.Wire.run` (the sync reader, the streaming writer, the batch
+writer's retries) and :meth:`.aio.AsyncWire.round_trip` (the asyncio reader).  The loop is
+unit-tested here with byte-level fake replies and an injected clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .resp import ReplyKind, classify
 from .retry import Deadline
 
 Group = Callable[[Sequence[int], list[int]], dict[str, list[int]]]
+
+
+class _Refresh:
+    def __repr__(self) -> str:
+        return "REFRESH"
+
+
+REFRESH = _Refresh()  # the step "reload the slot map" (then the engine routes with it)
 
 
 class RefusedReply(Exception):
@@ -49,6 +62,31 @@ class Batch:
     asking: bool = False
 
 
+@dataclass(frozen=True)
+class Repair:
+    """Error replies the caller can fix between attempts, and how (e.g. the streaming
+    writer's guard function, lost by a node that restarted without persistence).
+
+    ``matches(reply)``: this failed reply is one the repair fixes; ``run(node)`` fixes it
+    on ``node`` (before the next attempt, within the same deadline); ``what`` names the
+    repair in the error raised when the deadline passes with the reply still coming back.
+    """
+
+    matches: Callable[[str], bool]
+    run: Callable[[str], None]
+    what: str
+
+
+@dataclass(frozen=True)
+class RepairNodes:
+    """The step "run the caller's :class:`Repair` on these nodes"."""
+
+    nodes: list[str]
+
+
+Step = list[Batch] | float | _Refresh | RepairNodes
+
+
 @dataclass
 class RoundTrip:
     """The state of one operation over many units, across attempts until its deadline."""
@@ -58,10 +96,11 @@ class RoundTrip:
     deadline: Deadline
     pending: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # unit -> error reply (e.g. WRONGTYPE)
-    failed_on: dict[int, str] = field(default_factory=dict)  # unit -> the node that refused it
     last_error: BaseException | str | None = None
     refresh_needed: bool = False
     retries: int = 0  # units re-sent after a transient error
+    repairable: Callable[[str], bool] | None = None  # failed replies the caller repairs (Repair.matches)
+    repair_on: set[str] = field(default_factory=set)  # nodes that answered a repairable reply last
     _asking: dict[int, str] = field(default_factory=dict)  # unit -> node named by ASK
 
     def __post_init__(self) -> None:
@@ -69,8 +108,10 @@ class RoundTrip:
             self.pending = list(range(len(self.slots)))
 
     @classmethod
-    def of(cls, slots: Sequence[int], group: Group, deadline: Deadline) -> RoundTrip:
-        return cls(slots=slots, group=group, deadline=deadline)
+    def of(
+        cls, slots: Sequence[int], group: Group, deadline: Deadline, repairable: Callable[[str], bool] | None = None
+    ) -> RoundTrip:
+        return cls(slots=slots, group=group, deadline=deadline, repairable=repairable)
 
     @property
     def done(self) -> bool:
@@ -124,8 +165,11 @@ class RoundTrip:
             if kind is ReplyKind.FATAL:
                 raise RefusedReply(message, batch.node)
             if kind is ReplyKind.FAILED:
+                if self.repairable is not None and self.repairable(message):
+                    self.repair_on.add(batch.node)
+                    self._retry(unit, message)
+                    continue
                 self.failed[unit] = message
-                self.failed_on[unit] = batch.node
                 continue
             self._retry(unit, message)
             if kind is ReplyKind.ASK and node:
@@ -148,3 +192,28 @@ class RoundTrip:
         """The wait before the next attempt, or None when the deadline has passed."""
         self.pending.sort()
         return self.deadline.next_wait()
+
+    def steps(self, attempted: bool = False) -> Iterator[Step]:
+        """The round-trip loop: what the driver does next, until every unit is done or
+        the deadline has passed (then the generator ends with ``done`` still False).
+
+        Each attempt (a list of :class:`Batch`) is followed, while units are pending, by
+        the backoff (a float: the seconds to sleep), :data:`REFRESH` when a redirect or a
+        lost connection asks for a fresh slot map, and :class:`RepairNodes` when nodes
+        answered a reply the caller repairs.  ``attempted``: the driver already made the
+        first attempt (e.g. a pipelined first send), start with the backoff.
+        """
+        if not attempted:
+            yield self.batches()
+        while self.pending:
+            wait = self.next_wait()
+            if wait is None:
+                return
+            yield wait
+            if self.refresh_needed:
+                yield REFRESH
+                self.refresh_needed = False  # routed by the driver's (now fresh) slot map
+            if self.repair_on:
+                nodes, self.repair_on = sorted(self.repair_on), set()
+                yield RepairNodes(nodes)
+            yield self.batches()

@@ -1,12 +1,14 @@
 """The sync wire: raw RESP send/receive on the connections of :mod:`.connection`, driven
 by the :class:`~.engine.RoundTrip` engine.  Every synchronous byte to and from Redis —
-the reader, the batch writer and the streaming writer — goes through :class:`Wire`.
+the reader, the batch writer and the streaming writer — goes through :class:`Wire`, and
+every synchronous retry through :meth:`Wire.run`, the sync driver of the engine's loop.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import hiredis
@@ -15,7 +17,7 @@ import redis
 from ..errors import FeatureStoreTimeout, ServerError
 from ..settings import ConnectionSettings
 from .connection import connection_options, node_pool
-from .engine import Batch, RefusedReply, RoundTrip
+from .engine import Batch, RefusedReply, Repair, RepairNodes, RoundTrip
 from .failures import refusal, translate_error
 from .resp import ASKING, ReplyKind, classify, encode, error_message
 from .retry import Clock, Deadline, RetryPolicy
@@ -25,6 +27,10 @@ OnReply = Callable[[int, Any], object]
 # (node name, read-only?) -> a pool with get_connection()/release()/disconnect(); tests inject fakes
 PoolFactory = Callable[[str, bool], Any]
 Sleep = Callable[[float], None]
+Attempt = Callable[[list[Batch]], None]  # one attempt's I/O: send the batches, report to the trip
+Refresh = Callable[[Deadline], None]
+# what a broken connection or an unreachable node raises (hiredis: a reply cut mid-way)
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, redis.RedisError, hiredis.ProtocolError)
 _READ_SIZE = 65536
 _STANDALONE = "server"  # the one node's name in a standalone "slot map"
 
@@ -149,6 +155,19 @@ class Wire:
             except (OSError, redis.RedisError) as exc:
                 raise self.translate(exc, "loading the cluster's slot map") from None
 
+    def wait_for_slot_map(self, deadline: Deadline) -> None:
+        """Load a cluster's slot map (a standalone server needs none), retrying with the
+        policy's backoff until ``deadline`` (the writers: a cluster mid-failover).  Raises
+        the last redis-py/socket error, at once when the server refused the handshake."""
+        while self.slot_map is None:
+            try:
+                self.refresh(deadline)
+            except NETWORK_ERRORS as exc:
+                wait = None if is_refused(exc) else deadline.next_wait()
+                if wait is None:
+                    raise
+                self.sleep(wait)
+
     def refresh(self, deadline: Deadline) -> None:
         """Reload the slot map from the first node that answers ``CLUSTER SLOTS``."""
         if not self.cluster:
@@ -203,6 +222,7 @@ class Wire:
         counts: Sequence[int] | None = None,
         on_reply: OnReply | None = None,
         with_asking: Callable[[int], bytes] | None = None,
+        repair: Repair | None = None,
     ) -> tuple[list[Any], RoundTrip]:
         """Send one unit per key and return each unit's replies, in order.
 
@@ -211,53 +231,86 @@ class Wire:
         ``counts[i]`` replies.  ``on_reply(i, reply)`` runs as each one-command unit's
         array reply arrives.  ``with_asking(i)`` is unit ``i`` with ``ASKING`` before each
         of its commands (default: one command).  Retries follow the engine until
-        ``deadline``; the returned :class:`RoundTrip` tells which units Redis refused
-        (``trip.failed``) and how many were retried.
+        ``deadline``; ``repair`` fixes the replies it matches between attempts.  The
+        returned :class:`RoundTrip` tells which units Redis refused (``trip.failed``) and
+        how many were retried.
         """
         replies: list[Any] = [None] * len(keys)
         if not keys:
             return replies, RoundTrip.of([], self._group, deadline)
         self.connect(deadline)
-        trip = RoundTrip.of(self.slots(keys), self._group, deadline)
-        attempted = False
-        if not self.cluster and counts is None:  # the request path's common case, with less bookkeeping
-            attempted = self._standalone_attempt(trip, payloads, replies, on_reply, deadline)
-        while True:
-            if attempted:
-                attempted = False
-            else:
-                sent = [
-                    (batch, *self._send(batch, payloads, counts, with_asking, deadline, trip))
-                    for batch in trip.batches()
-                ]
-                for batch, conn, pool, expected in sent:
-                    if conn is not None:
-                        self._collect(trip, batch, conn, pool, expected, counts, replies, on_reply, deadline)
-            if trip.done:
-                return replies, trip
-            wait = trip.next_wait()
-            if wait is None:
-                raise self.give_up(trip, len(keys))
-            self.sleep(wait)
-            if trip.refresh_needed:
-                try:
-                    self.refresh(deadline)
-                except (OSError, redis.RedisError) as exc:
-                    trip.last_error = exc
-                trip.reroute(self._group)
+        trip = RoundTrip.of(self.slots(keys), self._group, deadline, repair.matches if repair is not None else None)
+        # the first attempt here, the loop only if it left units pending (the common case has none)
+        if self.cluster or counts is not None or not self._standalone_attempt(trip, payloads, replies, on_reply):
+            self._attempt(trip, payloads, counts, with_asking, replies, on_reply, trip.batches())
+        if trip.done:
+            return replies, trip
+        attempt = partial(self._attempt, trip, payloads, counts, with_asking, replies, on_reply)
+        self.run(trip, attempt, attempted=True, repair=repair)
+        if not trip.done:
+            raise self.give_up(trip, len(keys), repair)
+        return replies, trip
 
-    def _standalone_attempt(
+    def run(
+        self,
+        trip: RoundTrip,
+        attempt: Attempt,
+        *,
+        attempted: bool = False,
+        refresh: Refresh | None = None,
+        repair: Repair | None = None,
+    ) -> None:
+        """Step ``trip`` through the engine's loop (:meth:`RoundTrip.steps`) until every
+        unit is done or its deadline has passed (``trip.done`` tells which).
+
+        ``attempt(batches)`` does one attempt's I/O and reports what came back to the
+        trip (:meth:`round_trip`'s uses the pooled connections; the batch writer's, its
+        pipelining links).  ``refresh(deadline)`` reloads the slot map (default
+        :meth:`refresh`); a network error there is kept as the trip's last error and the
+        next attempt uses the slot map at hand.  ``repair.run(node)`` runs on each node
+        that answered a reply ``repair`` matches.
+        """
+        reload = refresh or self.refresh
+        for step in trip.steps(attempted):
+            if isinstance(step, list):
+                attempt(step)
+            elif isinstance(step, float):
+                self.sleep(step)
+            elif isinstance(step, RepairNodes):
+                if repair is not None:  # only a trip with a repair's matches yields this step
+                    for node in step.nodes:
+                        repair.run(node)
+            else:  # REFRESH
+                try:
+                    reload(trip.deadline)
+                except NETWORK_ERRORS as exc:
+                    trip.last_error = exc
+
+    def _attempt(
         self,
         trip: RoundTrip,
         payloads: Sequence[bytes],
+        counts: Sequence[int] | None,
+        with_asking: Callable[[int], bytes] | None,
         replies: list[Any],
         on_reply: OnReply | None,
-        deadline: Deadline,
+        batches: list[Batch],
+    ) -> None:
+        """One attempt on the pooled connections: every node written before any is read."""
+        deadline = trip.deadline
+        sent = [(batch, *self._send(batch, payloads, counts, with_asking, deadline, trip)) for batch in batches]
+        for batch, conn, pool, expected in sent:
+            if conn is not None:
+                self._collect(trip, batch, conn, pool, expected, counts, replies, on_reply, deadline)
+
+    def _standalone_attempt(
+        self, trip: RoundTrip, payloads: Sequence[bytes], replies: list[Any], on_reply: OnReply | None
     ) -> bool:
         """The first attempt at a standalone server's one-command units: one write, one read,
         replies straight into ``replies`` (positions are units).  Anything short of a clean
         exchange is handed to the engine exactly as :meth:`_collect` would.  False when
         nothing could be sent (the engine's loop then does the first attempt)."""
+        deadline = trip.deadline
         pool = self.pool(_STANDALONE)
         conn = None
         try:
@@ -446,8 +499,8 @@ class Wire:
     def translate(self, exc: BaseException | str | None, what: str) -> Exception:
         return translate_error(exc, self.settings, what)
 
-    def give_up(self, trip: RoundTrip, count: int) -> Exception:
-        return give_up_error(self.settings, trip, count)
+    def give_up(self, trip: RoundTrip, count: int, repair: Repair | None = None) -> Exception:
+        return give_up_error(self.settings, trip, count, repair)
 
 
 def timeout_error(settings: ConnectionSettings, deadline: Deadline) -> FeatureStoreTimeout:
@@ -459,8 +512,15 @@ def refused_error(settings: ConnectionSettings, message: str, node: str) -> Exce
     return refusal(settings, message, node=node)
 
 
-def give_up_error(settings: ConnectionSettings, trip: RoundTrip, count: int) -> Exception:
+def give_up_error(settings: ConnectionSettings, trip: RoundTrip, count: int, repair: Repair | None = None) -> Exception:
+    """The error of a round trip whose deadline passed with units still pending."""
     error = trip.last_error
+    if repair is not None and isinstance(error, str) and repair.matches(error):  # the repair did not help
+        nodes = ", ".join(sorted(trip.repair_on))
+        return ServerError(
+            f"Redis at {settings.redacted_url} ({nodes}) still answers {error!r} after {repair.what} "
+            f"({len(trip.pending)} of {count} commands not done within {trip.deadline.seconds:g}s)"
+        )
     if isinstance(error, (TimeoutError, redis.TimeoutError)):
         return timeout_error(settings, trip.deadline)
     what = f"{len(trip.pending)} of {count} commands not done within {trip.deadline.seconds:g}s"
