@@ -142,6 +142,16 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+def _cluster_id() -> str:
+    """A random Kafka cluster id (16 bytes, URL-safe base64).  Like Kafka's own
+    ``Uuid.randomUuid``, never one that starts with ``-``: ``kafka-storage format -t <id>``
+    would read that as an option and refuse it (about one id in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def start(
     workdir: str | os.PathLike[str] | None = None,
     *,
@@ -174,7 +184,7 @@ def start(
     properties = root / "server.properties"
     properties.write_text(server_properties(root, host, port, controller_port, partitions))
     (root / "log4j2.properties").write_text(_LOG4J.format(log=root / "server.log"))
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = _cluster_id()
     if not (root / "data" / "meta.properties").exists():
         formatted = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
