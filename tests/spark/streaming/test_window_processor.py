@@ -6,9 +6,10 @@ order, to "what Redis would hold" (a null deletes the field) and compared with
 ``windows.reference`` over the events that reached the processor, at the row's as-of: the
 reference is the brute-force computation of docs/streaming.md, "Windows".  The events hold
 out-of-order, late-within-lateness and late-beyond-watermark ones, a quiet gap that empties
-a window (another entity's later event moves the watermark so the timers fire), and an
-event exactly at the watermark; the test also pins Spark's rules: a timer at ``T`` fires
-once the watermark is ``>= T``, a row at or below the watermark is dropped (late).
+a window (another entity's later event moves the watermark so the timers fire), events at and
+just above the watermark, and one older than every window of its entity (ignored).  It also
+pins Spark's rules: a timer at ``T`` fires once the watermark is ``>= T``; a row is dropped as
+late when its event time is at or below the watermark of the micro-batch *before* its own.
 """
 
 from __future__ import annotations
@@ -56,19 +57,23 @@ def ev(uid: int, minutes: float, kind: str = "view", item: str | None = None, pr
     return {"user_id": uid, "kind": kind, "price": price, "item": item, "event_time": at(minutes)}
 
 
-# One file per micro-batch.  Watermark = max event time of the earlier batches - 1 minute.
+# One file per micro-batch.  The watermark of batch N (timers fire up to it): the largest event time of
+# batches < N minus 1 minute; Spark drops a row as late if it is at or below the watermark of batch N-1.
 RUN_1 = [
     [ev(1, 0.5, item="A"), ev(1, 1, "buy", "B", 10.0), ev(1, 2, item="A"), ev(2, 1.5, item="C")],  # WM: none
     [ev(1, 1.75, item="C"), ev(1, 3, "buy", "A", 5.5), ev(2, 3.5, item="C")],  # WM 1:00: 1:45 out of order, in
-    # WM 2:30: 0:10 is beyond it (dropped); 2:40 is late but within the lateness; user 2's 14:00 moves the
-    # watermark to 13:00, so user 1's timers fire and its windows empty (13:00 exactly: the >= rule)
-    [ev(1, 1 / 6, item="Z"), ev(1, 2 + 2 / 3, item="D"), ev(2, 14, item="C")],
+    # WM 2:30, late below 1:00: 0:10 is dropped; 1:30 is below the watermark but not the previous one, so
+    # it counts; 2:40 is late but within the lateness; user 2's 14:00 moves the watermark to 13:00
+    [ev(1, 1 / 6, item="Z"), ev(1, 1.5, item="G"), ev(1, 2 + 2 / 3, item="D"), ev(2, 14, item="C")],
+    # WM 13:00, late below 2:30: user 2's 2:45 reaches the processor, older than every window of user 2
+    # (ignored); then user 1's timers fire and its windows empty (one at 13:00 exactly: the >= rule)
+    [ev(2, 2.75, item="Q")],
 ]
 RUN_2 = [  # restarted from the checkpoint: the state, the timers and the watermark (13:00) carry on
     [ev(1, 15, item="E"), ev(1, 12.5, item="Y"), ev(3, 13, item="X"), ev(3, 14.5, "buy", "F", 2.25)],
-    [ev(2, 25, item="C")],  # WM 24:00: user 2's and user 3's windows empty
+    [ev(2, 25, item="C")],  # WM 24:00: user 3's windows empty
 ]
-LATE = {(1, at(1 / 6)), (1, at(12.5)), (3, at(13))}  # at or below the watermark of their micro-batch
+LATE = {(1, at(1 / 6)), (1, at(12.5)), (3, at(13))}  # at or below the watermark of the batch before theirs
 
 
 def iso(ms: int) -> str:
@@ -120,9 +125,9 @@ def check_rows(
     data_batches: list[int],
     history: dict[int, list[dict[str, Any]]],
     store: dict[int, dict[str, Any]],
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int]]:
     """Apply the rows in order to ``store`` (what Redis would hold), each checked against the reference
-    over the events that reached the processor so far; the ``(user, as_of)`` of each row."""
+    over the events that reached the processor so far; the ``(user, as_of, ignored)`` of each row."""
     assert len(data_batches) == len(files), data_batches
     applied = []
     for batch_id in sorted({b for b, _ in rows} | set(data_batches)):
@@ -139,8 +144,7 @@ def check_rows(
                     held[name] = row[name]
             expected = reference(program, history[row.user_id], row._ts)
             assert held == {k: v for k, v in expected.items() if v is not None}, (batch_id, row)
-            assert row._ignored == 0, row
-            applied.append((row.user_id, row._ts))
+            applied.append((row.user_id, row._ts, row._ignored))
     return applied
 
 
@@ -155,8 +159,9 @@ def test_windowed_features_in_spark_equal_the_reference_across_a_restart(spark: 
     rows, data_batches, late = run(spark, folder, checkpoint, program)
     applied = check_rows(program, rows, RUN_1, data_batches, history, store)
     assert late == 1
-    # a no-data micro-batch after the last file: its watermark, 13:00, fires user 1's timer at 13:00 (>=)
-    assert (1, at(13)) in applied, applied
+    assert (2, at(14), 1) in applied, applied  # 2:45: ignored, user 2's as-of unchanged
+    assert sum(ignored for _, _, ignored in applied) == 1
+    assert (1, at(13), 0) in applied, applied  # the watermark 13:00 fires user 1's timer at 13:00 (>=)
     assert store[1] == {"last_item": "A", "gap_s": 20.0}  # its windows emptied: their fields deleted
     assert store[2] == {"views_10m": 1, "items_10m": 1, "last_item": "C", "gap_s": 630.0}
 
@@ -168,4 +173,4 @@ def test_windowed_features_in_spark_equal_the_reference_across_a_restart(spark: 
     assert store[1] == {"views_10m": 1, "items_10m": 1, "last_item": "E", "gap_s": 720.0}
     assert store[2] == {"views_10m": 1, "items_10m": 1, "last_item": "C", "gap_s": 660.0}
     assert store[3] == {"last_item": "F"}  # its sum emptied at 19:00, its distinct count at 24:00
-    assert (3, at(24)) in applied, applied
+    assert (3, at(24), 0) in applied, applied
