@@ -500,7 +500,9 @@ def register_timers(program: ViewProgram, state: EntityState) -> list[int]:
 
     The job registers each with Spark (``handle.registerTimer``) after every :func:`fold`
     and :func:`expire` (an emptied window adds the eviction timer).  A registered timer
-    that is no longer due is left to fire: :func:`expire` ignores it.
+    that is no longer due is left to fire: :func:`expire` ignores it.  Spark fires a timer
+    at ``T`` in the first micro-batch whose watermark is ``>= T``, after that batch's events
+    (PySpark 4.1.1, ``timeMode="EventTime"``; tests/spark/streaming/test_window_processor.py).
     """
     new = sorted(due_timers(program, state) - state.timers)
     state.timers.update(new)
