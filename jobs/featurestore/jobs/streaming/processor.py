@@ -125,7 +125,7 @@ def window_processor(program: ViewProgram, produced_col: str | None = None) -> A
             yield from self._save(key, state, emission, [] if produced_col else None)
 
         def _load(self) -> EntityState:
-            row = self.state.get() if self.state.exists() else None
+            row = self.state.get()  # None when absent: one call to the JVM, not two (exists() + get())
             return EntityState() if row is None else EntityState.from_row(row)
 
         def _save(
