@@ -13,6 +13,7 @@ MODULES = [
     "featurestore.jobs.streaming.writer",
     "featurestore.jobs.streaming.spark_sink",
     "featurestore.jobs.streaming.windows",
+    "featurestore.jobs.streaming.processor",
 ]
 
 

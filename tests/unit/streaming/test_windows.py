@@ -321,13 +321,16 @@ def random_stream(rng: random.Random) -> list[dict[str, Any]]:
 
 
 def run_like_the_job(program: ViewProgram, events: list[dict[str, Any]], rng: random.Random) -> dict[str, int]:
-    """Micro-batches of 1-6 arrivals; each drops rows older than the watermark of the previous
-    batches, folds per entity, registers timers, then fires the timers the watermark passed."""
+    """Micro-batches of 1-6 arrivals, as Spark 4.1.1 runs them (pinned by
+    tests/spark/streaming/test_window_processor.py): batch N's watermark is the largest event
+    time of batches < N minus the lateness; it drops the rows at or below batch N-1's
+    watermark, folds per entity, registers timers, then fires the timers <= its watermark."""
     states: dict[int, EntityState] = {}
     folded: dict[int, list[dict[str, Any]]] = {}
     stores: dict[int, dict[str, Any]] = {}
     written_as_of: dict[int, int] = {}
     max_seen: int | None = None
+    watermark: int | None = None
     counts = dict.fromkeys(("late", "emissions", "ignored", "emptied", "forgotten"), 0)
 
     def check(entity: int, emission: Emission | None) -> None:
@@ -347,10 +350,10 @@ def run_like_the_job(program: ViewProgram, events: list[dict[str, Any]], rng: ra
     while i < len(events):
         size = rng.randint(1, 6)
         batch, i = events[i : i + size], i + size
-        watermark = None if max_seen is None else max_seen - program.lateness_ms
+        late_below, watermark = watermark, None if max_seen is None else max_seen - program.lateness_ms
         by_entity: dict[int, list[dict[str, Any]]] = {}
         for event in batch:
-            if watermark is not None and event["event_time"] < watermark:
+            if late_below is not None and event["event_time"] <= late_below:
                 counts["late"] += 1  # dropped by Spark before the processor
             else:
                 by_entity.setdefault(event["user_id"], []).append(event)

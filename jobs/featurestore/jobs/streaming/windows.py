@@ -25,10 +25,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from featurestore.readers.definitions import Aggregate, FeatureView, LastValue, SecondsSincePrevious
-from featurestore.readers.errors import DefinitionError
+if TYPE_CHECKING:
+    from featurestore.readers.definitions import Aggregate, FeatureView, LastValue, SecondsSincePrevious
 
 __all__ = [
     "STATE_VERSION",
@@ -117,6 +117,11 @@ class ViewProgram:
     @classmethod
     def of(cls, view: FeatureView) -> ViewProgram:
         """Compile ``view`` (which must have ``stream=``)."""
+        # Imported here, not at the top: Spark pickles this module by value, and a global reference
+        # would make every Python worker import featurestore.readers (redis-py, ...) to unpickle it.
+        from featurestore.readers.definitions import Aggregate, LastValue, SecondsSincePrevious
+        from featurestore.readers.errors import DefinitionError
+
         stream = view.stream
         if stream is None:
             raise DefinitionError(
@@ -196,6 +201,8 @@ def _fingerprint(view: FeatureView) -> str:
 
 
 def _described(computation: Aggregate | LastValue | SecondsSincePrevious) -> dict[str, Any]:
+    from featurestore.readers.definitions import Aggregate, LastValue  # not global: see ViewProgram.of
+
     if isinstance(computation, Aggregate):
         return {
             "aggregate": computation.name,
@@ -493,7 +500,9 @@ def register_timers(program: ViewProgram, state: EntityState) -> list[int]:
 
     The job registers each with Spark (``handle.registerTimer``) after every :func:`fold`
     and :func:`expire` (an emptied window adds the eviction timer).  A registered timer
-    that is no longer due is left to fire: :func:`expire` ignores it.
+    that is no longer due is left to fire: :func:`expire` ignores it.  Spark fires a timer
+    at ``T`` in the first micro-batch whose watermark is ``>= T``, after that batch's events
+    (PySpark 4.1.1, ``timeMode="EventTime"``; tests/spark/streaming/test_window_processor.py).
     """
     new = sorted(due_timers(program, state) - state.timers)
     state.timers.update(new)
