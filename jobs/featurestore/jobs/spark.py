@@ -17,7 +17,7 @@ appended to ``PATH``: Ivy's report, log4j, Spark's warnings and the Python worke
 land there instead of on the terminal.  Without it, and always under ``spark-submit`` (the
 JVM is already running), the JVM writes where it always does.
 
-The settings are read through :mod:`featurestore.jobs.config`; this module only *sets* the
+The settings are read through :mod:`featurestore.jobs.core.settings`; this module only *sets* the
 defaults Spark's JVM and Python workers need before they start.
 """
 
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs import jvm
-from featurestore.jobs.config import DEFAULT_SPARK_MASTER, JobEnvironment, featurestore_home
-from featurestore.jobs.config import JARS_ENV_VAR as JARS_ENV_VAR
+from featurestore.jobs.core.settings import DEFAULT_SPARK_MASTER, Settings, featurestore_home
+from featurestore.jobs.core.settings import JARS_ENV_VAR as JARS_ENV_VAR
 from featurestore.readers.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def build_session(
     Kafka source's from :mod:`featurestore.jobs.maven`) are added to ``spark.jars``; ``conf``
     sets more options (a job's own, e.g. the streaming job's Python worker timeouts).
     """
-    env = JobEnvironment.from_env()
+    env = Settings.from_env()
     if not env.under_spark_submit:  # under spark-submit the JVM is already running
         require_java()
     prepare_environment()
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.fetch_jars:
-        from featurestore.jobs import console
+        from featurestore.jobs.core import console
 
         manifest = jars_manifest()
         if cached_jars(manifest):
@@ -253,17 +253,17 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def run_entry(prog: str, app_name: str, run: Callable[..., int], args: Any) -> int:
+def run_entry(prog: str, app_name: str, run: Callable[[SparkSession], int]) -> int:
     """The body of a ``spark-submit`` entry file (``materialize_job.py``, ``audit_job.py``):
-    build the session, ``run(args, spark=...)``, turn a :class:`FeatureStoreError` into its
-    exit code with a redacted message, and always stop the session."""
-    from featurestore.jobs import console
+    build the session, ``run(spark)``, turn a :class:`FeatureStoreError` into its exit code
+    with a redacted message, and always stop the session."""
+    from featurestore.jobs.core import console
     from featurestore.readers.errors import FeatureStoreError
     from featurestore.readers.settings import redact_text
 
     spark = build_session(app_name)
     try:
-        return run(args, spark=spark)
+        return run(spark)
     except FeatureStoreError as exc:
         console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
         return console.exit_code_for(exc)

@@ -28,8 +28,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from featurestore.jobs import console
 from featurestore.jobs.batch import materialize, validation
+from featurestore.jobs.core import console
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.dev import local_kafka, local_redis, sample_data
 from featurestore.jobs.spark import session
 from featurestore.readers.definitions import Catalog, load_catalog
@@ -117,7 +118,7 @@ def _session(kafka: bool) -> tuple[Any, bool]:
     return build_session("featurestore-demo", extra_jars=kafka_jars(), conf=SESSION_CONF), True
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     catalog = load_catalog(args.catalog)
     for view in catalog.batch_views:  # a missing suite fails now, not after Spark and the warehouse
@@ -240,12 +241,3 @@ def _materialize_all(
             raise ValidationFailed(message)
         raise JobError(message)
     return entities, write_seconds
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m featurestore.jobs.dev.demo``: same as ``featurestore demo``."""
-    return console.command_main("demo", add_arguments, run, argv, description=__doc__, starts_spark=True)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -19,18 +19,15 @@ test) check what the reader serves against it.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import random
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurestore.jobs.dev.sample_events import EVENT_SCHEMA, EventGenerator, TxnEvent
 from featurestore.jobs.streaming.realtime import (  # the logic lives in production code; re-exported here
     OUTPUT_SCHEMA,
     VIEW,
@@ -48,56 +45,6 @@ log = logging.getLogger(__name__)
 
 STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-COUNTRIES = ("US", "US", "US", "GB", "FR", "DE", "IN", "BR", "NG", "JP")
-EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
-
-
-@dataclass(frozen=True)
-class TxnEvent:
-    """One card transaction of the sample stream."""
-
-    user_id: int
-    amount: float
-    country: str
-    event_ms: int
-
-    def to_json(self) -> str:
-        stamp = datetime.fromtimestamp(self.event_ms / 1000, UTC).isoformat(timespec="milliseconds")
-        return json.dumps(
-            {"user_id": self.user_id, "amount": self.amount, "country": self.country, "event_time": stamp},
-            separators=(",", ":"),
-        )
-
-
-class EventGenerator:
-    """Deterministic sample transactions (for a seed), timed around the clock it is given.
-
-    About ``late_share`` of the events arrive late: their event time lies 30 s to 4 min
-    before the moment they are produced, as with a mobile terminal that reconnects.
-    """
-
-    def __init__(self, users: int, seed: int = 7, late_share: float = 0.05) -> None:
-        if users < 1:
-            raise ValueError(f"users must be >= 1, got {users}")
-        self.users = users
-        self.late_share = late_share
-        self._random = random.Random(seed)
-        self._taken: set[tuple[int, int]] = set()  # (user, ms): no two events of a user share a ms
-
-    def events(self, count: int, now_ms: int) -> list[TxnEvent]:
-        rnd = self._random
-        out = []
-        for _ in range(count):
-            user = rnd.randint(1, self.users)
-            ms = now_ms - rnd.randint(0, 500)
-            if rnd.random() < self.late_share:
-                ms -= rnd.randint(30_000, 240_000)
-            while (user, ms) in self._taken:
-                ms -= 1
-            self._taken.add((user, ms))
-            amount = round(rnd.lognormvariate(3.5, 1.0), 2)
-            out.append(TxnEvent(user, amount, rnd.choice(COUNTRIES), ms))
-        return out
 
 
 def drop_file(directory: Path, events: Sequence[TxnEvent], sequence: int) -> Path:
@@ -211,8 +158,8 @@ def run_streaming_demo(
     features the reader serves match :func:`expected_features` (``matches``), and shows
     one user's vector.  Raises if the query fails (e.g. a server older than Redis 7.4).
     """
+    from featurestore.jobs.core.feature_log import LogSettings
     from featurestore.jobs.streaming.writer import StreamingWriter
-    from featurestore.jobs.training.feature_log import LogSettings
     from featurestore.readers import FeatureReader
     from featurestore.readers.example_catalog import catalog
 
@@ -299,11 +246,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _redis_url(given: str | None) -> str:
-    from featurestore.jobs.config import JobEnvironment
-    from featurestore.jobs.console import note
+    from featurestore.jobs.core.console import note
+    from featurestore.jobs.core.settings import Settings
     from featurestore.jobs.dev import local_redis
 
-    given = given or JobEnvironment.from_env().redis_url
+    given = given or Settings.from_env().redis_url
     if given:
         return given
     state = local_redis.running()
@@ -315,7 +262,7 @@ def _redis_url(given: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from featurestore.jobs.console import ExitCode, Steps, echo
+    from featurestore.jobs.core.console import ExitCode, Steps, echo
     from featurestore.jobs.spark import build_session
     from featurestore.readers import FeatureReader
     from featurestore.readers.example_catalog import catalog
@@ -378,11 +325,11 @@ def run_kafka_demo(
     """
     import uuid
 
+    from featurestore.jobs.core.feature_log import LogSettings
     from featurestore.jobs.dev.kafka_command import produce_demo
     from featurestore.jobs.streaming import kafka_client
     from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, start_job
     from featurestore.jobs.streaming.writer import StreamingWriter
-    from featurestore.jobs.training.feature_log import LogSettings
     from featurestore.readers import FeatureReader
     from featurestore.readers.errors import JobError
     from featurestore.readers.example_catalog import catalog
