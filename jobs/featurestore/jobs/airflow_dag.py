@@ -228,8 +228,10 @@ class AuditOperator(MaterializeOperator):
 
     def execute(self, context: Any) -> None:
         from featurestore.jobs.core.feature_log import LogSettings
+        from featurestore.jobs.core.settings import Settings
 
-        if not LogSettings.resolve(env_value("FEATURESTORE_WAREHOUSE") or ".").enabled:
+        settings = Settings.from_env()  # the worker's environment and repository file, as the job will see them
+        if not LogSettings.from_settings(settings.warehouse or ".", settings).enabled:
             log.info("view %r: the feature log is off, nothing to audit", self.view)
             return
         self.apply_executor_environment()
