@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     console.configure_logging(verbose=1)
     return run_entry(
-        "audit_job", f"featurestore-audit-{args.view}", lambda spark: audit.run(args, settings_from_args(args), spark)
-    )
+        "audit_job", f"featurestore-audit-{args.view}",
+        lambda spark, settings: audit.run(args, settings, spark),
+        lambda: settings_from_args(args),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

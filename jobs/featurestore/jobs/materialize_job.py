@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     console.configure_logging(verbose=1)  # INFO: the stages of the run, with view, ds and run id
     return run_entry(
         "materialize_job", f"featurestore-materialize-{args.view}",
-        lambda spark: materialize.run(args, settings_from_args(args), spark),
+        lambda spark, settings: materialize.run(args, settings, spark),
+        lambda: settings_from_args(args),
     )  # fmt: skip
 
 

@@ -61,6 +61,7 @@ from featurestore.jobs.core.console import ExitCode, Steps, exit_code_for
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, run_samples
 from featurestore.jobs.core.run_records import RunRecord
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.spark import session
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
@@ -621,19 +622,22 @@ def summary(outcome: RunOutcome) -> str:
 # --- one run, from a request (the CLI's `featurestore materialize`, materialize_job.py) -----------
 
 
-def run_request(request: MaterializeRequest, spark: SparkSession | None = None) -> RunOutcome:
+def run_request(
+    request: MaterializeRequest, spark: SparkSession | None = None, settings: Settings | None = None
+) -> RunOutcome:
     """Check the request, reach Redis, start Spark (unless given one), run, stop Spark again.
 
     A typo, a missing suite or an unreachable Redis fails in a second, before Spark starts;
     a progress bar shows the stages on a terminal.  Returns the outcome (failed or not:
-    :func:`raise_for_outcome` turns a failure into its exception).
+    :func:`raise_for_outcome` turns a failure into its exception).  ``settings`` configure
+    the session this starts (master, driver memory, jars).
     """
     job = prepare(request)
     client = control_plane.connect(job.settings)
     with Steps(2, f"materialize {request.view}") as steps:  # a bar on a terminal only
         try:
             with steps.step("start Spark"):
-                spark, own_session = session(spark, f"featurestore-materialize-{request.view}")
+                spark, own_session = session(spark, f"featurestore-materialize-{request.view}", settings)
         except BaseException:
             _quietly(client.close, "closing the Redis connection", {"view": request.view})
             raise

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
     try:
         with Steps(2, f"audit {args.view}") as steps:
             with steps.step("start Spark"):
-                spark, own = session(spark, f"featurestore-audit-{args.view}")
+                spark, own = session(spark, f"featurestore-audit-{args.view}", settings)
             try:
                 with steps.step("compare"):
                     started = time.monotonic()

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
     days_between(first, last)  # a bad range fails before Spark starts
     with Steps(2, f"backfill {args.view}") as steps:
         with steps.step("start Spark"):
-            spark, own = session(spark, f"featurestore-backfill-{args.view}")
+            spark, own = session(spark, f"featurestore-backfill-{args.view}", settings)
         try:
             with steps.step("compute"):
                 summary = backfill(

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
     if spark is None:
         spark = build_session(
             "featurestore-stream", master=args.master, shuffle_partitions=args.partitions, extra_jars=kafka_jars(),
-            conf=SESSION_CONF,
+            conf=SESSION_CONF, settings=settings,
         )  # fmt: skip
     try:
         report = run_job(

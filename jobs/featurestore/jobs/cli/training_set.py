@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
     feature_log = LogSettings.from_settings(warehouse, settings, args.feature_log)
     with Steps(3, "training-set") as steps:
         with steps.step("start Spark"):
-            spark, own = session(spark, "featurestore-training-set")
+            spark, own = session(spark, "featurestore-training-set", settings)
         try:
             with steps.step("build"):
                 labels = _read_labels(spark, args.labels)

@@ -108,10 +108,10 @@ def _stream(
         raise JobError(f"streaming features differ from the events: {result['mismatches']}")
 
 
-def _session(kafka: bool) -> tuple[Any, bool]:
+def _session(kafka: bool, settings: Settings) -> tuple[Any, bool]:
     """The active session, else a new one (with Spark's Kafka source when streaming from Kafka)."""
     if not kafka:
-        return session(None, "featurestore-demo")
+        return session(None, "featurestore-demo", settings)
     from pyspark.sql import SparkSession
 
     from featurestore.jobs.spark import build_session
@@ -120,7 +120,7 @@ def _session(kafka: bool) -> tuple[Any, bool]:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
-    return build_session("featurestore-demo", extra_jars=kafka_jars(), conf=SESSION_CONF), True
+    return build_session("featurestore-demo", extra_jars=kafka_jars(), conf=SESSION_CONF, settings=settings), True
 
 
 @dataclass
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     steps = console.Steps(4 + len(catalog.batch_views) + int(streaming) + int(kafka), "demo")
     try:
         with steps:
-            _start(services, steps, workdir / "redis", kafka)
+            _start(services, steps, workdir / "redis", kafka, settings)
             entities, write_seconds = _pipeline(services, args, settings, catalog, workdir, steps, streaming, kafka)
         rate = entities / write_seconds if write_seconds else 0.0
         console.echo()
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return console.ExitCode.OK
 
 
-def _start(services: _Services, steps: console.Steps, redis_dir: Path, kafka: bool) -> None:
+def _start(services: _Services, steps: console.Steps, redis_dir: Path, kafka: bool, settings: Settings) -> None:
     """Redis 8 (unless --redis-url) and Spark, one step each."""
     if services.url is None:
         with steps.step("start Redis 8"):
@@ -178,7 +178,7 @@ def _start(services: _Services, steps: console.Steps, redis_dir: Path, kafka: bo
         steps.skip()
     with steps.step("start Spark"):
         spark_started = time.monotonic()
-        services.spark, services.own_session = _session(kafka)
+        services.spark, services.own_session = _session(kafka, settings)
     if services.own_session:
         spark = services.spark
         # Delta replays its log on 50 partitions by default: far too many for a demo-sized table

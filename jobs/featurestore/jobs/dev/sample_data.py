@@ -357,7 +357,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     spec = spec_from_args(args)
     with console.Steps(2, "generate") as steps:
         with steps.step("start Spark"):
-            spark, own_session = session(None, "featurestore-generate")
+            spark, own_session = session(None, "featurestore-generate", settings)
         try:
             with steps.step("write the Delta tables"):
                 result = generate(spark, args.warehouse, spec)
