@@ -1,6 +1,5 @@
 """Running a parsed command with the command line's conventions (logging, the run's log file,
-exit codes): :func:`run_command` for ``featurestore <command>``, :func:`command_main` for a
-command module run on its own.
+exit codes): :func:`run_command`, for ``featurestore <command>``.
 
 It lives with the CLI, above the jobs: it sends the JVM's output of a command that starts
 Spark to the run's log file (:mod:`featurestore.jobs.spark`), and turns every failure into
@@ -11,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from featurestore.jobs.core.console import (
-    EXIT_CODES_HELP,
     ExitCode,
-    add_verbosity_options,
     configure_logging,
     echo,
     exit_code_for,
@@ -87,23 +83,3 @@ def run_command(
     if error_line is not None:
         echo(error_line, err=True)
     return code
-
-
-def command_main(
-    command: str,
-    add_arguments: Callable[[argparse.ArgumentParser], None],
-    run: Callable[[argparse.Namespace], int],
-    argv: Sequence[str] | None,
-    *,
-    description: str | None = None,
-    starts_spark: bool = False,
-) -> int:
-    """The ``main(argv)`` of a command module run as ``python -m ...``: same as ``featurestore <command>``."""
-    parser = argparse.ArgumentParser(
-        prog=f"featurestore {command}", description=description, epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    add_verbosity_options(parser)
-    add_arguments(parser)
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    return run_command(command, run, args, starts_spark=starts_spark)

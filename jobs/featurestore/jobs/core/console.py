@@ -3,7 +3,7 @@
 The one module under ``featurestore.jobs`` that writes to the terminal.  Library code logs
 through :mod:`logging` (loggers named after their module, ``featurestore.<package>.<module>``;
 the view, ``ds`` and run id as structured fields: ``log.info(..., extra={"view": ...})``) and
-never prints; a command's ``run(args)`` reports its result with :func:`echo` and its steps
+never prints; a command's ``run(args, settings)`` reports its result with :func:`echo` and its steps
 with :class:`Steps`.
 
 * **stdout** carries the results (a summary, a URL, a table): what a script may parse.
