@@ -1,4 +1,4 @@
-"""``featurestore inspect``: decode one entity's hash (:mod:`featurestore.jobs.ops.inspect_command`)."""
+"""``featurestore inspect``: decode one entity's hash (:mod:`featurestore.jobs.ops.inspect`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from featurestore.jobs.core.console import echo
 from featurestore.jobs.core.control_plane import connect
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, Settings
-from featurestore.jobs.ops.inspect_command import entity_id_of, format_report, inspect_key, parse_key
+from featurestore.jobs.ops.inspect import entity_id_of, format_report, inspect_key, parse_key
 from featurestore.readers import codec
 from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
