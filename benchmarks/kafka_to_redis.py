@@ -39,7 +39,7 @@ import redis
 
 from featurestore.jobs.dev import local_kafka, local_redis
 from featurestore.jobs.dev.kafka_command import produce_demo
-from featurestore.jobs.dev.streaming_demo import EventGenerator
+from featurestore.jobs.dev.sample_events import EventGenerator
 from featurestore.jobs.streaming import StreamingWritePlan, StreamingWriter
 from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
 from featurestore.jobs.streaming.kafka_job import SESSION_CONF, KafkaStreamConfig, kafka_jars, run_job

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import bench_catalog, bench_view
 
-from featurestore.jobs.training import feature_log as fl
+from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.training.point_in_time import point_in_time
 
 DAY_MS = 86_400_000

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from featurestore.jobs.batch import materialize
-from featurestore.jobs.batch.run_records import RunRecord, connect
+from featurestore.jobs.core.control_plane import connect
+from featurestore.jobs.core.run_records import RunRecord
 from featurestore.jobs.dev.sample_data import WarehouseSpec
 from featurestore.readers import Entity, Feature, FeatureView
 

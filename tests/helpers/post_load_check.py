@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from featurestore.jobs.batch.run_records import RunRecord
+from featurestore.jobs.core.run_records import RunRecord
 
 NOW_MS = 1_750_000_000_000
 

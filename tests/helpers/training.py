@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from featurestore.jobs.training import feature_log as fl
+from featurestore.jobs.core import feature_log as fl
 from featurestore.readers import Catalog, Entity, Feature, FeatureView
 
 T0 = 1_700_000_000_000  # epoch ms

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from featurestore.jobs import cli, console
+from featurestore.jobs import cli
 from featurestore.jobs.batch import materialize
-from featurestore.jobs.console import ExitCode
+from featurestore.jobs.cli import runner
+from featurestore.jobs.core import console
+from featurestore.jobs.core.console import ExitCode
 from featurestore.jobs.spark import cached_jars
 from featurestore.readers.errors import (
     AuthenticationError,
@@ -190,7 +192,7 @@ def _command(error: BaseException | None, code: int = 0, jvm_lines: tuple[str, .
 def test_a_runtime_failure_shows_the_log_files_path_and_tail(capsys: pytest.CaptureFixture[str]) -> None:
     lines = (*(f"26/11/29 WARN line {i}" for i in range(30)), f"java.lang.X: at redis://u:{PASSWORD}@h")
     run = _command(JobError("the job broke"), jvm_lines=lines)
-    code = console.run_command("demo", run, argparse.Namespace(verbose=0, quiet=0), starts_spark=True)
+    code = runner.run_command("demo", run, argparse.Namespace(verbose=0, quiet=0), starts_spark=True)
     assert code == ExitCode.FAILED
     err = capsys.readouterr().err
     logs = list((Path(console.featurestore_home()) / "logs").glob("demo-*.log"))
@@ -204,23 +206,23 @@ def test_a_runtime_failure_shows_the_log_files_path_and_tail(capsys: pytest.Capt
 
 def test_a_validation_failure_is_3_without_the_jvm_tail(capsys: pytest.CaptureFixture[str]) -> None:
     run = _command(ValidationFailed("view 'v' failed validation, nothing was written"), jvm_lines=("noise",))
-    assert console.run_command("demo", run, argparse.Namespace(), starts_spark=True) == ExitCode.VALIDATION
+    assert runner.run_command("demo", run, argparse.Namespace(), starts_spark=True) == ExitCode.VALIDATION
     err = capsys.readouterr().err
     assert "failed validation" in err and "last lines of" not in err
 
 
 def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log(capsys: pytest.CaptureFixture[str]) -> None:
     run = _command(RuntimeError("Py4JJavaError: boom\n\tat org.apache.spark.Foo"))
-    assert console.run_command("generate", run, argparse.Namespace(), starts_spark=True) == ExitCode.FAILED
+    assert runner.run_command("generate", run, argparse.Namespace(), starts_spark=True) == ExitCode.FAILED
     err = capsys.readouterr().err
     assert "featurestore generate: error: RuntimeError: Py4JJavaError: boom" in err
     assert "Traceback (most recent call last)" in err  # the tail of the log holds it
-    assert console.run_command("runs", run, argparse.Namespace(verbose=0), starts_spark=False) == ExitCode.FAILED
+    assert runner.run_command("runs", run, argparse.Namespace(verbose=0), starts_spark=False) == ExitCode.FAILED
     assert "(run with -v for the traceback)" in capsys.readouterr().err
 
 
 def test_a_command_that_never_starts_spark_leaves_no_log_file() -> None:
-    assert console.run_command("generate", _command(None), argparse.Namespace(), starts_spark=True) == 0
+    assert runner.run_command("generate", _command(None), argparse.Namespace(), starts_spark=True) == 0
     assert not (Path(console.featurestore_home()) / "logs").exists()
 
 
@@ -278,7 +280,7 @@ def test_redis_start_refuses_an_impossible_port(capsys: pytest.CaptureFixture[st
 
 def test_only_the_console_module_prints_and_loggers_are_named_after_their_module() -> None:
     """Library code logs (``logging.getLogger(__name__)``: ``featurestore.<package>.<module>``);
-    what a command shows goes through featurestore.jobs.console."""
+    what a command shows goes through featurestore.jobs.core.console."""
     import ast
 
     repo = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from featurestore.jobs.ops.job_metrics import RUN_METRICS, STATUS_METRICS, STREAM_METRICS
+from featurestore.jobs.core.job_metrics import RUN_METRICS, STATUS_METRICS, STREAM_METRICS
 from featurestore.readers import metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "featurestore.json"

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from featurestore.jobs.cli import executor_env as executor_env_command
+from featurestore.jobs.cli.executor_env import plan_from_args
 from featurestore.jobs.deploy import executor_env
-from featurestore.jobs.deploy.executor_env import DISTRIBUTION, EXECUTOR_PACKAGES, EnvPlan, plan_from_args
+from featurestore.jobs.deploy.executor_env import DISTRIBUTION, EXECUTOR_PACKAGES, EnvPlan
 from featurestore.readers.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    executor_env.add_arguments(parser)
+    executor_env_command.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 

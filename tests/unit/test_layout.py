@@ -12,7 +12,40 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTS = {"featurestore.readers": REPO / "readers", "featurestore.jobs": REPO / "jobs"}
-PRODUCTION = ("batch", "write", "streaming", "ops", "deploy", "training")
+PRODUCTION = ("core", "cli", "batch", "write", "streaming", "ops", "deploy", "training")
+# The layers, bottom to top (docs/layout.md, "Layers"): a module imports only from its own group or
+# from a lower layer, at module level or inside a function alike; the groups of one layer (streaming,
+# training, deploy) do not import each other.  A module is in the group of its longest matching prefix.
+LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
+    {"readers": ("featurestore.readers",)},
+    {
+        "core": (
+            "featurestore.jobs.core",
+            "featurestore.jobs.spark",
+            "featurestore.jobs.spark_types",
+            "featurestore.jobs.jvm",
+            "featurestore.jobs.maven",
+        )
+    },
+    {"write": ("featurestore.jobs.write",)},
+    {"batch": ("featurestore.jobs.batch",)},
+    {
+        "streaming": ("featurestore.jobs.streaming",),
+        "training": ("featurestore.jobs.training",),
+        "deploy": ("featurestore.jobs.deploy",),
+    },
+    {"ops": ("featurestore.jobs.ops",)},
+    {"cli": ("featurestore.jobs.cli",)},
+    {
+        "entries": (
+            "featurestore.jobs.materialize_job",
+            "featurestore.jobs.audit_job",
+            "featurestore.jobs.stream_job",
+        ),
+        "airflow_dag": ("featurestore.jobs.airflow_dag",),
+        "dev": ("featurestore.jobs.dev",),
+    },
+)
 
 
 def test_the_package_list_matches_the_folders() -> None:
@@ -63,7 +96,6 @@ def test_production_code_imports_nothing_from_dev() -> None:
     jobs = REPO / "jobs" / "featurestore" / "jobs"
     files = [p for sub in PRODUCTION for p in (jobs / sub).rglob("*.py")]
     files += [
-        jobs / "cli.py",
         jobs / "spark.py",
         jobs / "materialize_job.py",
         jobs / "audit_job.py",
@@ -106,27 +138,74 @@ def _module_name(path: Path) -> str:
     raise AssertionError(path)
 
 
-def test_no_import_cycles_between_modules() -> None:
-    """Module-level imports only (imports inside functions are deliberate, lazy edges)."""
+def _import_graph() -> dict[str, set[str]]:
+    """Every module of ours -> the modules of ours it imports: at module level, inside functions and
+    under ``TYPE_CHECKING`` alike (a lazy import hides a dependency from the import system, not from
+    the design).  ``from package import module`` counts as an import of the module."""
+    modules = {_module_name(path): path for root in ROOTS.values() for path in root.rglob("*.py")}
     graph: dict[str, set[str]] = {}
-    for root in ROOTS.values():
-        for path in root.rglob("*.py"):
-            name = _module_name(path)
-            package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-            edges: set[str] = set()
-            for node in ast.parse(path.read_text()).body:  # top level only
-                if isinstance(node, ast.ImportFrom):
-                    base = node.module or ""
-                    if node.level:
-                        anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                        base = f"{anchor}.{base}" if base else anchor
-                    edges.add(base)
-                    edges.update(f"{base}.{alias.name}" for alias in node.names)
-                elif isinstance(node, ast.Import):
-                    edges.update(alias.name for alias in node.names)
-            graph[name] = {e for e in edges if e.startswith("featurestore.")}
-    for name in graph:
-        graph[name] = {e for e in graph[name] if e in graph and e != name}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{anchor}.{base}" if base else anchor
+                for alias in node.names:
+                    edges.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def _layer_of(module: str) -> tuple[int, str] | None:
+    """(layer index, group) of a module: its longest matching prefix in :data:`LAYERS`."""
+    best: tuple[int, int, str] | None = None
+    for index, groups in enumerate(LAYERS):
+        for group, prefixes in groups.items():
+            for prefix in prefixes:
+                if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), index, group)
+    return None if best is None else (best[1], best[2])
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = sorted(m for m in _import_graph() if _layer_of(m) is None and m != "featurestore.jobs")
+    assert unplaced == [], "add these modules to LAYERS (and to docs/layout.md)"
+
+
+def test_no_module_imports_a_module_of_a_higher_layer() -> None:
+    """Counting function-level imports: a lazy import for a heavy dependency is fine, but between
+    our modules it must point down (or stay in the module's own group)."""
+    offenders = []
+    for module, targets in sorted(_import_graph().items()):
+        here = _layer_of(module)
+        for target in sorted(targets):
+            there = _layer_of(target)
+            if here is None or there is None or there[1] == here[1]:
+                continue
+            if there[0] > here[0]:
+                offenders.append(f"{module} ({here[1]}) imports {target} ({there[1]}), a higher layer")
+            elif there[0] == here[0]:
+                offenders.append(f"{module} ({here[1]}) imports {target} ({there[1]}), a sibling of its layer")
+    assert offenders == []
+
+
+def test_the_layers_hold_the_known_edges() -> None:
+    """The check above is not vacuous: the layer order is what the code does."""
+    graph = _import_graph()
+    assert "featurestore.jobs.core.run_records" in graph["featurestore.jobs.core.job_metrics"]
+    assert "featurestore.jobs.batch.materialize" in graph["featurestore.jobs.cli.materialize"]
+    assert _layer_of("featurestore.jobs.spark") == (1, "core")
+    assert _layer_of("featurestore.jobs.cli.runner")[0] > _layer_of("featurestore.jobs.ops.status")[0]  # type: ignore[index]
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """Function-level imports count too: a lazy import may defer loading, never hide a circle."""
+    graph = _import_graph()
     # a package's __init__ importing its own submodules is not a cycle worth reporting
     seen: dict[str, int] = {}
 

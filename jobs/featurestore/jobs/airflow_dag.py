@@ -59,7 +59,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, BaseHook, CronDataIntervalTimetable, TaskGroup, Variable, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from featurestore.jobs.config import REDIS_URL_ENV_VAR, DagSettings, env_value
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, DagSettings, env_value
 from featurestore.jobs.ops.post_load_check import DEFAULT_SAMPLE, check_view, connection_url, latest_run_record
 from featurestore.jobs.spark import DELTA_PACKAGE
 from featurestore.readers.definitions import load_catalog
@@ -227,9 +227,11 @@ class AuditOperator(MaterializeOperator):
     """
 
     def execute(self, context: Any) -> None:
-        from featurestore.jobs.training.feature_log import LogSettings
+        from featurestore.jobs.core.feature_log import LogSettings
+        from featurestore.jobs.core.settings import Settings
 
-        if not LogSettings.resolve(env_value("FEATURESTORE_WAREHOUSE") or ".").enabled:
+        settings = Settings.from_env()  # the worker's environment and repository file, as the job will see them
+        if not LogSettings.from_settings(settings.warehouse or ".", settings).enabled:
             log.info("view %r: the feature log is off, nothing to audit", self.view)
             return
         self.apply_executor_environment()
@@ -282,9 +284,9 @@ def store_status(catalog: str | None = None, redis_conn_id: str = "featurestore_
     """
     import time
 
-    from featurestore.jobs.batch.run_records import connect
-    from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, status_samples
-    from featurestore.jobs.ops.status import UNHEALTHY, collect, format_table
+    from featurestore.jobs.core.control_plane import connect
+    from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly
+    from featurestore.jobs.ops.status import UNHEALTHY, collect, format_table, status_samples
 
     sample = int(_variable("featurestore_check_sample", str(DEFAULT_SAMPLE)) or DEFAULT_SAMPLE)
     client = connect(redis_url(redis_conn_id))

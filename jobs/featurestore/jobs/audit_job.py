@@ -15,18 +15,23 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run one audit, return its exit code."""
-    from featurestore.jobs import console
+    from featurestore.jobs.cli import add_repo_option, audit, settings_from_args
+    from featurestore.jobs.core import console
     from featurestore.jobs.spark import run_entry
-    from featurestore.jobs.training import audit
 
     parser = argparse.ArgumentParser(
         prog="audit_job.py", description="audit one batch view's load against the feature log",
         epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     audit.add_arguments(parser)
+    add_repo_option(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     console.configure_logging(verbose=1)
-    return run_entry("audit_job", f"featurestore-audit-{args.view}", audit.run, args)
+    return run_entry(
+        "audit_job", f"featurestore-audit-{args.view}",
+        lambda spark, settings: audit.run(args, settings, spark),
+        lambda: settings_from_args(args),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run one materialization, return its exit code: 0 succeeded,
-    1 failed, 2 usage error, 3 failed validation (``featurestore.jobs.console.ExitCode``)."""
-    from featurestore.jobs import console
-    from featurestore.jobs.batch import materialize
+    1 failed, 2 usage error, 3 failed validation (``featurestore.jobs.core.console.ExitCode``)."""
+    from featurestore.jobs.cli import add_repo_option, materialize, settings_from_args
+    from featurestore.jobs.core import console
     from featurestore.jobs.spark import run_entry
 
     parser = argparse.ArgumentParser(
@@ -31,9 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     materialize.add_arguments(parser)
+    add_repo_option(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     console.configure_logging(verbose=1)  # INFO: the stages of the run, with view, ds and run id
-    return run_entry("materialize_job", f"featurestore-materialize-{args.view}", materialize.run, args)
+    return run_entry(
+        "materialize_job", f"featurestore-materialize-{args.view}",
+        lambda spark, settings: materialize.run(args, settings, spark),
+        lambda: settings_from_args(args),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from featurestore.jobs.config import env_value, featurestore_home
+from featurestore.jobs.core.settings import env_value, featurestore_home
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fetch is None:
         parser.print_usage(sys.stderr)
         return 2
-    from featurestore.jobs import console
+    from featurestore.jobs.core import console
 
     console.configure_logging(verbose=1)
     for name in args.fetch or list(JAR_SETS):

@@ -17,7 +17,7 @@ appended to ``PATH``: Ivy's report, log4j, Spark's warnings and the Python worke
 land there instead of on the terminal.  Without it, and always under ``spark-submit`` (the
 JVM is already running), the JVM writes where it always does.
 
-The settings are read through :mod:`featurestore.jobs.config`; this module only *sets* the
+The settings are read through :mod:`featurestore.jobs.core.settings`; this module only *sets* the
 defaults Spark's JVM and Python workers need before they start.
 """
 
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs import jvm
-from featurestore.jobs.config import DEFAULT_SPARK_MASTER, JobEnvironment, featurestore_home
-from featurestore.jobs.config import JARS_ENV_VAR as JARS_ENV_VAR
+from featurestore.jobs.core.settings import DEFAULT_SPARK_MASTER, Settings, featurestore_home
+from featurestore.jobs.core.settings import JARS_ENV_VAR as JARS_ENV_VAR
 from featurestore.readers.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ def build_session(
     jvm_log: str | os.PathLike[str] | None = None,
     extra_jars: Sequence[str | os.PathLike[str]] = (),
     conf: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> SparkSession:
     """A SparkSession with Delta Lake enabled.
 
@@ -134,8 +135,10 @@ def build_session(
     the JVM's output when this call starts the JVM.  ``extra_jars`` (local files, e.g. the
     Kafka source's from :mod:`featurestore.jobs.maven`) are added to ``spark.jars``; ``conf``
     sets more options (a job's own, e.g. the streaming job's Python worker timeouts).
+    ``settings``: the run's (the command line passes its own: flags, environment, repository
+    file); a library caller without any gets the environment's.
     """
-    env = JobEnvironment.from_env()
+    env = settings if settings is not None else Settings.from_env()
     if not env.under_spark_submit:  # under spark-submit the JVM is already running
         require_java()
     prepare_environment()
@@ -203,7 +206,7 @@ def _launch_jvm(options: dict[str, str], log_file: Path) -> None:
     SparkContext(conf=conf, gateway=gateway)
 
 
-def session(spark: SparkSession | None, app_name: str) -> tuple[SparkSession, bool]:
+def session(spark: SparkSession | None, app_name: str, settings: Settings | None = None) -> tuple[SparkSession, bool]:
     """The given or already active session (not ours to stop), else a new one (ours: stop it).
 
     For entry points: ``spark, own = session(None, "featurestore-x")`` ... ``if own: spark.stop()``.
@@ -215,7 +218,7 @@ def session(spark: SparkSession | None, app_name: str) -> tuple[SparkSession, bo
     active = SparkSession.getActiveSession()
     if active is not None:  # e.g. called in-process by a notebook or a test
         return active, False
-    return build_session(app_name), True
+    return build_session(app_name, settings=settings), True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.fetch_jars:
-        from featurestore.jobs import console
+        from featurestore.jobs.core import console
 
         manifest = jars_manifest()
         if cached_jars(manifest):
@@ -253,17 +256,28 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def run_entry(prog: str, app_name: str, run: Callable[..., int], args: Any) -> int:
+def run_entry(
+    prog: str,
+    app_name: str,
+    run: Callable[[SparkSession, Settings], int],
+    load_settings: Callable[[], Settings] = Settings.from_env,
+) -> int:
     """The body of a ``spark-submit`` entry file (``materialize_job.py``, ``audit_job.py``):
-    build the session, ``run(args, spark=...)``, turn a :class:`FeatureStoreError` into its
-    exit code with a redacted message, and always stop the session."""
-    from featurestore.jobs import console
+    load the settings, build the session with them, ``run(spark, settings)``, turn a
+    :class:`FeatureStoreError` (a bad setting too) into its exit code with a redacted message,
+    and always stop the session."""
+    from featurestore.jobs.core import console
     from featurestore.readers.errors import FeatureStoreError
     from featurestore.readers.settings import redact_text
 
-    spark = build_session(app_name)
     try:
-        return run(args, spark=spark)
+        settings = load_settings()
+    except FeatureStoreError as exc:
+        console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
+        return console.exit_code_for(exc)
+    spark = build_session(app_name, settings=settings)
+    try:
+        return run(spark, settings)
     except FeatureStoreError as exc:
         console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
         return console.exit_code_for(exc)

@@ -7,7 +7,7 @@
         --checkpoint s3a://bucket/checkpoints/user_realtime
 
 Same arguments as ``featurestore stream`` (docs/streaming.md); ``--redis-url`` defaults to
-``$FEATURESTORE_REDIS_URL``.  Exit codes: ``featurestore.jobs.console.ExitCode``.
+``$FEATURESTORE_REDIS_URL``.  Exit codes: ``featurestore.jobs.core.console.ExitCode``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the streaming job until stopped, return its exit code."""
-    from featurestore.jobs.streaming.kafka_job import main as stream_main
+    from featurestore.jobs.cli.stream import entry_main as stream_main
 
     return stream_main(sys.argv[1:] if argv is None else argv)
 

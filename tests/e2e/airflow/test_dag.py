@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from featurestore.jobs.batch.run_records import RunRecord, record_run
+from featurestore.jobs.core.run_records import RunRecord, record_run
 from featurestore.readers import DType, FeatureView
 from featurestore.readers.definitions import load_catalog
 from featurestore.readers.example_catalog import catalog
@@ -165,7 +165,7 @@ def test_the_dag_is_importable_from_the_package_and_the_dag_file_only_builds_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from featurestore.jobs.airflow_dag import build_dag
-    from featurestore.jobs.config import DagSettings
+    from featurestore.jobs.core.settings import DagSettings
 
     dag = build_dag(DagSettings(dag_id="nightly_orders", catalog="tests.e2e.airflow.one_view_catalog"))
     assert dag.dag_id == "nightly_orders"

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from featurestore.jobs.batch.run_records import latest_run
+from featurestore.jobs.core.run_records import latest_run
 from featurestore.jobs.dev.sample_data import merchant_id
 from featurestore.readers import FeatureReader, FeatureStatus
 from featurestore.readers.example_catalog import catalog, user_profile

@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from featurestore.jobs.batch import run_records
+from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.dev.local_redis import LocalRedis
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
 from featurestore.jobs.spark import DELTA_PACKAGE, JARS_ENV_VAR
@@ -202,7 +203,7 @@ def test_spark_submit_to_a_standalone_master_writes_to_all_cluster_masters(
         str(JOB), "--view", "user_profile", "--ds", str(DS), "--warehouse", str(warehouse.path),
     ]  # fmt: skip
     env = environment()
-    env[run_records.REDIS_URL_ENV_VAR] = cluster_url  # not on the command line
+    env[REDIS_URL_ENV_VAR] = cluster_url  # not on the command line
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=480)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert "materialize user_profile ds=2024-05-31: SUCCEEDED" in done.stdout
@@ -218,7 +219,7 @@ def test_spark_submit_to_a_standalone_master_writes_to_all_cluster_masters(
 
     per_master = {port: redis_cluster.client(port).dbsize() for port in redis_cluster.primary_ports()}
     assert all(count > 0 for count in per_master.values()), per_master
-    client = run_records.connect(cluster_url)
+    client = control_plane.connect(cluster_url)
     try:
         record = run_records.latest_run(client, "user_profile")
     finally:

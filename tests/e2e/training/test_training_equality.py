@@ -18,8 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.streaming.writer import StreamingWriter
-from featurestore.jobs.training import feature_log as fl
 from featurestore.jobs.training.training_set import build_training_set
 from featurestore.readers import Catalog, Feature, FeatureReader, FeatureView
 from featurestore.readers.example_catalog import user_profile, user_transactions
@@ -114,7 +114,7 @@ def test_training_set_equals_what_the_reader_served(
 
     # the audit on the same data: Redis against the log (one value tampered with), and a recomputation
     from featurestore.jobs import cli
-    from featurestore.jobs.batch.run_records import connect
+    from featurestore.jobs.core.control_plane import connect
     from featurestore.jobs.training.audit import AUDITS_KEY
 
     client = connect(redis_url)

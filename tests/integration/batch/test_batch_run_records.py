@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch import run_records
-from featurestore.jobs.batch.run_records import latest_run, list_runs, record_run
+from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core.run_records import latest_run, list_runs, record_run
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from tests.helpers.batch import make_run_record
 
 
@@ -23,7 +24,7 @@ def fill(client: Any) -> None:
 
 @pytest.mark.parametrize("url_fixture", ["redis_url", "cluster_url"])
 def test_record_list_and_latest(url_fixture: str, request: pytest.FixtureRequest) -> None:
-    client = run_records.connect(request.getfixturevalue(url_fixture))
+    client = control_plane.connect(request.getfixturevalue(url_fixture))
     try:
         fill(client)
         assert [r.run_id for r in list_runs(client)] == ["r4", "r3", "r2", "r1"]
@@ -66,7 +67,7 @@ def test_record_list_and_latest(url_fixture: str, request: pytest.FixtureRequest
 
 
 def test_paging_through_many_runs_finds_an_old_one(redis_url: str) -> None:
-    client = run_records.connect(redis_url)
+    client = control_plane.connect(redis_url)
     try:
         record_run(client, make_run_record(0, "merchant_risk", "2024-01-01"))
         for i in range(1, 450):  # more than two pages of XREVRANGE
@@ -80,10 +81,10 @@ def test_paging_through_many_runs_finds_an_old_one(redis_url: str) -> None:
 def test_featurestore_runs_command(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    client = run_records.connect(redis_url)
+    client = control_plane.connect(redis_url)
     fill(client)
     client.close()
-    monkeypatch.setenv(run_records.REDIS_URL_ENV_VAR, redis_url)  # no --redis-url: taken from the env
+    monkeypatch.setenv(REDIS_URL_ENV_VAR, redis_url)  # no --redis-url: taken from the env
     assert cli.main(["runs", "--view", "user_profile"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["finished_at", "view", "ds", "status", "rows_read", "written", "failed", "source",
@@ -95,7 +96,7 @@ def test_featurestore_runs_command(
 
 
 def test_recent_runs_are_the_guards_baseline_and_keep_their_numbers(redis_url: str) -> None:
-    client = run_records.connect(redis_url)
+    client = control_plane.connect(redis_url)
     try:
         fill(client)
         guarded = make_run_record(5, "user_profile", "2024-06-01")

@@ -18,10 +18,9 @@ import pytest
 import redis
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch import run_records
-from featurestore.jobs.batch.run_records import latest_run, record_run
-from featurestore.jobs.ops.acl import BATCH_WRITER, READER, ROLES, STREAMING_WRITER, Role, setuser_line
-from featurestore.jobs.ops.acl_command import apply
+from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core.run_records import latest_run, record_run
+from featurestore.jobs.ops.acl import BATCH_WRITER, READER, ROLES, STREAMING_WRITER, Role, apply, setuser_line
 from featurestore.jobs.ops.post_load_check import check_view
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.jobs.write.commands import BatchWritePlan
@@ -113,12 +112,12 @@ def arrow_rows(ids: list[int]) -> pa.RecordBatch:
 
 def test_batch_writer_writes_publishes_records_and_checks(redis_url: str, admin: Any) -> None:
     url = user_url(redis_url, BATCH_WRITER.default_user)
-    settings = run_records.job_settings(url)
+    settings = control_plane.job_settings(url)
     plan = BatchWritePlan.build(test_catalog, scores)
     ids = list(range(1, 201))
     started = now_ms()
     # what `featurestore materialize` does, in order, minus Spark
-    client = run_records.connect(settings)  # PING
+    client = control_plane.connect(settings)  # PING
     try:
         assert latest_run(client, "scores", status="succeeded") is None  # XREVRANGE fs:runs
         preflight(plan, ConnectionSettings.from_url(url), 5.0, 5.0)  # PING (+ HEXPIRE probe when needed)
@@ -218,7 +217,7 @@ def test_roles_on_a_cluster(cluster_url: str) -> None:
         for role in (READER, BATCH_WRITER):
             apply(admin, role, role.default_user, PASSWORD, cluster=True)
         writer_url = user_url(cluster_url, BATCH_WRITER.default_user)
-        client = run_records.connect(run_records.job_settings(writer_url))
+        client = control_plane.connect(control_plane.job_settings(writer_url))
         try:
             client.hset(codec.REGISTRY_KEY, "scores", codec.registry_entry(scores, now_ms(), "run-c"))
             record_run(client, make_run_record(1, "scores", DS))

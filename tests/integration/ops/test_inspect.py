@@ -9,7 +9,7 @@ import pytest
 
 import tests.helpers.reader as reader_helpers
 from featurestore.jobs import cli
-from featurestore.jobs.console import ExitCode
+from featurestore.jobs.core.console import ExitCode
 from tests.helpers.reader import client_for, compact, dense, now_ms, scores, test_catalog, write_view
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch.run_records import record_run
-from featurestore.jobs.console import ExitCode
+from featurestore.jobs.core.console import ExitCode
+from featurestore.jobs.core.run_records import record_run
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers.example_catalog import catalog, merchant_risk, user_profile
 from tests.helpers.post_load_check import ok_run

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from featurestore.jobs.batch import run_records
+from featurestore.jobs.core import run_records
+from featurestore.jobs.core.control_plane import connect as job_connect
 from featurestore.jobs.dev import local_redis
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers import (
@@ -56,7 +57,7 @@ def read_async(url: str) -> None:
 
 def control_plane(url: str) -> None:
     """What a job does first: reach Redis (PING), then look up the view's last good run."""
-    client = run_records.connect(url, timeout=1.0)
+    client = job_connect(url, timeout=1.0)
     try:
         run_records.latest_run(client, "scores", status="succeeded")
     finally:
@@ -157,7 +158,7 @@ def cluster_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_cluster_down(cluster_down: str, client: str) -> None:
     def call(url: str) -> None:
         if client == "control plane":  # redis-py's cluster client, through the translation
-            connection = run_records.connect(url, timeout=1.0)
+            connection = job_connect(url, timeout=1.0)
             try:
                 connection.hgetall("fs:registry")
             finally:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from featurestore.jobs.batch.run_records import connect
+from featurestore.jobs.core.control_plane import connect
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
 
 

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch import materialize, run_records
+from featurestore.jobs.batch import materialize
+from featurestore.jobs.core import run_records
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.readers import codec
 from tests.helpers.batch import DS, run, snapshot
 
@@ -63,7 +65,7 @@ def test_a_half_loaded_partition_is_refused_and_ordinary_days_pass(
     before = snapshot(redis_url)
     registry_before = client.hgetall(codec.REGISTRY_KEY)
 
-    monkeypatch.setenv(run_records.REDIS_URL_ENV_VAR, redis_url)
+    monkeypatch.setenv(REDIS_URL_ENV_VAR, redis_url)
     code = cli.main(["materialize", "--view", view, "--ds", str(DS), "--warehouse", str(warehouse_copy)])
     assert code == materialize.EXIT_GUARD  # 4: refused by the input guard alone
     err = capsys.readouterr().err
@@ -111,7 +113,7 @@ def test_drift_is_refused_naming_the_feature_and_an_accepted_rerun_is_recorded(
     assert "(Guards.drift.mean_shift)" in str(drifted.record.error)
     assert snapshot(redis_url) == before
 
-    monkeypatch.setenv(run_records.REDIS_URL_ENV_VAR, redis_url)
+    monkeypatch.setenv(REDIS_URL_ENV_VAR, redis_url)
     args = ["materialize", "--view", view, "--ds", str(DS), "--warehouse", str(warehouse_copy)]
     assert cli.main([*args, "--accept-drift", feature]) == 2  # an override without a reason is a usage error
     assert "need --reason" in capsys.readouterr().err

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch import materialize, run_records, transforms
+from featurestore.jobs.batch import materialize, transforms
 from featurestore.jobs.batch.validation import example_suites
+from featurestore.jobs.core import run_records
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
 from featurestore.readers import codec
 from featurestore.readers.example_catalog import catalog
@@ -145,7 +147,7 @@ def test_a_failed_suite_writes_nothing_and_exits_non_zero_naming_the_expectation
     )
     (strict / "user_profile.json").write_text(json.dumps(suite))
 
-    monkeypatch.setenv(run_records.REDIS_URL_ENV_VAR, redis_url)  # the scheduler's way: no URL on the command line
+    monkeypatch.setenv(REDIS_URL_ENV_VAR, redis_url)  # the scheduler's way: no URL on the command line
     code = cli.main(
         ["materialize", "--view", "user_profile", "--ds", str(DS), "--warehouse", str(warehouse.path),
          "--expectations", str(strict)]

@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch import run_records
-from featurestore.jobs.console import ExitCode
+from featurestore.jobs.core.console import ExitCode
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
 from tests.helpers.batch import DS
 
@@ -27,7 +27,7 @@ def test_a_read_only_user_gets_the_clis_own_error_naming_both_refusals(
     admin = redis.Redis.from_url(redis_url)
     admin.execute_command("ACL", "SETUSER", "reader_ro", "reset", "on", f">{PASSWORD}", "~fs:*", "+@read", "+ping")
     try:
-        monkeypatch.setenv(run_records.REDIS_URL_ENV_VAR, f"redis://reader_ro:{PASSWORD}@{redis_url.split('//')[1]}")
+        monkeypatch.setenv(REDIS_URL_ENV_VAR, f"redis://reader_ro:{PASSWORD}@{redis_url.split('//')[1]}")
         code = cli.main(["materialize", "--view", "user_profile", "--ds", str(DS), "--warehouse", str(warehouse.path)])
     finally:
         admin.execute_command("ACL", "DELUSER", "reader_ro")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from featurestore.jobs.ops.job_metrics import MetricsTarget
+from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers import FeatureReader, FeatureStatus
 from featurestore.readers.errors import ConfigurationError

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from featurestore.jobs.training import feature_log as fl
+from featurestore.jobs.core import feature_log as fl
 from tests.helpers.training import T0, TXN
 
 

@@ -28,7 +28,7 @@ from featurestore.jobs.batch.materialize import (
     store_record,
     summary,
 )
-from featurestore.jobs.console import ExitCode
+from featurestore.jobs.core.console import ExitCode
 from featurestore.readers.errors import JobError, PermissionDeniedError
 from tests.helpers.batch import make_run_record
 

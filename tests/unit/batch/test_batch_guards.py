@@ -11,7 +11,7 @@ import pytest
 
 from featurestore.jobs.batch import guards, materialize
 from featurestore.jobs.batch.guards import Override, SourceRows
-from featurestore.jobs.batch.run_records import RunRecord
+from featurestore.jobs.core.run_records import RunRecord
 from featurestore.readers import Drift, Entity, Feature, FeatureView, Guards
 from featurestore.readers.errors import ConfigurationError, DefinitionError
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from featurestore.jobs import cli
-from featurestore.jobs.batch import run_records
-from featurestore.jobs.console import ExitCode
+from featurestore.jobs.core.console import ExitCode
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.readers.errors import ConfigurationError
 from tests.helpers.batch import make_run_record
 
@@ -20,7 +20,7 @@ def test_bad_status_is_refused() -> None:
 def test_runs_command_without_a_url_says_how_to_give_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv(run_records.REDIS_URL_ENV_VAR, raising=False)
+    monkeypatch.delenv(REDIS_URL_ENV_VAR, raising=False)
     assert cli.main(["runs"]) == 2  # a usage error
     assert "pass --redis-url or set FEATURESTORE_REDIS_URL" in capsys.readouterr().err
 

@@ -9,6 +9,7 @@ import pytest
 
 from featurestore.jobs import spark_types
 from featurestore.jobs.batch import validation
+from featurestore.jobs.core.settings import Settings
 from featurestore.readers.errors import ConfigurationError
 from featurestore.readers.example_catalog import catalog as example
 from tests.helpers.batch import ITEM_STATS as VIEW
@@ -56,7 +57,8 @@ def test_suites_come_from_the_flag_else_the_environment_else_the_package(
     assert str(packaged) == str(Path(validation.__file__).parent / "expectations" / "user_profile.json")
     assert validation.load_suite(packaged, view)["expectations"]
     monkeypatch.setenv(validation.EXPECTATIONS_ENV_VAR, str(tmp_path / "from_env"))
-    assert str(validation.suite_path(view)) == str(tmp_path / "from_env" / "user_profile.json")
+    from_env = Settings.from_env().expectations_dir  # the command line's settings (flag > environment > file)
+    assert str(validation.suite_path(view, from_env)) == str(tmp_path / "from_env" / "user_profile.json")
     assert str(validation.suite_path(view, tmp_path / "flag")) == str(tmp_path / "flag" / "user_profile.json")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from featurestore.jobs.ops.inspect_command import EntityReport, decode_hash, entity_id_of, format_report, parse_key
+from featurestore.jobs.ops.inspect import EntityReport, decode_hash, entity_id_of, format_report, parse_key
 from featurestore.readers import codec
 from featurestore.readers.errors import ConfigurationError, FeatureNotFoundError
 from tests.helpers.reader import compact, dense, scores, test_catalog, user

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from featurestore.jobs.ops.job_metrics import RUN_METRICS, MetricsTarget, publish, run_samples
+from featurestore.jobs.core.job_metrics import RUN_METRICS, MetricsTarget, publish, run_samples
 from tests.helpers.post_load_check import ok_run
 
 

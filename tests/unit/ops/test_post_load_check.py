@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from featurestore.jobs.batch.run_records import RunRecord
+from featurestore.jobs.core.run_records import RunRecord
 from featurestore.jobs.ops.post_load_check import SampleStats, connection_url, evaluate, parse_entity_id
 from featurestore.readers import ConfigurationError, codec
 from featurestore.readers.example_catalog import merchant_risk, user_profile

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from featurestore.jobs import cli
+from featurestore.jobs.core.job_metrics import STREAM_METRICS, stream_progress_samples
 from featurestore.jobs.dev.kafka_command import BAD_RECORDS
 from featurestore.jobs.dev.local_kafka import server_properties
-from featurestore.jobs.ops.job_metrics import STREAM_METRICS, stream_progress_samples
 from featurestore.jobs.streaming.events import (
     DEFAULT_EVENT_SCHEMA,
     EventSchema,

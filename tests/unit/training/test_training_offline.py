@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from featurestore.jobs.core.feature_log import LogSettings
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.training.audit import AuditReport, FeatureAudit, compare_recomputed, compare_served
 from featurestore.jobs.training.backfill import days_between, plan_versions, version_as_of
-from featurestore.jobs.training.feature_log import LogSettings
 from featurestore.readers.errors import ConfigurationError
 from tests.helpers.training import TXN
 
@@ -17,21 +18,21 @@ from tests.helpers.training import TXN
 def test_log_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("FEATURESTORE_FEATURE_LOG", raising=False)
     monkeypatch.delenv("FEATURESTORE_FEATURE_LOG_RETENTION_DAYS", raising=False)
-    default = LogSettings.resolve(tmp_path)
+    default = LogSettings.from_settings(tmp_path, Settings.from_env())
     assert default.root == tmp_path / "_feature_log" and default.path(TXN) == tmp_path / "_feature_log" / "txn"
     assert default.retention_days == 400
     monkeypatch.setenv("FEATURESTORE_FEATURE_LOG", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("FEATURESTORE_FEATURE_LOG_RETENTION_DAYS", "30")
-    assert LogSettings.resolve(tmp_path) == LogSettings(tmp_path / "elsewhere", 30)
-    assert LogSettings.resolve(tmp_path, tmp_path / "given").root == tmp_path / "given"
+    assert LogSettings.from_settings(tmp_path, Settings.from_env()) == LogSettings(tmp_path / "elsewhere", 30)
+    assert LogSettings.from_settings(tmp_path, Settings.from_env(), tmp_path / "given").root == tmp_path / "given"
     monkeypatch.setenv("FEATURESTORE_FEATURE_LOG", "off")
-    off = LogSettings.resolve(tmp_path)
+    off = LogSettings.from_settings(tmp_path, Settings.from_env())
     assert not off.enabled
     with pytest.raises(ConfigurationError, match="feature log is off"):
         off.path(TXN)
     monkeypatch.setenv("FEATURESTORE_FEATURE_LOG_RETENTION_DAYS", "a week")
     with pytest.raises(ConfigurationError, match="FEATURESTORE_FEATURE_LOG_RETENTION_DAYS='a week'"):
-        LogSettings.resolve(tmp_path)
+        LogSettings.from_settings(tmp_path, Settings.from_env())
 
 
 def test_backfill_reads_each_day_at_the_version_its_nightly_run_would_have_read() -> None:

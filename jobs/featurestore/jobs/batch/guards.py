@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.batch.run_records import RunRecord
 from featurestore.jobs.batch.sources import WHOLE_TABLE
 from featurestore.jobs.batch.validation import DRIFT_CHECK, INPUT_ROWS_CHECK, INPUT_STALE_CHECK, Failure
+from featurestore.jobs.core.run_records import RunRecord
 from featurestore.readers.definitions import DType, Feature, FeatureView, Guards
 
 # the check names (INPUT_ROWS_CHECK ...) live beside the gate, in validation.GUARD_CHECKS: a refusal

@@ -29,18 +29,18 @@ materialization, a straight line of stages, each returning a value:
 
 Each stage logs its start at INFO on ``featurestore.jobs.batch.materialize`` with the
 view, ``ds`` and run id as structured fields (``record.view``, ``record.ds``,
-``record.run_id``).  Exit codes (:class:`featurestore.jobs.console.ExitCode`): 0 succeeded,
+``record.run_id``).  Exit codes (:class:`featurestore.jobs.core.console.ExitCode`): 0 succeeded,
 1 failed, 2 usage error, 3 failed validation.
 
-``--redis-url`` defaults to ``$FEATURESTORE_REDIS_URL`` so a scheduler need not put a
-password on a command line.
+The command line (:mod:`featurestore.jobs.cli.materialize`) parses the arguments and builds
+the :class:`MaterializeRequest` from them and the settings (``--redis-url`` defaults to
+``$FEATURESTORE_REDIS_URL`` so a scheduler need not put a password on a command line);
+this module takes the typed request.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -52,15 +52,16 @@ from datetime import UTC, date, datetime
 from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.batch import guards, run_records, schema, transforms, validation
+from featurestore.jobs.batch import guards, schema, transforms, validation
 from featurestore.jobs.batch.guards import GuardVerdict, Override
-from featurestore.jobs.batch.run_records import RunRecord
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot, parse_date
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot
 from featurestore.jobs.batch.validation import Failure, RowChecks, ValidationReport
-from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
-from featurestore.jobs.config import WAREHOUSE_ENV_VAR as WAREHOUSE_ENV_VAR
-from featurestore.jobs.console import ExitCode, Steps, echo, exit_code_for
-from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, run_samples
+from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core.console import ExitCode, Steps, exit_code_for
+from featurestore.jobs.core.feature_log import LogSettings
+from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, run_samples
+from featurestore.jobs.core.run_records import RunRecord
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.spark import session
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
@@ -105,7 +106,10 @@ class MaterializeRequest:
     accept_input: tuple[str, ...] = ()  # source tables whose input guard the operator overrides (--accept-input)
     override_reason: str | None = None  # why (--reason): required with an accept option
     override_by: str | None = None  # who (--by; default: the user running the job)
-    feature_log: str | os.PathLike[str] | None = None  # the log's folder (default: $FEATURESTORE_FEATURE_LOG, ...)
+    # the feature log: its settings (the CLI's: flag, $FEATURESTORE_FEATURE_LOG, file, <warehouse>/_feature_log)
+    # or a folder; None: no log
+    feature_log: str | os.PathLike[str] | LogSettings | None = None
+    metrics: MetricsTarget = field(default_factory=MetricsTarget)  # where the run's metrics go (default: nowhere)
     computed_at_ms: int | None = None  # the `_ts:<view>` written and logged (default: now); an injected clock
 
     def __post_init__(self) -> None:
@@ -183,7 +187,7 @@ class PreparedRun:
         return Override(
             tables=frozenset(request.accept_input),
             features=frozenset(request.accept_drift),
-            by=request.override_by or JobEnvironment.from_env().user or "unknown",
+            by=request.override_by or "unknown",
             reason=(request.override_reason or "").strip(),
         )
 
@@ -212,7 +216,7 @@ def prepare(request: MaterializeRequest) -> PreparedRun:
             )
     suite_file = validation.suite_path(view, request.expectations_dir)
     suite = validation.load_suite(suite_file, view)
-    settings = run_records.job_settings(request.redis_url)
+    settings = control_plane.job_settings(request.redis_url)
     return PreparedRun(request, catalog, view, transform, suite_file, suite, settings)
 
 
@@ -345,11 +349,12 @@ def log_written(features: Features, job: PreparedRun, run_id: str, computed_at_m
     what the reader serves (docs/training-data.md).  A failure fails the run (a re-run
     writes both again; both are idempotent).  ``None`` when the log is off.
     """
-    from featurestore.jobs.training import feature_log
+    from featurestore.jobs.core import feature_log
 
     request = job.request
-    settings = feature_log.LogSettings.resolve(request.warehouse, request.feature_log)
-    if not settings.enabled:
+    given = request.feature_log
+    settings = given if isinstance(given, LogSettings) else LogSettings.resolve(request.warehouse, given)
+    if given is None or not settings.enabled:
         return None
     written_at_ms = int(time.time() * 1000)
     frame = feature_log.batch_log_frame(features.frame, job.view, request.ds, run_id, computed_at_ms, written_at_ms)
@@ -469,7 +474,7 @@ def materialize(spark: SparkSession, request: MaterializeRequest) -> RunOutcome:
     * Any other error (Spark, Delta) is recorded as ``failed`` and re-raised.
     """
     job = prepare(request)
-    client = run_records.connect(job.settings)  # fail fast: no point computing without a target
+    client = control_plane.connect(job.settings)  # fail fast: no point computing without a target
     return execute(spark, job, client)
 
 
@@ -523,7 +528,7 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     _quietly(client.close, "closing the Redis connection", fields)
     # Prometheus metrics of the run, when a textfile folder or a Pushgateway is configured
     samples = run_samples(record, last_success_at=previous.finished_at if previous is not None else None)
-    publish_quietly(samples, MetricsTarget.from_env(), f"run_{job.view.name}", {"view": job.view.name})
+    publish_quietly(samples, job.request.metrics, f"run_{job.view.name}", {"view": job.view.name})
     if error is not None and not isinstance(error, FeatureStoreError):  # Spark, Delta ...: re-raised as is
         if not_recorded:
             error.add_note(not_recorded)
@@ -614,115 +619,31 @@ def summary(outcome: RunOutcome) -> str:
     return "\n".join(lines)
 
 
-# --- `featurestore materialize` --------------------------------------------------------------
+# --- one run, from a request (the CLI's `featurestore materialize`, materialize_job.py) -----------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--view", required=True, help="the batch view to materialize")
-    parser.add_argument("--ds", required=True, help="the run date YYYY-MM-DD: features as of the end of that UTC day")
-    parser.add_argument("--redis-url", default=None, help=f"target Redis (default: ${REDIS_URL_ENV_VAR})")
-    parser.add_argument(
-        "--warehouse",
-        default=None,
-        help=f"folder of the Delta tables (default: ${WAREHOUSE_ENV_VAR} or {DEFAULT_WAREHOUSE})",
-    )
-    parser.add_argument("--catalog", default=None, help="module defining `catalog` (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument("--expectations", default=None, metavar="DIR", help=validation.EXPECTATIONS_HELP)
-    parser.add_argument(
-        "--version", type=int, default=None, help="Delta version of the view's source (default: latest)"
-    )
-    parser.add_argument(
-        "--max-writes-per-sec", type=float, default=None, help="cap the load rate (entities/s, all writers)"
-    )
-    parser.add_argument(
-        "--adaptive-throttle", action="store_true",
-        help="slow the load down (AIMD) whenever it adds more than --adaptive-target-ms to a Redis round trip",
-    )  # fmt: skip
-    parser.add_argument(
-        "--adaptive-target-ms", type=float, default=None, metavar="MS",
-        help="with --adaptive-throttle: the round-trip time the load may add (default 0.25)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--min-row-ratio", type=float, default=validation.DEFAULT_MIN_ROW_RATIO,
-        help="fail if rows fall below this share of the last successful run (default 0.5; 0 disables)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--accept-drift", action="append", default=[], metavar="FEATURE",
-        help="write although FEATURE drifted beyond the view's limits (repeatable; needs --reason; recorded)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--accept-input", action="append", default=[], metavar="TABLE",
-        help="write although source TABLE's new partitions fell below the baseline or did not change "
-        "(repeatable; needs --reason; recorded)",
-    )  # fmt: skip
-    parser.add_argument("--reason", default=None, help="why the refusals are accepted (recorded in the run record)")
-    parser.add_argument("--by", default=None, help="who accepts them (recorded; default: $USER)")
-    parser.add_argument("--run-id", default=None, help="an id for the run (default: generated)")
-    parser.add_argument("--json", action="store_true", help="also print the run record as one JSON line")
+def run_request(
+    request: MaterializeRequest, spark: SparkSession | None = None, settings: Settings | None = None
+) -> RunOutcome:
+    """Check the request, reach Redis, start Spark (unless given one), run, stop Spark again.
 
-
-def request_from_args(args: argparse.Namespace) -> MaterializeRequest:
-    env = JobEnvironment.from_env()
-    return MaterializeRequest(
-        view=args.view,
-        ds=parse_date(args.ds),
-        redis_url=env.require_redis_url(args.redis_url),
-        warehouse=args.warehouse or env.warehouse or DEFAULT_WAREHOUSE,
-        catalog=args.catalog,
-        expectations_dir=args.expectations,
-        version=args.version,
-        max_writes_per_sec=args.max_writes_per_sec,
-        adaptive_throttle=args.adaptive_throttle,
-        adaptive_target_ms=args.adaptive_target_ms,
-        min_row_ratio=args.min_row_ratio,
-        run_id=args.run_id,
-        accept_drift=tuple(args.accept_drift),
-        accept_input=tuple(args.accept_input),
-        override_reason=args.reason,
-        override_by=args.by,
-    )
-
-
-def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """Run from parsed arguments; prints the summary and returns 0, or raises the run's failure
-    (:class:`ValidationFailed`: exit 3, :class:`JobError`: exit 1; see :func:`raise_for_outcome`)."""
-    request = request_from_args(args)
-    # a typo, a missing suite or an unreachable Redis fails in a second, before Spark starts
+    A typo, a missing suite or an unreachable Redis fails in a second, before Spark starts;
+    a progress bar shows the stages on a terminal.  Returns the outcome (failed or not:
+    :func:`raise_for_outcome` turns a failure into its exception).  ``settings`` configure
+    the session this starts (master, driver memory, jars).
+    """
     job = prepare(request)
-    client = run_records.connect(job.settings)
+    client = control_plane.connect(job.settings)
     with Steps(2, f"materialize {request.view}") as steps:  # a bar on a terminal only
         try:
             with steps.step("start Spark"):
-                spark, own_session = session(spark, f"featurestore-materialize-{request.view}")
+                spark, own_session = session(spark, f"featurestore-materialize-{request.view}", settings)
         except BaseException:
             _quietly(client.close, "closing the Redis connection", {"view": request.view})
             raise
         try:
             with steps.step("run"):  # the stages show as the bar's detail (their INFO records)
-                outcome = execute(spark, job, client)
+                return execute(spark, job, client)
         finally:
             if own_session:  # a failing stop must not hide the run's outcome or error
                 _quietly(spark.stop, "stopping Spark", {"view": request.view})
-    echo(summary(outcome), err=outcome.exit_code != 0)
-    if args.json:
-        echo(json.dumps(json.loads(outcome.record.to_json()), sort_keys=True))
-    # a failed run raises, so the command ends with its own error line (and exit code), as
-    # every command's failure does: the first failure, then a record that could not be stored
-    raise_for_outcome(outcome)
-    return outcome.exit_code
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m featurestore.jobs.batch.materialize``: same as ``featurestore materialize``."""
-    parser = argparse.ArgumentParser(prog="featurestore materialize", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except FeatureStoreError as exc:
-        echo(f"featurestore materialize: error: {redact_text(str(exc))}", err=True)
-        return exit_code_for(exc)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

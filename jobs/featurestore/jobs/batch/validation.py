@@ -30,8 +30,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.config import EXPECTATIONS_ENV_VAR as EXPECTATIONS_ENV_VAR
-from featurestore.jobs.config import JobEnvironment
+from featurestore.jobs.core.settings import EXPECTATIONS_ENV_VAR as EXPECTATIONS_ENV_VAR
 from featurestore.readers.definitions import DType, FeatureView
 from featurestore.readers.errors import ConfigurationError, GuardRefused, ValidationFailed
 
@@ -181,10 +180,10 @@ def example_suites() -> Traversable:
 
 
 def suite_path(view: FeatureView, expectations_dir: str | os.PathLike[str] | None = None) -> Traversable:
-    """``<dir>/<suite>.json``: ``expectations_dir`` (``--expectations``), else ``$FEATURESTORE_EXPECTATIONS``,
-    else the example suites shipped in the package.  One folder is searched, never several."""
-    directory = expectations_dir or JobEnvironment.from_env().expectations_dir
-    folder: Traversable = Path(directory) if directory else example_suites()
+    """``<dir>/<suite>.json``: ``expectations_dir`` (the settings': ``--expectations``, else
+    ``$FEATURESTORE_EXPECTATIONS``, else the settings file), else the example suites shipped in the
+    package.  One folder is searched, never several."""
+    folder: Traversable = Path(expectations_dir) if expectations_dir else example_suites()
     return folder.joinpath(f"{view.expectation_suite}.json")
 
 

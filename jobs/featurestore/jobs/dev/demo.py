@@ -24,12 +24,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from featurestore.jobs import console
 from featurestore.jobs.batch import materialize, validation
+from featurestore.jobs.core import console
+from featurestore.jobs.core.feature_log import LogSettings
+from featurestore.jobs.core.job_metrics import MetricsTarget
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.dev import local_kafka, local_redis, sample_data
 from featurestore.jobs.spark import session
 from featurestore.readers.definitions import Catalog, load_catalog
@@ -82,16 +86,18 @@ def read_back(url: str, catalog: Catalog, echo: Callable[[str], None] = console.
                 echo(f"    {_format_vector(vector)}")
 
 
-def _stream(spark: Any, url: str, workdir: Path, users: int, seconds: float, bootstrap: str | None) -> None:
-    """The streaming half of the demo: real-time features in the same hashes."""
+def _stream(
+    spark: Any, url: str, workdir: Path, users: int, seconds: float, bootstrap: str | None, logged: LogSettings | None
+) -> None:
+    """The streaming half of the demo: real-time features in the same hashes (logged with ``logged``)."""
     from featurestore.jobs.dev.streaming_demo import run_kafka_demo, run_streaming_demo
 
     if bootstrap is not None:
-        result = run_kafka_demo(spark, url, bootstrap, workdir, users=users, seconds=seconds)
+        result = run_kafka_demo(spark, url, bootstrap, workdir, users=users, seconds=seconds, feature_log=logged)
         source = f"from Kafka topic {result['topic']} ({result['bad_records']} malformed records -> "
         source += f"{result['dead_letters']} dead letters)"
     else:
-        result = run_streaming_demo(spark, url, workdir, users=users, seconds=seconds)
+        result = run_streaming_demo(spark, url, workdir, users=users, seconds=seconds, feature_log=logged)
         source = "from generated files"
     console.echo(
         f"streamed {result['events']:,} events ({result['late_events']} late) {source} in {result['micro_batches']} "
@@ -102,10 +108,10 @@ def _stream(spark: Any, url: str, workdir: Path, users: int, seconds: float, boo
         raise JobError(f"streaming features differ from the events: {result['mismatches']}")
 
 
-def _session(kafka: bool) -> tuple[Any, bool]:
+def _session(kafka: bool, settings: Settings) -> tuple[Any, bool]:
     """The active session, else a new one (with Spark's Kafka source when streaming from Kafka)."""
     if not kafka:
-        return session(None, "featurestore-demo")
+        return session(None, "featurestore-demo", settings)
     from pyspark.sql import SparkSession
 
     from featurestore.jobs.spark import build_session
@@ -114,69 +120,41 @@ def _session(kafka: bool) -> tuple[Any, bool]:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
-    return build_session("featurestore-demo", extra_jars=kafka_jars(), conf=SESSION_CONF), True
+    return build_session("featurestore-demo", extra_jars=kafka_jars(), conf=SESSION_CONF, settings=settings), True
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class _Services:
+    """What the demo started (and stops again): Redis, Spark, Kafka."""
+
+    url: str | None  # --redis-url, else the embedded server's
+    server: Any = None
+    broker: Any = None
+    spark: Any = None
+    own_session: bool = False
+
+    @property
+    def bootstrap(self) -> str | None:
+        return None if self.broker is None else str(self.broker.bootstrap)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
-    catalog = load_catalog(args.catalog)
+    catalog = load_catalog(settings.catalog)
     for view in catalog.batch_views:  # a missing suite fails now, not after Spark and the warehouse
-        validation.load_suite(validation.suite_path(view, args.expectations), view)
+        validation.load_suite(validation.suite_path(view, settings.expectations_dir), view)
     streaming = args.stream_seconds > 0 and bool(catalog.streaming_views)
+    kafka = streaming and args.stream_source == "kafka"
     temporary = args.workdir is None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="featurestore-demo-")).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    redis_dir = workdir / "redis"
-    server = None
-    broker = None
-    bootstrap = None
-    kafka = streaming and args.stream_source == "kafka"
-    url = args.redis_url
-    own_session = False
-    spark: Any = None
-    # start Redis, start Spark, generate, one step per batch view, stream, read back
+    services = _Services(url=args.redis_url)  # the demo's own flag: no default from the environment
+    # start Redis, start Spark, generate, one step per batch view, (start Kafka), stream, read back
     steps = console.Steps(4 + len(catalog.batch_views) + int(streaming) + int(kafka), "demo")
     try:
         with steps:
-            if url is None:
-                with steps.step("start Redis 8"):
-                    server = local_redis.start(redis_dir)
-                    url = server.url
-                console.echo(f"started Redis 8 at {url} (workdir {redis_dir})")
-            else:
-                steps.skip()
-            with steps.step("start Spark"):
-                spark_started = time.monotonic()
-                spark, own_session = _session(kafka)
-            if own_session:
-                # Delta replays its log on 50 partitions by default: far too many for a demo-sized table
-                spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
-                console.echo(
-                    f"started Spark {spark.version} ({spark.sparkContext.master}) in "
-                    f"{time.monotonic() - spark_started:.1f}s"
-                )
-            yesterday = datetime.now(UTC).date() - timedelta(days=1)
-            with steps.step("generate the sample warehouse"):
-                spec = sample_data.WarehouseSpec(n_users=args.users, end_date=yesterday)
-                generated = sample_data.generate(spark, workdir / "warehouse", spec)
-            counts = ", ".join(f"{t} {n:,}" for t, n in generated.rows.items())
-            console.echo(
-                f"generated the sample warehouse in {generated.seconds:.1f}s: {counts} rows, ds up to {yesterday}"
-            )
-            entities, write_seconds = _materialize_all(
-                spark, catalog, url, workdir, yesterday, steps, expectations=args.expectations
-            )
-            if kafka:
-                with steps.step("start Kafka"):
-                    broker = local_kafka.start(workdir / "kafka")
-                    bootstrap = broker.bootstrap
-                console.echo(f"started Kafka 4.1.1 (KRaft) at {bootstrap} (workdir {workdir / 'kafka'})")
-            if streaming:
-                with steps.step(f"stream events for {args.stream_seconds:g}s"):
-                    _stream(spark, url, workdir, min(args.users, 1000), args.stream_seconds, bootstrap)
-            with steps.step("read back"):
-                console.echo()
-                read_back(url, catalog)
+            _start(services, steps, workdir / "redis", kafka, settings)
+            entities, write_seconds = _pipeline(services, args, settings, catalog, workdir, steps, streaming, kafka)
         rate = entities / write_seconds if write_seconds else 0.0
         console.echo()
         console.echo(
@@ -185,19 +163,84 @@ def run(args: argparse.Namespace) -> int:
             f"see benchmarks/materialize_throughput.py for a large load); demo took {time.monotonic() - started:.0f}s"
         )
     finally:
-        if own_session and spark is not None:
-            spark.stop()
-        if server is not None and not args.keep:
-            server.stop()
-        if broker is not None:
-            broker.stop()
-        if args.keep:
-            console.echo(f"kept: warehouse {workdir / 'warehouse'}" + (f", Redis at {url}" if server else ""))
-            if server is not None:
-                console.echo(f"stop it with: featurestore redis stop --workdir {redis_dir}")
-        elif temporary:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _stop(services, workdir, keep=args.keep, temporary=temporary)
     return console.ExitCode.OK
+
+
+def _start(services: _Services, steps: console.Steps, redis_dir: Path, kafka: bool, settings: Settings) -> None:
+    """Redis 8 (unless --redis-url) and Spark, one step each."""
+    if services.url is None:
+        with steps.step("start Redis 8"):
+            services.server = local_redis.start(redis_dir)
+            services.url = services.server.url
+        console.echo(f"started Redis 8 at {services.url} (workdir {redis_dir})")
+    else:
+        steps.skip()
+    with steps.step("start Spark"):
+        spark_started = time.monotonic()
+        services.spark, services.own_session = _session(kafka, settings)
+    if services.own_session:
+        spark = services.spark
+        # Delta replays its log on 50 partitions by default: far too many for a demo-sized table
+        spark.conf.set("spark.databricks.delta.snapshotPartitions", "2")
+        console.echo(
+            f"started Spark {spark.version} ({spark.sparkContext.master}) in {time.monotonic() - spark_started:.1f}s"
+        )
+
+
+def _pipeline(
+    services: _Services,
+    args: argparse.Namespace,
+    settings: Settings,
+    catalog: Catalog,
+    workdir: Path,
+    steps: console.Steps,
+    streaming: bool,
+    kafka: bool,
+) -> tuple[int, float]:
+    """Generate the warehouse, materialize every batch view, stream, read back; (entities, seconds writing)."""
+    spark, url = services.spark, str(services.url)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    with steps.step("generate the sample warehouse"):
+        spec = sample_data.WarehouseSpec(n_users=args.users, end_date=yesterday)
+        generated = sample_data.generate(spark, workdir / "warehouse", spec)
+    counts = ", ".join(f"{t} {n:,}" for t, n in generated.rows.items())
+    console.echo(f"generated the sample warehouse in {generated.seconds:.1f}s: {counts} rows, ds up to {yesterday}")
+    # the demo logs its writes next to the sample warehouse (docs/training-data.md), unless the settings say off
+    logged = LogSettings.from_settings(workdir / "warehouse", settings)
+    written = _materialize_all(spark, catalog, url, workdir, yesterday, steps, settings=settings, feature_log=logged)
+    if kafka:
+        with steps.step("start Kafka"):
+            services.broker = local_kafka.start(workdir / "kafka")
+        console.echo(f"started Kafka 4.1.1 (KRaft) at {services.bootstrap} (workdir {workdir / 'kafka'})")
+    if streaming:
+        with steps.step(f"stream events for {args.stream_seconds:g}s"):
+            users = min(args.users, 1000)
+            _stream(
+                spark, url, workdir, users, args.stream_seconds, services.bootstrap, logged if logged.enabled else None
+            )
+    with steps.step("read back"):
+        console.echo()
+        read_back(url, catalog)
+    return written
+
+
+def _stop(services: _Services, workdir: Path, *, keep: bool, temporary: bool) -> None:
+    """Stop what the demo started; remove its files unless ``keep`` (or the workdir was given)."""
+    if services.own_session and services.spark is not None:
+        services.spark.stop()
+    if services.server is not None and not keep:
+        services.server.stop()
+    if services.broker is not None:
+        services.broker.stop()
+    if keep:
+        console.echo(
+            f"kept: warehouse {workdir / 'warehouse'}" + (f", Redis at {services.url}" if services.server else "")
+        )
+        if services.server is not None:
+            console.echo(f"stop it with: featurestore redis stop --workdir {workdir / 'redis'}")
+    elif temporary:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _materialize_all(
@@ -208,7 +251,8 @@ def _materialize_all(
     ds: date,
     steps: console.Steps,
     *,
-    expectations: str | None = None,
+    settings: Settings,
+    feature_log: LogSettings,
 ) -> tuple[int, float]:
     """Every batch view of the catalogue, one step each; (entities written, seconds of writing)."""
     entities = 0
@@ -224,7 +268,9 @@ def _materialize_all(
                     redis_url=url,
                     warehouse=workdir / "warehouse",
                     catalog=catalog,
-                    expectations_dir=expectations,
+                    expectations_dir=settings.expectations_dir,
+                    feature_log=feature_log,
+                    metrics=MetricsTarget.of(settings),
                 ),
             )
         console.echo(materialize.summary(outcome), err=outcome.exit_code != 0)
@@ -240,12 +286,3 @@ def _materialize_all(
             raise ValidationFailed(message)
         raise JobError(message)
     return entities, write_seconds
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m featurestore.jobs.dev.demo``: same as ``featurestore demo``."""
-    return console.command_main("demo", add_arguments, run, argv, description=__doc__, starts_spark=True)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

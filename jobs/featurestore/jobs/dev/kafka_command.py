@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from featurestore.jobs.console import ExitCode, echo, note
+from featurestore.jobs.core.console import ExitCode, echo, note
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.dev import local_kafka
-from featurestore.jobs.dev.streaming_demo import EventGenerator, TxnEvent
+from featurestore.jobs.dev.sample_events import EventGenerator, TxnEvent
 from featurestore.readers.errors import ConfigurationError
 
 DEFAULT_TOPIC = "transactions"
@@ -138,7 +139,7 @@ def _bootstrap(args: argparse.Namespace) -> str:
     return state.bootstrap
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     workdir = args.workdir
     if args.action == "start":
         broker = local_kafka.start(workdir, port=args.port, partitions=args.partitions)

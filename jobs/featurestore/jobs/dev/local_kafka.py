@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from featurestore.jobs import jvm, maven
-from featurestore.jobs.config import featurestore_home
+from featurestore.jobs.core.settings import featurestore_home
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from featurestore.jobs.config import featurestore_home
+from featurestore.jobs.core.settings import featurestore_home
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
 
 log = logging.getLogger(__name__)

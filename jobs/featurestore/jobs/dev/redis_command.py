@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from featurestore.jobs.console import ExitCode, echo, note
+from featurestore.jobs.core.console import ExitCode, echo, note
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.dev import local_redis
 from featurestore.readers.errors import ConfigurationError
 
@@ -55,7 +56,7 @@ def _stop_hint(args: argparse.Namespace) -> str:
     return "featurestore redis stop" + (f" --workdir {args.workdir}" if args.workdir else "")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     workdir = _workdir(args)
     if args.action == "start":
         if args.port is not None and not 0 < args.port < 65536:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, parse_date, table_path
+from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.spark import session
 from featurestore.readers.errors import ConfigurationError
 
@@ -350,13 +351,13 @@ def spec_from_args(args: argparse.Namespace) -> WarehouseSpec:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from featurestore.jobs import console
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from featurestore.jobs.core import console
 
     spec = spec_from_args(args)
     with console.Steps(2, "generate") as steps:
         with steps.step("start Spark"):
-            spark, own_session = session(None, "featurestore-generate")
+            spark, own_session = session(None, "featurestore-generate", settings)
         try:
             with steps.step("write the Delta tables"):
                 result = generate(spark, args.warehouse, spec)
@@ -368,14 +369,3 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({counts} rows; ds {result.first_day}..{result.last_day}) in {result.seconds:.1f}s"
     )
     return console.ExitCode.OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m featurestore.jobs.dev.sample_data``: same as ``featurestore generate``."""
-    from featurestore.jobs import console
-
-    return console.command_main("generate", add_arguments, run, argv, description=__doc__, starts_spark=True)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

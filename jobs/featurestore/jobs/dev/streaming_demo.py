@@ -1,4 +1,4 @@
-"""``featurestore stream`` — the streaming demo: live fraud signals beside the batch views.
+"""The file-fed streaming demo (``featurestore demo``): live fraud signals beside the batch views.
 
 A sample generator drops transaction events (JSON lines, user ids 1..n like the batch
 sample warehouse) into a folder; a Spark Structured Streaming job reads the folder (file
@@ -18,19 +18,15 @@ test) check what the reader serves against it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import random
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurestore.jobs.dev.sample_events import EVENT_SCHEMA, EventGenerator, TxnEvent
 from featurestore.jobs.streaming.realtime import (  # the logic lives in production code; re-exported here
     OUTPUT_SCHEMA,
     VIEW,
@@ -44,60 +40,12 @@ from featurestore.readers.codec import format_float32
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from featurestore.jobs.core.feature_log import LogSettings
+
 log = logging.getLogger(__name__)
 
 STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-COUNTRIES = ("US", "US", "US", "GB", "FR", "DE", "IN", "BR", "NG", "JP")
-EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
-
-
-@dataclass(frozen=True)
-class TxnEvent:
-    """One card transaction of the sample stream."""
-
-    user_id: int
-    amount: float
-    country: str
-    event_ms: int
-
-    def to_json(self) -> str:
-        stamp = datetime.fromtimestamp(self.event_ms / 1000, UTC).isoformat(timespec="milliseconds")
-        return json.dumps(
-            {"user_id": self.user_id, "amount": self.amount, "country": self.country, "event_time": stamp},
-            separators=(",", ":"),
-        )
-
-
-class EventGenerator:
-    """Deterministic sample transactions (for a seed), timed around the clock it is given.
-
-    About ``late_share`` of the events arrive late: their event time lies 30 s to 4 min
-    before the moment they are produced, as with a mobile terminal that reconnects.
-    """
-
-    def __init__(self, users: int, seed: int = 7, late_share: float = 0.05) -> None:
-        if users < 1:
-            raise ValueError(f"users must be >= 1, got {users}")
-        self.users = users
-        self.late_share = late_share
-        self._random = random.Random(seed)
-        self._taken: set[tuple[int, int]] = set()  # (user, ms): no two events of a user share a ms
-
-    def events(self, count: int, now_ms: int) -> list[TxnEvent]:
-        rnd = self._random
-        out = []
-        for _ in range(count):
-            user = rnd.randint(1, self.users)
-            ms = now_ms - rnd.randint(0, 500)
-            if rnd.random() < self.late_share:
-                ms -= rnd.randint(30_000, 240_000)
-            while (user, ms) in self._taken:
-                ms -= 1
-            self._taken.add((user, ms))
-            amount = round(rnd.lognormvariate(3.5, 1.0), 2)
-            out.append(TxnEvent(user, amount, rnd.choice(COUNTRIES), ms))
-        return out
 
 
 def drop_file(directory: Path, events: Sequence[TxnEvent], sequence: int) -> Path:
@@ -203,6 +151,7 @@ def run_streaming_demo(
     seed: int = 7,
     trigger_seconds: float = 1.0,
     tick_seconds: float = 0.5,
+    feature_log: LogSettings | None = None,
 ) -> dict[str, Any]:
     """Run the streaming job for ``seconds`` over generated events; return a summary.
 
@@ -210,43 +159,20 @@ def run_streaming_demo(
     The summary says how many events, micro-batches and writes there were, whether the
     features the reader serves match :func:`expected_features` (``matches``), and shows
     one user's vector.  Raises if the query fails (e.g. a server older than Redis 7.4).
+    With ``feature_log`` (``featurestore demo`` passes its settings') every write is logged too.
     """
     from featurestore.jobs.streaming.writer import StreamingWriter
-    from featurestore.jobs.training.feature_log import LogSettings
-    from featurestore.readers import FeatureReader
     from featurestore.readers.example_catalog import catalog
 
-    root = Path(workdir) / "streaming"
-    events_dir, checkpoint_dir = root / "events", root / "checkpoint"
-    for folder in (events_dir, checkpoint_dir):
-        shutil.rmtree(folder, ignore_errors=True)
-    events_dir.mkdir(parents=True)
+    events_dir, checkpoint_dir = _fresh_folders(Path(workdir) / "streaming")
     # Connecting checks the server (a too-old one fails here, before the query starts)
     with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
-        # the demo logs its writes next to the sample warehouse (docs/training-data.md)
-        logged = LogSettings.resolve(root.parent / "warehouse")
-        sink = writer.foreach_batch(event_time_col="event_time", feature_log=logged)
+        sink = writer.foreach_batch(event_time_col="event_time", feature_log=feature_log)
         server = writer.server_version
-    generator = EventGenerator(users, seed=seed)
-    produced: list[TxnEvent] = []
     started = time.monotonic()
     query = start_query(spark, sink, events_dir, checkpoint_dir, trigger_seconds)
     try:
-        sequence = 0
-        per_tick = max(1, round(rate * tick_seconds))
-        ticks = max(1, round(seconds / tick_seconds))  # counted, not timed: a slow start still produces them all
-        log_every = max(1, round(1 / tick_seconds))
-        while sequence < ticks:
-            batch = generator.events(per_tick, int(time.time() * 1000))
-            drop_file(events_dir, batch, sequence)
-            produced += batch
-            sequence += 1
-            if sequence % log_every == 0 or sequence == ticks:
-                log.info(
-                    "%d events in %d files, %d micro-batches written", len(produced), sequence, sink.batches,
-                    extra={"view": VIEW},
-                )  # fmt: skip
-            time.sleep(tick_seconds)
+        produced, files = _drop_events(sink, events_dir, EventGenerator(users, seed=seed), rate, seconds, tick_seconds)
         log.info("waiting for the last micro-batches", extra={"view": VIEW})
         query.processAllAvailable()  # every dropped file is in Redis after this
     finally:
@@ -254,106 +180,67 @@ def run_streaming_demo(
     if query.exception() is not None:
         raise RuntimeError(f"the streaming query failed: {query.exception()}")
     elapsed = time.monotonic() - started
-    expected = expected_features(produced)
-    late = count_late(produced)
-    with FeatureReader(redis_url, catalog=catalog) as reader:
-        ids = sorted(expected)
-        served = reader.get_many(ids, VIEW)
-        problems = compare(expected, served)
-        sample_id = max(expected, key=lambda u: expected[u]["txn_count_5m"])
-        sample = reader.get(sample_id, VIEW)
-    return {
+    summary: dict[str, Any] = {
         "server": server,
         "events": len(produced),
-        "late_events": late,
-        "files": sequence,
-        "users_with_events": len(expected),
+        "late_events": count_late(produced),
+        "files": files,
         "micro_batches": sink.batches,
         "rows_written": sink.written,
         "rows_skipped_out_of_order": sink.skipped,
         "seconds": round(elapsed, 1),
+    }
+    return {**summary, **_check_served(redis_url, produced)}
+
+
+def _fresh_folders(root: Path) -> tuple[Path, Path]:
+    """``root/events`` (created empty) and ``root/checkpoint`` (removed): the demo's own folders."""
+    events_dir, checkpoint_dir = root / "events", root / "checkpoint"
+    for folder in (events_dir, checkpoint_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    events_dir.mkdir(parents=True)
+    return events_dir, checkpoint_dir
+
+
+def _drop_events(
+    sink: Any, events_dir: Path, generator: EventGenerator, rate: int, seconds: float, tick_seconds: float
+) -> tuple[list[TxnEvent], int]:
+    """Drop ``rate`` events/s into ``events_dir``, one file per tick, for ``seconds``: (events, files)."""
+    produced: list[TxnEvent] = []
+    per_tick = max(1, round(rate * tick_seconds))
+    ticks = max(1, round(seconds / tick_seconds))  # counted, not timed: a slow start still produces them all
+    log_every = max(1, round(1 / tick_seconds))
+    for sequence in range(1, ticks + 1):
+        batch = generator.events(per_tick, int(time.time() * 1000))
+        drop_file(events_dir, batch, sequence - 1)
+        produced += batch
+        if sequence % log_every == 0 or sequence == ticks:
+            log.info(
+                "%d events in %d files, %d micro-batches written", len(produced), sequence, sink.batches,
+                extra={"view": VIEW},
+            )  # fmt: skip
+        time.sleep(tick_seconds)
+    return produced, ticks
+
+
+def _check_served(redis_url: str, produced: Sequence[TxnEvent]) -> dict[str, Any]:
+    """What the reader serves against :func:`expected_features`, and the busiest user's vector."""
+    from featurestore.readers import FeatureReader
+    from featurestore.readers.example_catalog import catalog
+
+    expected = expected_features(produced)
+    with FeatureReader(redis_url, catalog=catalog) as reader:
+        problems = compare(expected, reader.get_many(sorted(expected), VIEW))
+        sample_id = max(expected, key=lambda u: expected[u]["txn_count_5m"])
+        sample = reader.get(sample_id, VIEW)
+    return {
+        "users_with_events": len(expected),
         "matches": not problems,
         "mismatches": problems[:10],
         "sample_user": sample_id,
         "sample": {k: v for k, v in sample.to_dict().items()},
         "sample_age_seconds": sample.age(VIEW),
     }
-
-
-# --- the CLI sub-command ------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--redis-url",
-        default=None,
-        help="where to write (default: $FEATURESTORE_REDIS_URL, else the server of `featurestore redis start`, "
-        "else a local Redis 8 started for you and left running)",
-    )
-    parser.add_argument("--workdir", default=".featurestore", help="events and checkpoints go to WORKDIR/streaming")
-    parser.add_argument("--users", type=int, default=1000, help="user ids 1..USERS, as in the sample warehouse")
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to produce events")
-    parser.add_argument("--rate", type=int, default=200, help="events per second")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--master", default=None, help="Spark master (default: $SPARK_MASTER or local[2])")
-
-
-def _redis_url(given: str | None) -> str:
-    from featurestore.jobs.config import JobEnvironment
-    from featurestore.jobs.console import note
-    from featurestore.jobs.dev import local_redis
-
-    given = given or JobEnvironment.from_env().redis_url
-    if given:
-        return given
-    state = local_redis.running()
-    if state is not None:
-        return state.url
-    server = local_redis.start()
-    note(f"started a local Redis 8 at {server.url} (stop it with: featurestore redis stop)")
-    return server.url
-
-
-def run(args: argparse.Namespace) -> int:
-    from featurestore.jobs.console import ExitCode, Steps, echo
-    from featurestore.jobs.spark import build_session
-    from featurestore.readers import FeatureReader
-    from featurestore.readers.example_catalog import catalog
-    from featurestore.readers.settings import redact_url
-
-    with Steps(3, "stream") as steps:
-        with steps.step("start Redis and Spark"):
-            url = _redis_url(args.redis_url)
-            spark = build_session("featurestore-stream", master=args.master)
-        try:
-            with steps.step(f"stream for {args.seconds:g}s"):
-                summary = run_streaming_demo(
-                    spark, url, args.workdir, args.users, args.seconds, rate=args.rate, seed=args.seed
-                )
-        finally:
-            spark.stop()
-        echo(
-            f"{summary['events']} events ({summary['late_events']} late) in {summary['files']} files -> "
-            f"{summary['micro_batches']} micro-batches, {summary['rows_written']} feature rows written "
-            f"({summary['rows_skipped_out_of_order']} skipped as out of order) to {redact_url(url)} "
-            f"({summary['server']}) in {summary['seconds']} s"
-        )
-        verdict = "match" if summary["matches"] else "DO NOT match"
-        echo(f"served features of {summary['users_with_events']} users {verdict} the reference computation")
-        for problem in summary["mismatches"]:
-            echo(f"  {problem}")
-        # The same entity hash holds batch and streaming features: show both, with their ages.
-        names = [
-            n for v in catalog.views_of("user") for n in (v.feature_names if not v.is_batch else v.feature_names[:2])
-        ]
-        with steps.step("read back"), FeatureReader(url, catalog=catalog) as reader:
-            vector = reader.get(summary["sample_user"], names)
-    echo(f"user {summary['sample_user']}:")
-    for name, status in vector.statuses.items():
-        echo(f"  {name:<24} {vector[name]!r:<14} {status.value}")
-    for view, age in vector.ages.items():
-        echo(f"  age of {view:<17} " + ("never written" if age is None else f"{age:.1f} s"))
-    return ExitCode.OK if summary["matches"] else ExitCode.FAILED
 
 
 def run_kafka_demo(
@@ -367,6 +254,7 @@ def run_kafka_demo(
     rate: int = 200,
     seed: int = 7,
     bad_share: float = 0.01,
+    feature_log: LogSettings | None = None,
 ) -> dict[str, Any]:
     """The streaming demo from Kafka: demo traffic to a new topic while the streaming job runs.
 
@@ -374,7 +262,8 @@ def run_kafka_demo(
     ``seconds`` (``bad_share`` of malformed records among them) while the job of
     ``featurestore stream`` (:func:`featurestore.jobs.streaming.kafka_job.start_job`)
     consumes them; then every served feature is checked against :func:`expected_features`.
-    The checkpoint goes to ``workdir/streaming/checkpoint-<topic>``.
+    The checkpoint goes to ``workdir/streaming/checkpoint-<topic>``; with ``feature_log`` every
+    write is logged too.
     """
     import uuid
 
@@ -382,7 +271,6 @@ def run_kafka_demo(
     from featurestore.jobs.streaming import kafka_client
     from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, start_job
     from featurestore.jobs.streaming.writer import StreamingWriter
-    from featurestore.jobs.training.feature_log import LogSettings
     from featurestore.readers import FeatureReader
     from featurestore.readers.errors import JobError
     from featurestore.readers.example_catalog import catalog
@@ -390,9 +278,7 @@ def run_kafka_demo(
     topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
     checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"
     with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
-        # the demo logs its writes next to the sample warehouse (docs/training-data.md)
-        logged = LogSettings.resolve(Path(workdir) / "warehouse")
-        sink = writer.foreach_batch(event_time_col="event_time", feature_log=logged)
+        sink = writer.foreach_batch(event_time_col="event_time", feature_log=feature_log)
         server = writer.server_version
     kafka_client.ensure_topic(bootstrap, topic)
     started = time.monotonic()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "KEY_PATTERN",
@@ -100,12 +101,12 @@ BATCH_WRITER = Role(
         Command("hexpire", "a view with a shorter TTL than its entity key, and its probe (write/)"),
         Command(
             "ping",
-            "reaching Redis before Spark starts (run_records.connect, write preflight); the adaptive "
+            "reaching Redis before Spark starts (control_plane.connect, write preflight); the adaptive "
             "throttle's latency probe (write/partition_writer.py)",
         ),
         Command("incrby", "max_writes_per_sec: the job-wide budget, one counter per 0.1 s window (write/throttle.py)"),
         Command("pexpire", "the TTL of each budget window's counter key (write/throttle.py)"),
-        Command("xadd", "the run record, XADD fs:runs (batch/run_records.py record_run)"),
+        Command("xadd", "the run record, XADD fs:runs (core/run_records.py record_run)"),
         Command("xrevrange", "the last good run (collapse guard), `featurestore runs`, the post-load check"),
         Command("scan", "the post-load check samples entity keys, SCAN MATCH fs:<entity>:* (ops/post_load_check.py)"),
         Command("hgetall", "the post-load check reads the registry (ops/post_load_check.py)"),
@@ -165,3 +166,17 @@ def setuser_line(chosen: Role, user: str | None = None) -> str:
     return " ".join(
         ["ACL", "SETUSER", user or chosen.default_user, "reset", "on", f">{PASSWORD_PLACEHOLDER}", *chosen.rules()]
     )
+
+
+def describe(chosen: Role, user: str | None = None) -> str:
+    """The role as commented ``ACL SETUSER`` text (no password: a placeholder)."""
+    lines = [f"# {chosen.name}: {chosen.summary}"]
+    lines += [f"#   +{c.name:<15} {c.why}" for c in chosen.commands]
+    lines.append(setuser_line(chosen, user))
+    return "\n".join(lines)
+
+
+def apply(client: Any, chosen: Role, user: str, password: str, *, cluster: bool) -> None:
+    """``ACL SETUSER`` on the server (every node of a cluster): ``user`` gets exactly ``chosen``."""
+    options: dict[str, Any] = {"target_nodes": "all"} if cluster else {}  # RedisCluster.ALL_NODES
+    client.execute_command("ACL", "SETUSER", user, *setuser_rules(chosen, password), **options)

@@ -21,8 +21,6 @@ function :func:`evaluate`; :func:`collect_sample` and :func:`check_view` do the 
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,14 +30,14 @@ from urllib.parse import quote, urlencode
 
 from redis.exceptions import RedisError
 
-from featurestore.jobs.batch.run_records import RunRecord, connect, latest_run
-from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
+from featurestore.jobs.core.control_plane import connect
+from featurestore.jobs.core.run_records import RunRecord, latest_run
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, Entity, FeatureView, load_catalog
 from featurestore.readers.errors import ConfigurationError, DecodingError, RegistryMismatchError
 from featurestore.readers.reader import FeatureReader, check_registry, translate_error
 from featurestore.readers.results import FeatureStatus
-from featurestore.readers.settings import ConnectionSettings, redact_url
+from featurestore.readers.settings import ConnectionSettings
 
 SUCCEEDED = "succeeded"
 DEFAULT_SAMPLE = 100
@@ -373,47 +371,3 @@ def connection_url(
     }
     query = f"?{urlencode(options)}" if options else ""
     return f"{'rediss' if tls else 'redis'}://{auth}{host}:{port or 6379}{path}{query}"
-
-
-# --- the command ----------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--view", required=True, help="the batch view to check")
-    parser.add_argument("--ds", required=True, help="the date that was loaded (YYYY-MM-DD)")
-    parser.add_argument(
-        "--redis-url", default=None, help=f"Redis URL (default: ${REDIS_URL_ENV_VAR}; keeps the password off argv)"
-    )
-    parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument(
-        "--sample", type=int, default=DEFAULT_SAMPLE, help=f"entities to sample (default {DEFAULT_SAMPLE})"
-    )
-    parser.add_argument(
-        "--max-age-seconds", type=int, default=None,
-        help="oldest acceptable _ts of a sampled entity (default: the view's max_age)",
-    )  # fmt: skip
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    url = JobEnvironment.from_env().require_redis_url(args.redis_url)
-    report = check_view(
-        url, args.view, args.ds, catalog=args.catalog, sample_size=args.sample, max_age_seconds=args.max_age_seconds
-    )
-    from featurestore.jobs.console import ExitCode, echo
-
-    echo(json.dumps(report.to_dict(), default=str) if args.json else report.summary())
-    if not report.ok:
-        echo(f"featurestore check: view {args.view!r} failed its check at {redact_url(url)}", err=True)
-    return ExitCode.OK if report.ok else ExitCode.FAILED
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m featurestore.jobs.ops.post_load_check --view V --ds D``: same as ``featurestore check``."""
-    from featurestore.jobs.console import command_main
-
-    return command_main("check", add_arguments, run, argv, description=__doc__)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

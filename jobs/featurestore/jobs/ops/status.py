@@ -21,22 +21,17 @@ standalone server and a Cluster (the sample scans every primary).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from featurestore.jobs.batch.run_records import RunRecord, aligned, connect, epoch_seconds, list_runs
-from featurestore.jobs.config import REDIS_URL_ENV_VAR, JobEnvironment
-from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, status_samples
+from featurestore.jobs.core.control_plane import progress_key
+from featurestore.jobs.core.job_metrics import Sample
+from featurestore.jobs.core.run_records import RunRecord, aligned, epoch_seconds, list_runs
 from featurestore.jobs.ops.post_load_check import entity_keys
-from featurestore.jobs.streaming.events import progress_key
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, Entity, FeatureView, load_catalog
-from featurestore.readers.errors import FeatureStoreConnectionError, FeatureStoreError
-from featurestore.readers.settings import redact_text
+from featurestore.readers.definitions import Catalog, Entity, FeatureView
 
 FRESH, AGEING, STALE, NEVER, FAILING = "fresh", "ageing", "stale", "never materialized", "failing"
 UNHEALTHY = frozenset({STALE, FAILING})
@@ -154,6 +149,19 @@ def collect(client: Any, catalog: Catalog, sample_size: int, now_ms: int) -> lis
     return [replace(s, stream=stream_progress(client, s.view)) if s.kind == "streaming" else s for s in statuses]
 
 
+def status_samples(statuses: Iterable[ViewStatus]) -> list[Sample]:
+    """The samples of ``featurestore status``: each view's age, max_age, health and verdict."""
+    samples = []
+    for status in statuses:
+        view = (("view", status.view),)
+        if status.age_seconds is not None:
+            samples.append(Sample("featurestore_view_age_seconds", view, status.age_seconds))
+        samples.append(Sample("featurestore_view_max_age_seconds", view, float(status.max_age_seconds)))
+        samples.append(Sample("featurestore_view_healthy", view, 0.0 if status.verdict in UNHEALTHY else 1.0))
+        samples.append(Sample("featurestore_view_verdict", (*view, ("verdict", status.verdict)), 1.0))
+    return samples
+
+
 def stream_progress(client: Any, view: str) -> dict[str, str] | None:
     """The last progress report of the job or consumer streaming into ``view``, if any wrote one."""
     raw = client.hgetall(progress_key(view))
@@ -213,46 +221,3 @@ def format_table(statuses: Sequence[ViewStatus], now_ms: int | None = None) -> s
             reason = reason if len(reason) <= 300 else reason[:297] + "..."
             lines.append(f"  {s.view}: run {s.last_failure_run} failed: {reason}")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", default=None, help=f"the store (default: ${REDIS_URL_ENV_VAR})")
-    parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help="keys sampled per entity (default 200)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per view instead of the table")
-    parser.add_argument(
-        "--metrics-textfile", default=None, metavar="DIR",
-        help="also write the verdicts as Prometheus metrics to DIR/featurestore_status.prom "
-        "(default: $FEATURESTORE_METRICS_TEXTFILE_DIR; $FEATURESTORE_PUSHGATEWAY_URL pushes them)",
-    )  # fmt: skip
-
-
-def run(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
-    catalog = load_catalog(args.catalog)
-    client = connect(args.redis_url)
-    try:
-        now_ms = int(clock() * 1000)
-        statuses = collect(client, catalog, max(args.sample, 0), now_ms)
-    except FeatureStoreError:
-        raise
-    except Exception as exc:  # redis-py errors: say where, without the password
-        raise FeatureStoreConnectionError(f"reading the store's status: {redact_text(str(exc))}") from None
-    finally:
-        client.close()
-    from featurestore.jobs.console import echo
-
-    if args.json:
-        for status in statuses:
-            echo(json.dumps(status.to_dict(), sort_keys=True))
-    else:
-        echo(format_table(statuses, now_ms))
-    env = JobEnvironment.from_env()
-    target = MetricsTarget(args.metrics_textfile or env.metrics_textfile_dir, env.pushgateway_url)
-    publish_quietly(status_samples(statuses), target, "status", {"source": "status"})
-    return 1 if any(s.verdict in UNHEALTHY for s in statuses) else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from featurestore.jobs import console
-
-    return console.command_main("status", add_arguments, run, argv, description=__doc__)

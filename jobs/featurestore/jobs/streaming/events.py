@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from featurestore.jobs.core.control_plane import progress_key
 from featurestore.readers.definitions import EVENT_FIELD_TYPES, StreamSource, parse_event_schema
 from featurestore.readers.errors import ConfigurationError, DefinitionError
 
@@ -286,14 +287,6 @@ class StreamStats:
         self._last_report = now
         self._events_at_last_report = self.events
         return out
-
-
-PROGRESS_KEY_PREFIX = "fs:stream:"  # + view name: a hash with the stream's last progress report
-
-
-def progress_key(view: str) -> str:
-    """The Redis hash holding a streaming view's last progress report (``featurestore status`` reads it)."""
-    return PROGRESS_KEY_PREFIX + view
 
 
 def progress_fields(report: Mapping[str, Any], source: str, now_ms: int) -> dict[str, str]:

@@ -22,15 +22,13 @@ exact under re-delivery and restarts.  Windowed features that need state across 
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, stream_progress_samples
+from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, stream_progress_samples
 
 from . import kafka_client
 from .events import DEFAULT_EVENT_SCHEMA, EventSchema, Rejected, StreamStats, dead_letter, parse_event, progress_line
@@ -168,7 +166,7 @@ class FeatureConsumer:
     ) -> dict[str, Any]:
         """Consume until ``seconds`` passed, or (``until_caught_up``) the lag is 0 after an empty
         poll, or forever; a progress report every ``report_seconds``.  Returns the last report."""
-        metrics = metrics if metrics is not None else MetricsTarget.from_env()
+        metrics = metrics if metrics is not None else MetricsTarget()  # None: no metrics
         started = next_report = time.monotonic()
         report: dict[str, Any] = {}
         try:
@@ -204,48 +202,3 @@ class FeatureConsumer:
         if self.producer is not None:
             self.producer.flush(30)
         self.consumer.close()
-
-
-# --- the command ------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", default=None, help="where to write (default: $FEATURESTORE_REDIS_URL)")
-    parser.add_argument(
-        "--bootstrap-servers", default=None, help="Kafka's bootstrap servers (default: $FEATURESTORE_KAFKA_BOOTSTRAP)"
-    )
-    parser.add_argument("--topic", default="transactions", help="the topic of transaction events")
-    parser.add_argument("--group", default=DEFAULT_GROUP, help="the consumer group (its commits are the progress)")
-    parser.add_argument("--dead-letter-topic", default=None, help="default: <topic>.dead-letters")
-    parser.add_argument("--event-schema", default=DEFAULT_EVENT_SCHEMA, help="the events' JSON fields and types")
-    parser.add_argument("--id-field", default="user_id")
-    parser.add_argument("--time-field", default="event_time")
-    parser.add_argument("--view", default="user_realtime", help="the streaming view written")
-    parser.add_argument("--batch-size", type=int, default=1000, help="records per poll (and per pipelined write)")
-    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
-    parser.add_argument("--until-caught-up", action="store_true", help="stop once the lag is 0")
-    parser.add_argument("--report-seconds", type=float, default=5.0)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``featurestore consume``: the plain consumer; progress on stderr, the last report on stdout."""
-    from featurestore.jobs.config import KAFKA_BOOTSTRAP_ENV_VAR, JobEnvironment
-    from featurestore.jobs.console import ExitCode, echo, note
-    from featurestore.readers.errors import ConfigurationError
-
-    env = JobEnvironment.from_env()
-    bootstrap = args.bootstrap_servers or env.kafka_bootstrap
-    if not bootstrap:
-        raise ConfigurationError(f"no Kafka: pass --bootstrap-servers or set {KAFKA_BOOTSTRAP_ENV_VAR}")
-    schema = EventSchema.parse(args.event_schema, args.id_field, args.time_field)
-    with StreamingWriter.connect(env.require_redis_url(args.redis_url), args.view) as writer:
-        consumer = FeatureConsumer.connect(
-            bootstrap, args.topic, writer, group=args.group, schema=schema,
-            dead_letter_topic=args.dead_letter_topic, batch_size=args.batch_size,
-        )  # fmt: skip
-        report = consumer.run(
-            seconds=args.seconds, until_caught_up=args.until_caught_up, report_seconds=args.report_seconds,
-            on_report=lambda r: note(f"featurestore consume: {progress_line(r)}"),
-        )  # fmt: skip
-    echo(json.dumps(report))
-    return ExitCode.OK

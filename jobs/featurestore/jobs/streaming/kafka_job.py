@@ -25,19 +25,17 @@ it visible) and the consumer lag; the same numbers go to the metrics
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, stream_progress_samples
-from featurestore.readers.errors import ConfigurationError, JobError
+from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, stream_progress_samples
+from featurestore.readers.errors import JobError
 
 from .events import (
     DEFAULT_EVENT_SCHEMA,
@@ -54,13 +52,13 @@ from .realtime import NEEDED_FIELDS, OUTPUT_SCHEMA, STATE_SCHEMA, VIEW, processo
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from featurestore.jobs.training.feature_log import LogSettings
+    from featurestore.jobs.core.feature_log import LogSettings
 
     from .spark_sink import ForeachBatchSink
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KafkaStreamConfig", "StreamingJob", "add_arguments", "main", "run", "start_job"]
+__all__ = ["KafkaStreamConfig", "StreamingJob", "kafka_jars", "run_job", "start_job"]
 
 DEFAULT_TOPIC = "transactions"
 STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
@@ -341,7 +339,7 @@ def run_job(
     """
     from .writer import StreamingWriter
 
-    metrics = metrics if metrics is not None else MetricsTarget.from_env()
+    metrics = metrics if metrics is not None else MetricsTarget()  # None: no metrics
     with StreamingWriter.connect(redis_url, VIEW) as writer:  # a too-old server fails here, before Spark reads
         sink = writer.foreach_batch(event_time_col="event_time", metrics=metrics, feature_log=feature_log)
         job = start_job(spark, sink, config)
@@ -414,7 +412,7 @@ def _publish(job: StreamingJob, writer: Any, metrics: MetricsTarget, on_report: 
     return report
 
 
-# --- the command ------------------------------------------------------------------------------
+# --- the jars ---------------------------------------------------------------------------------
 
 
 def kafka_jars() -> list[str]:
@@ -422,116 +420,3 @@ def kafka_jars() -> list[str]:
     from featurestore.jobs import maven
 
     return [str(p) for p in maven.resolve(maven.SPARK_KAFKA)]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", default=None, help="where to write (default: $FEATURESTORE_REDIS_URL)")
-    parser.add_argument(
-        "--bootstrap-servers", default=None, help="Kafka's bootstrap servers (default: $FEATURESTORE_KAFKA_BOOTSTRAP)"
-    )
-    parser.add_argument("--topic", default=DEFAULT_TOPIC, help="the topic of transaction events")
-    parser.add_argument("--dead-letter-topic", default=None, help="default: <topic>.dead-letters")
-    parser.add_argument(
-        "--event-schema", default=DEFAULT_EVENT_SCHEMA,
-        help=f"the events' JSON fields and types (default: {DEFAULT_EVENT_SCHEMA!r})",
-    )  # fmt: skip
-    parser.add_argument("--id-field", default="user_id", help="the field holding the entity id")
-    parser.add_argument("--time-field", default="event_time", help="the field holding the event time")
-    parser.add_argument(
-        "--checkpoint", default=".featurestore/stream-checkpoint",
-        help="the queries' checkpoint folder (a restart resumes from it)",
-    )  # fmt: skip
-    parser.add_argument("--starting-offsets", default="earliest", help="earliest or latest (a new checkpoint only)")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="cap on records per micro-batch")
-    parser.add_argument("--trigger-seconds", type=float, default=1.0, help="micro-batch interval")
-    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
-    parser.add_argument(
-        "--available-now", action="store_true", help="process what the topic holds now, then stop (a catch-up run)"
-    )
-    parser.add_argument("--report-seconds", type=float, default=5.0, help="interval of the progress lines")
-    parser.add_argument(
-        "--feature-log", default=None, metavar="DIR",
-        help="also append every write to the view's feature log under DIR (docs/training-data.md; default: off)",
-    )  # fmt: skip
-    parser.add_argument("--master", default=None, help="Spark master (default: $SPARK_MASTER or local[2])")
-    parser.add_argument(
-        "--partitions", type=int, default=2,
-        help="state partitions of a new checkpoint (spark.sql.shuffle.partitions; a checkpoint keeps its own)",
-    )  # fmt: skip
-
-
-def config_from_args(args: argparse.Namespace, bootstrap: str) -> KafkaStreamConfig:
-    return KafkaStreamConfig(
-        bootstrap=bootstrap,
-        topic=args.topic,
-        checkpoint=args.checkpoint,
-        schema=EventSchema.parse(args.event_schema, args.id_field, args.time_field),
-        dead_letter_topic=args.dead_letter_topic,
-        starting_offsets=args.starting_offsets,
-        max_offsets_per_trigger=args.max_offsets_per_trigger,
-        trigger_seconds=args.trigger_seconds,
-        available_now=args.available_now,
-    )
-
-
-def _required(given: str | None, found: str | None, what: str, flag: str, variable: str, hint: str) -> str:
-    value = given or found
-    if not value:
-        raise ConfigurationError(f"no {what}: pass {flag} or set {variable} ({hint})")
-    return value
-
-
-def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """``featurestore stream``: run the job; progress lines on stderr, the last report on stdout."""
-    from featurestore.jobs.config import KAFKA_BOOTSTRAP_ENV_VAR, REDIS_URL_ENV_VAR, JobEnvironment
-    from featurestore.jobs.console import ExitCode, echo, note
-    from featurestore.jobs.spark import build_session
-    from featurestore.jobs.training.feature_log import LogSettings
-
-    env = JobEnvironment.from_env()
-    bootstrap = _required(
-        args.bootstrap_servers, env.kafka_bootstrap, "Kafka", "--bootstrap-servers", KAFKA_BOOTSTRAP_ENV_VAR,
-        "a local broker: export FEATURESTORE_KAFKA_BOOTSTRAP=$(featurestore kafka start)",
-    )  # fmt: skip
-    url = _required(
-        args.redis_url, env.redis_url, "Redis", "--redis-url", REDIS_URL_ENV_VAR,
-        "a local Redis 8: export FEATURESTORE_REDIS_URL=$(featurestore redis start)",
-    )  # fmt: skip
-    config = config_from_args(args, bootstrap)
-    own = spark is None
-    if spark is None:
-        spark = build_session(
-            "featurestore-stream", master=args.master, shuffle_partitions=args.partitions, extra_jars=kafka_jars(),
-            conf=SESSION_CONF,
-        )  # fmt: skip
-    try:
-        report = run_job(
-            spark, url, config, seconds=args.seconds, report_seconds=args.report_seconds,
-            on_report=lambda r: note(f"featurestore stream: {progress_line(r)}"),
-            feature_log=None if args.feature_log is None else LogSettings.resolve(args.feature_log, args.feature_log),
-        )  # fmt: skip
-    finally:
-        if own:
-            spark.stop()
-    echo(json.dumps({k: v for k, v in report.items()}, default=str))
-    return ExitCode.OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The spark-submit entry (``featurestore/jobs/stream_job.py``): same arguments as ``featurestore stream``."""
-    from featurestore.jobs import console
-    from featurestore.readers.errors import FeatureStoreError
-    from featurestore.readers.settings import redact_text
-
-    parser = argparse.ArgumentParser(
-        prog="stream_job.py", description="Kafka -> real-time features -> Redis",
-        epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    console.configure_logging(verbose=1)
-    try:
-        return run(args)
-    except FeatureStoreError as exc:
-        console.echo(f"stream_job: error: {redact_text(str(exc))}", err=True)
-        return console.exit_code_for(exc)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from featurestore.jobs.ops.job_metrics import MetricsTarget, publish_quietly, stream_samples
-from featurestore.jobs.training.feature_log import LogSettings
+from featurestore.jobs.core.feature_log import LogSettings
+from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, stream_samples
 from featurestore.readers.errors import ConfigurationError
 
 from .plan import EventTime, StreamingWritePlan, WriteStats
@@ -125,7 +125,7 @@ class ForeachBatchSink:
         ``_ts``, and when it was written (the TTLs count from then)."""
         from pyspark.sql import functions as F
 
-        from featurestore.jobs.training import feature_log
+        from featurestore.jobs.core import feature_log
 
         assert self.feature_log is not None
         names = [self.id_col, *features]

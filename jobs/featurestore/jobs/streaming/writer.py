@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from featurestore.jobs.ops.job_metrics import MetricsTarget
-from featurestore.jobs.training.feature_log import LogSettings
+from featurestore.jobs.core.feature_log import LogSettings
+from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
 from featurestore.readers.errors import (

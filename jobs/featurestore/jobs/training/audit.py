@@ -17,23 +17,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import struct
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.batch import run_records
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, parse_date
-from featurestore.jobs.config import JobEnvironment
-from featurestore.jobs.console import ExitCode, Steps, echo
-from featurestore.jobs.spark import session
-from featurestore.jobs.training import feature_log as fl
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE
+from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.training.point_in_time import STATUS_SUFFIX, Requested, point_in_time
 from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView, load_catalog
 from featurestore.readers.errors import ConfigurationError, JobError
@@ -227,7 +222,9 @@ def audit(
         raise ConfigurationError(f"view {view.name!r} is a streaming view: audit a batch view (its runs have a ds)")
     if sample < 1:
         raise ConfigurationError(f"--sample must be >= 1, got {sample}")
-    settings = fl.LogSettings.resolve(warehouse, feature_log)
+    settings = (
+        feature_log if isinstance(feature_log, fl.LogSettings) else fl.LogSettings.resolve(warehouse, feature_log)
+    )
     report = AuditReport(
         view.name, ds.isoformat(), datetime.now(UTC).isoformat(timespec="seconds"), 0, max_mismatch_rate
     )
@@ -252,7 +249,7 @@ def audit(
         expected = {r[key]: r.asDict() for r in expected_rows.collect()}
         report.served = compare_served(view, served, expected)
         if with_recompute:
-            own = client or run_records.connect(redis_url)
+            own = client or control_plane.connect(redis_url)
             try:
                 record = run_records.latest_run(own, view.name, ds.isoformat(), "succeeded")
             finally:
@@ -273,69 +270,3 @@ def _lit_long(value: int) -> Any:
     from pyspark.sql import functions as F
 
     return F.lit(int(value)).cast("long")
-
-
-# --- `featurestore audit` -------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--view", required=True, help="the batch view to audit")
-    parser.add_argument("--ds", required=True, help="the run date YYYY-MM-DD whose logged rows are sampled")
-    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help=f"entities (default {DEFAULT_SAMPLE})")
-    parser.add_argument(
-        "--recompute", action="store_true", help="also recompute the run at its recorded source versions"
-    )
-    parser.add_argument(
-        "--max-mismatch-rate", type=float, default=DEFAULT_MAX_MISMATCH_RATE,
-        help=f"exit 1 when a feature's mismatch rate is above this (default {DEFAULT_MAX_MISMATCH_RATE})",
-    )  # fmt: skip
-    parser.add_argument("--redis-url", default=None, help="Redis (default: $FEATURESTORE_REDIS_URL)")
-    parser.add_argument("--warehouse", default=None, help="the warehouse (default: $FEATURESTORE_WAREHOUSE)")
-    parser.add_argument("--feature-log", default=None, help="the feature log (default: <warehouse>/_feature_log)")
-    parser.add_argument("--catalog", default=None, help="module defining `catalog` (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument("--json", action="store_true", help="also print the audit as one JSON line")
-
-
-def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """Audit, print the summary, record it in ``fs:audits``; exit 1 above the mismatch limit."""
-    env = JobEnvironment.from_env()
-    url = env.require_redis_url(args.redis_url)
-    ds = parse_date(args.ds)
-    if not 0 <= args.max_mismatch_rate <= 1:
-        raise ConfigurationError(f"--max-mismatch-rate must be between 0 and 1, got {args.max_mismatch_rate}")
-    client = run_records.connect(url)  # fail fast: Redis first
-    try:
-        with Steps(2, f"audit {args.view}") as steps:
-            with steps.step("start Spark"):
-                spark, own = session(spark, f"featurestore-audit-{args.view}")
-            try:
-                with steps.step("compare"):
-                    started = time.monotonic()
-                    report = audit(
-                        spark, args.view, ds, url, catalog=args.catalog,
-                        warehouse=args.warehouse or env.warehouse or DEFAULT_WAREHOUSE, feature_log=args.feature_log,
-                        sample=args.sample, with_recompute=args.recompute, max_mismatch_rate=args.max_mismatch_rate,
-                        client=client,
-                    )  # fmt: skip
-            finally:
-                if own:
-                    spark.stop()
-        if report.sample:
-            record_audit(client, report)
-    finally:
-        client.close()
-    echo(report.summary() + f"\n  seconds  {time.monotonic() - started:.1f}", err=not report.ok)
-    if args.json:
-        echo(report.to_json())
-    return ExitCode.OK if report.ok else ExitCode.FAILED
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m featurestore.jobs.training.audit``: same as ``featurestore audit``."""
-    from featurestore.jobs.console import command_main
-
-    return command_main("audit", add_arguments, run, argv, description=__doc__, starts_spark=True)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

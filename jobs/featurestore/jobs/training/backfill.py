@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
@@ -30,11 +29,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.batch import schema, transforms, validation
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, parse_date, read_source, table_path
-from featurestore.jobs.config import JobEnvironment
-from featurestore.jobs.console import ExitCode, Steps, echo
-from featurestore.jobs.spark import session
-from featurestore.jobs.training import feature_log as fl
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, read_source, table_path
+from featurestore.jobs.core import feature_log as fl
+from featurestore.jobs.core.console import Steps
 from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
 from featurestore.readers.errors import ConfigurationError
 
@@ -155,7 +152,7 @@ def backfill(
     *,
     catalog: Catalog | str | None = None,
     warehouse: str | os.PathLike[str] = DEFAULT_WAREHOUSE,
-    feature_log: str | os.PathLike[str] | None = None,
+    feature_log: str | os.PathLike[str] | fl.LogSettings | None = None,
     expectations_dir: str | os.PathLike[str] | None = None,
     load_delay_hours: float = DEFAULT_LOAD_DELAY_HOURS,
     overwrite: bool = False,
@@ -169,7 +166,9 @@ def backfill(
     view = chosen.view(view_name)
     if not view.is_batch:
         raise ConfigurationError(f"view {view.name!r} is a streaming view: only batch views are backfilled")
-    settings = fl.LogSettings.resolve(warehouse, feature_log)
+    settings = (
+        feature_log if isinstance(feature_log, fl.LogSettings) else fl.LogSettings.resolve(warehouse, feature_log)
+    )
     if not settings.enabled:
         raise ConfigurationError("the feature log is off (FEATURESTORE_FEATURE_LOG=off): nowhere to backfill to")
     suite = validation.load_suite(validation.suite_path(view, expectations_dir), view)
@@ -230,55 +229,3 @@ def _write_days(frame: DataFrame, settings: fl.LogSettings, view: FeatureView, d
     frame.write.format("delta").mode("overwrite").partitionBy(fl.PARTITION).option(
         "replaceWhere", f"{fl.PARTITION} IN ({listed})"
     ).save(str(settings.path(view)))
-
-
-# --- `featurestore backfill` ------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--view", required=True, help="the batch view to backfill")
-    parser.add_argument("--from", dest="first", required=True, help="the first day YYYY-MM-DD")
-    parser.add_argument("--to", dest="last", required=True, help="the last day YYYY-MM-DD (inclusive)")
-    parser.add_argument(
-        "--load-delay-hours", type=float, default=DEFAULT_LOAD_DELAY_HOURS,
-        help="when the nightly run of D would have loaded, after the end of D (default 2: 02:00 UTC)",
-    )  # fmt: skip
-    parser.add_argument("--overwrite", action="store_true", help="recompute days the log already has")
-    parser.add_argument("--warehouse", default=None, help="the warehouse (default: $FEATURESTORE_WAREHOUSE)")
-    parser.add_argument("--feature-log", default=None, help="the feature log (default: <warehouse>/_feature_log)")
-    parser.add_argument("--catalog", default=None, help="module defining `catalog` (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument("--expectations", default=None, metavar="DIR", help=validation.EXPECTATIONS_HELP)
-
-
-def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """Backfill and print the summary; exit 3 if any day failed validation (the others are logged)."""
-    env = JobEnvironment.from_env()
-    first, last = parse_date(args.first, "--from"), parse_date(args.last, "--to")
-    days_between(first, last)  # a bad range fails before Spark starts
-    with Steps(2, f"backfill {args.view}") as steps:
-        with steps.step("start Spark"):
-            spark, own = session(spark, f"featurestore-backfill-{args.view}")
-        try:
-            with steps.step("compute"):
-                summary = backfill(
-                    spark, args.view, first, last, catalog=args.catalog,
-                    warehouse=args.warehouse or env.warehouse or DEFAULT_WAREHOUSE, feature_log=args.feature_log,
-                    expectations_dir=args.expectations or env.expectations_dir,
-                    load_delay_hours=args.load_delay_hours, overwrite=args.overwrite, steps=steps,
-                )  # fmt: skip
-        finally:
-            if own:
-                spark.stop()
-    echo("\n".join(summary.lines()), err=bool(summary.failed))
-    return ExitCode.VALIDATION if summary.failed else ExitCode.OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m featurestore.jobs.training.backfill``: same as ``featurestore backfill``."""
-    from featurestore.jobs.console import command_main
-
-    return command_main("backfill", add_arguments, run, argv, description=__doc__, starts_spark=True)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

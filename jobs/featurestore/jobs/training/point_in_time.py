@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from featurestore.jobs.training import feature_log as fl
+from featurestore.jobs.core import feature_log as fl
 from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
 from featurestore.readers.errors import ConfigurationError, FeatureNotFoundError
 from featurestore.readers.results import FeatureStatus

@@ -14,21 +14,15 @@ The labels are a Parquet file or folder, or a Delta table; the output a Parquet 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE
-from featurestore.jobs.config import JobEnvironment
-from featurestore.jobs.console import Steps, echo
-from featurestore.jobs.spark import session
-from featurestore.jobs.training import feature_log as fl
+from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.training.point_in_time import STATUS_SUFFIX, Requested, point_in_time, resolve_features
 from featurestore.readers.definitions import Catalog, load_catalog
-from featurestore.readers.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -55,7 +49,7 @@ def build_training_set(
     *,
     catalog: Catalog | str | None = None,
     warehouse: str | os.PathLike[str] = DEFAULT_WAREHOUSE,
-    feature_log: str | os.PathLike[str] | None = None,
+    feature_log: str | os.PathLike[str] | fl.LogSettings | None = None,
     timestamp_col: str = "ts",
     statuses: bool = False,
 ) -> DataFrame:
@@ -63,11 +57,13 @@ def build_training_set(
 
     Values are what the reader would have returned at ``timestamp_col`` (defaults where
     missing or stale); ``statuses=True`` adds ``<feature>__status``.  The feature log is
-    ``feature_log``, else ``$FEATURESTORE_FEATURE_LOG``, else ``<warehouse>/_feature_log``.
+    ``feature_log`` (its settings, or a folder), else ``<warehouse>/_feature_log``.
     """
     chosen = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     requested = resolve_features(chosen, features)
-    settings = fl.LogSettings.resolve(warehouse, feature_log)
+    settings = (
+        feature_log if isinstance(feature_log, fl.LogSettings) else fl.LogSettings.resolve(warehouse, feature_log)
+    )
     logs = logs_for(spark, chosen, requested, settings)
     return point_in_time(labels, logs, chosen, requested, timestamp_col=timestamp_col, statuses=statuses)
 
@@ -95,76 +91,3 @@ def status_counts(df: DataFrame, requested: Requested) -> dict[str, dict[str, in
         name, status = key.split("|")
         out.setdefault(name, {})[status] = int(value or 0)
     return out
-
-
-# --- `featurestore training-set` ----------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", required=True, help="the labels: a Parquet file/folder or a Delta table")
-    parser.add_argument(
-        "--features", required=True, action="append",
-        help="comma-separated view or feature names (repeatable)",
-    )  # fmt: skip
-    parser.add_argument("--timestamp-col", default="ts", help="the labels' time column (default: ts)")
-    parser.add_argument("--out", required=True, help="where to write the training set (a folder)")
-    parser.add_argument("--format", choices=("parquet", "delta"), default="parquet", help="output format")
-    parser.add_argument("--statuses", action="store_true", help="add <feature>__status columns")
-    parser.add_argument("--warehouse", default=None, help="the warehouse (default: $FEATURESTORE_WAREHOUSE)")
-    parser.add_argument(
-        "--feature-log", default=None, help="the feature log's folder (default: <warehouse>/_feature_log)"
-    )
-    parser.add_argument("--catalog", default=None, help="module defining `catalog` (default: $FEATURESTORE_CATALOG)")
-
-
-def _read_labels(spark: SparkSession, path: str) -> DataFrame:
-    if not Path(path).exists():
-        raise ConfigurationError(f"--labels {path}: no such file or folder")
-    if (Path(path) / "_delta_log").is_dir():
-        return spark.read.format("delta").load(path)
-    return spark.read.parquet(path)
-
-
-def run(args: argparse.Namespace, spark: SparkSession | None = None) -> int:
-    """Build the training set, write it, print the status counts per feature."""
-    env = JobEnvironment.from_env()
-    catalog = load_catalog(args.catalog)
-    names = [n.strip() for group in args.features for n in group.split(",") if n.strip()]
-    requested = resolve_features(catalog, names)  # a typo fails before Spark starts
-    warehouse = args.warehouse or env.warehouse or DEFAULT_WAREHOUSE
-    with Steps(3, "training-set") as steps:
-        with steps.step("start Spark"):
-            spark, own = session(spark, "featurestore-training-set")
-        try:
-            with steps.step("build"):
-                labels = _read_labels(spark, args.labels)
-                statuses = True  # counted for the summary; dropped on write unless asked for
-                df = build_training_set(
-                    spark, labels, names, catalog=catalog, warehouse=warehouse, feature_log=args.feature_log,
-                    timestamp_col=args.timestamp_col, statuses=statuses,
-                ).persist()  # fmt: skip
-            with steps.step("write"):
-                out = df if args.statuses else df.drop(*[f.name + STATUS_SUFFIX for _, f in requested.features])
-                out.write.format(args.format).mode("overwrite").save(args.out)
-                counts = status_counts(df, requested)
-                rows = df.count()
-                df.unpersist()
-        finally:
-            if own:
-                spark.stop()
-    echo(f"training set: {rows:,} rows x {len(requested.features)} features -> {args.out} ({args.format})")
-    for name, by_status in counts.items():
-        shown = ", ".join(f"{s} {n:,}" for s, n in by_status.items())
-        echo(f"  {name:<32} {shown}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m featurestore.jobs.training.training_set``: same as ``featurestore training-set``."""
-    from featurestore.jobs.console import command_main
-
-    return command_main("training-set", add_arguments, run, argv, description=__doc__, starts_spark=True)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

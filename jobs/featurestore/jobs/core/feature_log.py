@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from featurestore.jobs.config import env_value
+from featurestore.jobs.core.settings import Settings
 from featurestore.readers.definitions import FeatureView
 from featurestore.readers.errors import ConfigurationError, JobError
 
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURE_LOG_ENV_VAR = "FEATURESTORE_FEATURE_LOG"
-RETENTION_ENV_VAR = "FEATURESTORE_FEATURE_LOG_RETENTION_DAYS"
 DEFAULT_LOG_FOLDER = "_feature_log"  # inside the warehouse
 DEFAULT_RETENTION_DAYS = 400
 OFF = ("off", "none", "false", "0")
@@ -67,20 +65,25 @@ class LogSettings:
         given: str | os.PathLike[str] | None = None,
         retention_days: int | None = None,
     ) -> LogSettings:
-        """``given`` (``--feature-log``), else ``$FEATURESTORE_FEATURE_LOG``, else ``<warehouse>/_feature_log``."""
-        chosen = str(given) if given is not None else env_value(FEATURE_LOG_ENV_VAR)
-        if retention_days is None:
-            text = env_value(RETENTION_ENV_VAR)
-            try:
-                retention_days = DEFAULT_RETENTION_DAYS if text is None else int(text)
-            except ValueError:
-                raise ConfigurationError(f"{RETENTION_ENV_VAR}={text!r} is not a whole number of days") from None
+        """``given`` (a folder, or ``off``), else ``<warehouse>/_feature_log``; ``retention_days``
+        else :data:`DEFAULT_RETENTION_DAYS`."""
+        chosen = str(given) if given is not None else None
+        retention_days = DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
         if retention_days < 0:
             raise ConfigurationError(f"feature log retention must be >= 0 days, got {retention_days}")
         if chosen is not None and chosen.strip().lower() in OFF:
             return cls(None, retention_days)
         root = Path(chosen) if chosen else Path(warehouse) / DEFAULT_LOG_FOLDER
         return cls(root.absolute(), retention_days)
+
+    @classmethod
+    def from_settings(
+        cls, warehouse: str | os.PathLike[str], settings: Settings, given: str | os.PathLike[str] | None = None
+    ) -> LogSettings:
+        """``given`` (``--feature-log``), else the settings' ``feature_log`` (``$FEATURESTORE_FEATURE_LOG``,
+        the settings file), else ``<warehouse>/_feature_log``; the retention from the settings."""
+        return cls.resolve(warehouse, given if given is not None else settings.feature_log,
+                           settings.feature_log_retention_days)  # fmt: skip
 
     @property
     def enabled(self) -> bool:

@@ -3,7 +3,7 @@
 The one module under ``featurestore.jobs`` that writes to the terminal.  Library code logs
 through :mod:`logging` (loggers named after their module, ``featurestore.<package>.<module>``;
 the view, ``ds`` and run id as structured fields: ``log.info(..., extra={"view": ...})``) and
-never prints; a command's ``run(args)`` reports its result with :func:`echo` and its steps
+never prints; a command's ``run(args, settings)`` reports its result with :func:`echo` and its steps
 with :class:`Steps`.
 
 * **stdout** carries the results (a summary, a URL, a table): what a script may parse.
@@ -27,13 +27,13 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from featurestore.jobs.config import featurestore_home
+from featurestore.jobs.core.settings import featurestore_home
 from featurestore.readers.errors import (
     AuthenticationError,
     ClusterDownError,
@@ -41,7 +41,6 @@ from featurestore.readers.errors import (
     DefinitionError,
     FeatureNotFoundError,
     FeatureStoreConnectionError,
-    FeatureStoreError,
     GuardRefused,
     PermissionDeniedError,
     UnsupportedServerError,
@@ -368,7 +367,7 @@ class Steps:
                 self.bar.set_postfix_str(text, refresh=True)
 
 
-# --- running a command -----------------------------------------------------------------------
+# --- the command line's options ------------------------------------------------------------
 
 
 def add_verbosity_options(parser: argparse.ArgumentParser, default: object = 0) -> None:
@@ -381,83 +380,3 @@ def add_verbosity_options(parser: argparse.ArgumentParser, default: object = 0) 
     parser.add_argument(
         "-q", "--quiet", action="count", default=default, help="no progress and no notes: results and errors only"
     )
-
-
-def run_command(
-    command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, starts_spark: bool
-) -> int:
-    """Run a parsed command with the CLI's conventions and return its exit code.
-
-    Logging per ``-v``/``-q``; for a command that starts Spark, a fresh log file receiving
-    the JVM's output and every log record (its path shown first, its tail on a runtime
-    failure); a :class:`FeatureStoreError` becomes one redacted line and its exit code
-    (:func:`exit_code_for`); any other error one line too, its traceback in the log file
-    (or on the terminal with ``-v`` when there is none).  The error line comes last, after
-    the log file's tail: the user's last line says what happened.
-    """
-    from featurestore.jobs.spark import send_jvm_output_to
-
-    verbose, quiet = getattr(args, "verbose", 0) or 0, getattr(args, "quiet", 0) or 0
-    log_file = new_log_file(command) if starts_spark else None
-    configure_logging(verbose, quiet, log_file)
-    if log_file is not None:
-
-        def announce(path: Path) -> None:
-            prepare_log_file(path)
-            note(f"featurestore {command}: Spark and JVM output go to {path}")
-
-        send_jvm_output_to(log_file, announce)
-    code: int
-    error_line: str | None = None  # said last, after the log's tail: the user's last line is ours
-    try:
-        code = int(run(args))
-    except KeyboardInterrupt:
-        echo(f"featurestore {command}: interrupted", err=True)
-        return ExitCode.INTERRUPTED
-    except FeatureStoreError as exc:
-        # notes say what else failed after the first failure (e.g. a run record not stored)
-        message = "; and ".join([str(exc), *getattr(exc, "__notes__", ())])
-        error_line = f"featurestore {command}: error: {message}"
-        code = exit_code_for(exc)
-    except Exception as exc:  # Spark, Delta, redis-py ...: one line here, the traceback in the log
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        logging.getLogger(__name__).debug("featurestore %s failed", command, exc_info=True)
-        error_line = f"featurestore {command}: error: {type(exc).__name__}: {first_line}"
-        if log_file is None:
-            if verbose:
-                echo(error_line, err=True)
-                raise
-            error_line += "\n(run with -v for the traceback)"
-        code = ExitCode.FAILED
-    finally:
-        if log_file is not None:
-            send_jvm_output_to(None)
-    if code == ExitCode.FAILED and log_file is not None:
-        lines = tail(log_file)
-        if lines:
-            echo(f"last lines of {log_file}:", err=True)
-            for line in lines:
-                echo(f"  {line}", err=True)
-    if error_line is not None:
-        echo(error_line, err=True)
-    return code
-
-
-def command_main(
-    command: str,
-    add_arguments: Callable[[argparse.ArgumentParser], None],
-    run: Callable[[argparse.Namespace], int],
-    argv: Sequence[str] | None,
-    *,
-    description: str | None = None,
-    starts_spark: bool = False,
-) -> int:
-    """The ``main(argv)`` of a command module run as ``python -m ...``: same as ``featurestore <command>``."""
-    parser = argparse.ArgumentParser(
-        prog=f"featurestore {command}", description=description, epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    add_verbosity_options(parser)
-    add_arguments(parser)
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
-    return run_command(command, run, args, starts_spark=starts_spark)

@@ -7,7 +7,8 @@ the two usual ways, when asked (``$FEATURESTORE_METRICS_TEXTFILE_DIR``, ``$FEATU
   (written atomically: a scrape never sees half a file);
 * a **push** to a Prometheus Pushgateway, grouped by view.
 
-The samples are built here by pure functions (:func:`run_samples`, :func:`status_samples`);
+The samples are built here by pure functions (:func:`run_samples`, :func:`stream_samples`;
+a view's status: :func:`featurestore.jobs.ops.status.status_samples`);
 :func:`publish` is the only I/O.  prometheus-client (the ``[metrics]`` extra) is imported only
 when something is published.  The metric names are the ``*_METRICS`` tuples below; the Grafana
 dashboard (``dashboards/featurestore.json``) uses only names listed here or in
@@ -17,18 +18,15 @@ dashboard (``dashboards/featurestore.json``) uses only names listed here or in
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from featurestore.jobs.batch.run_records import RunRecord, epoch_seconds
-from featurestore.jobs.config import JobEnvironment
+from featurestore.jobs.core.run_records import RunRecord, epoch_seconds
+from featurestore.jobs.core.settings import Settings
 from featurestore.readers.errors import ConfigurationError
 from featurestore.readers.settings import redact_text
-
-if TYPE_CHECKING:
-    from featurestore.jobs.ops.status import ViewStatus
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +83,16 @@ class MetricsTarget:
         return bool(self.textfile_dir or self.pushgateway_url)
 
     @classmethod
+    def of(cls, settings: Settings) -> MetricsTarget:
+        """The settings' ``metrics_textfile_dir`` and ``pushgateway_url``
+        (``$FEATURESTORE_METRICS_TEXTFILE_DIR``, ``$FEATURESTORE_PUSHGATEWAY_URL``, the settings file)."""
+        return cls(settings.metrics_textfile_dir, settings.pushgateway_url)
+
+    @classmethod
     def from_env(cls) -> MetricsTarget:
-        """``$FEATURESTORE_METRICS_TEXTFILE_DIR`` and ``$FEATURESTORE_PUSHGATEWAY_URL``."""
-        env = JobEnvironment.from_env()
-        return cls(env.metrics_textfile_dir, env.pushgateway_url)
+        """:meth:`of` the environment's settings: for the library entry points that take no settings
+        (``StreamingWriter.foreach_batch`` called without ``metrics``, the DAG's tasks)."""
+        return cls.of(Settings.from_env())
 
 
 def run_samples(record: RunRecord, last_success_at: str | None = None) -> list[Sample]:
@@ -145,21 +149,6 @@ def stream_progress_samples(view: str, report: dict[str, Any]) -> list[Sample]:
             samples.append(Sample("featurestore_stream_latency_seconds", quantile_labels, report[key]))
     if report.get("lag") is not None:
         samples.append(Sample("featurestore_stream_consumer_lag", labels, float(report["lag"])))
-    return samples
-
-
-def status_samples(statuses: Iterable[ViewStatus]) -> list[Sample]:
-    """The samples of ``featurestore status``: each view's age, max_age, health and verdict."""
-    from featurestore.jobs.ops.status import UNHEALTHY
-
-    samples = []
-    for status in statuses:
-        view = (("view", status.view),)
-        if status.age_seconds is not None:
-            samples.append(Sample("featurestore_view_age_seconds", view, status.age_seconds))
-        samples.append(Sample("featurestore_view_max_age_seconds", view, float(status.max_age_seconds)))
-        samples.append(Sample("featurestore_view_healthy", view, 0.0 if status.verdict in UNHEALTHY else 1.0))
-        samples.append(Sample("featurestore_view_verdict", (*view, ("verdict", status.verdict)), 1.0))
     return samples
 
 

@@ -1,14 +1,17 @@
 """``featurestore`` — the command line.
 
 Each sub-command lives in its own module with ``add_arguments(parser)`` and
-``run(args) -> int``; this file only dispatches, and imports a module (and so Spark,
-Great Expectations ...) only when its command runs.  The dependency goes one way: a
-command module never imports this file (its own ``main(argv)`` parses and reports errors
-itself), and the local-development commands (``redis``, ``kafka``, ``demo``, ``generate``,
-in ``featurestore.jobs.dev``) are named here as strings, so nothing of the
-production path imports dev code.
+``run(args, settings) -> int``: the production commands in this package (argument parsing
+lives here, the domain modules below take typed requests and settings), the
+local-development commands (``redis``, ``kafka``, ``demo``, ``generate``) in
+``featurestore.jobs.dev``, named here as strings so that nothing of the production path
+imports dev code.  This file only dispatches: it imports a command's module (and so Spark,
+Great Expectations ...) only when that command runs, and builds the one
+:class:`~featurestore.jobs.core.settings.Settings` of the run from the command's flags, the
+environment and the repository's settings file (``--repo DIR``, ``$FEATURESTORE_REPO``, or
+the working directory), in that order of precedence.
 
-Output conventions (:mod:`featurestore.jobs.console`): results on stdout, progress, log
+Output conventions (:mod:`featurestore.jobs.core.console`): results on stdout, progress, log
 records and errors on stderr, ``-v``/``-q`` set the logging level, the commands that start
 Spark send the JVM's output to a log file whose path is shown (and its tail on a failure),
 and every failure maps to one documented exit code (``featurestore --help``).
@@ -19,10 +22,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 
-from featurestore.jobs import console
+from featurestore.jobs.cli.runner import run_command
+from featurestore.jobs.core import console
+from featurestore.jobs.core.settings import REPO_ENV_VAR, SETTINGS_FILE, Settings
 
 DISTRIBUTION = "redis-feature-store"
 
@@ -36,44 +41,44 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     ),
     "demo": ("featurestore.jobs.dev.demo", "generate sample data, materialize every view, read it back", True),
     "generate": ("featurestore.jobs.dev.sample_data", "write the sample fraud warehouse as Delta tables", True),
-    "materialize": ("featurestore.jobs.batch.materialize", "compute, validate and write one batch view", True),
-    "runs": ("featurestore.jobs.batch.run_records", "list recent materialization runs", False),
+    "materialize": ("featurestore.jobs.cli.materialize", "compute, validate and write one batch view", True),
+    "runs": ("featurestore.jobs.cli.runs", "list recent materialization runs", False),
     "stream": (
-        "featurestore.jobs.streaming.kafka_job",
+        "featurestore.jobs.cli.stream",
         "the streaming job: Kafka -> real-time features -> Redis (Spark Structured Streaming)",
         True,
     ),
     "consume": (
-        "featurestore.jobs.streaming.kafka_consumer",
+        "featurestore.jobs.cli.consume",
         "the plain Kafka consumer (no Spark): events -> Redis, at-least-once",
         False,
     ),
-    "check": ("featurestore.jobs.ops.post_load_check", "check a view's freshness after a load", False),
+    "check": ("featurestore.jobs.cli.check", "check a view's freshness after a load", False),
     "status": (
-        "featurestore.jobs.ops.status",
+        "featurestore.jobs.cli.status",
         "every view's freshness and last runs; exit 1 if any is stale or failing",
         False,
     ),
     "inspect": (
-        "featurestore.jobs.ops.inspect_command",
+        "featurestore.jobs.cli.inspect",
         "decode one entity's hash, any layout: value, status, view age, field TTL",
         False,
     ),
-    "catalog": ("featurestore.jobs.ops.catalog_command", "export the views' contract or conformance vectors", False),
-    "acl": ("featurestore.jobs.ops.acl_command", "print (or --apply) the least-privilege ACL roles", False),
+    "catalog": ("featurestore.jobs.cli.catalog", "export the views' contract or conformance vectors", False),
+    "acl": ("featurestore.jobs.cli.acl", "print (or --apply) the least-privilege ACL roles", False),
     "executor-env": (
-        "featurestore.jobs.deploy.executor_env",
+        "featurestore.jobs.cli.executor_env",
         "pack the Spark executors' Python environment for spark-submit --archives",
         False,
     ),
     "training-set": (
-        "featurestore.jobs.training.training_set",
+        "featurestore.jobs.cli.training_set",
         "point-in-time training data: each label row's features as the reader served them then",
         True,
     ),
-    "backfill": ("featurestore.jobs.training.backfill", "compute past days into the feature log (no Redis)", True),
+    "backfill": ("featurestore.jobs.cli.backfill", "compute past days into the feature log (no Redis)", True),
     "audit": (
-        "featurestore.jobs.training.audit",
+        "featurestore.jobs.cli.audit",
         "compare what Redis serves with the feature log; exit 1 above a mismatch rate",
         True,
     ),
@@ -97,9 +102,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     console.add_verbosity_options(parser)
-    # -v/-q also after the command (`featurestore demo -v`); SUPPRESS keeps the top-level value otherwise
+    add_repo_option(parser)
+    # -v/-q/--repo also after the command (`featurestore demo -v`); SUPPRESS keeps the top-level value otherwise
     common = argparse.ArgumentParser(add_help=False)
     console.add_verbosity_options(common, argparse.SUPPRESS)
+    add_repo_option(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text, _) in COMMANDS.items():
         command_parser = sub.add_parser(
@@ -109,6 +116,31 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is None or name == only:
             importlib.import_module(module).add_arguments(command_parser)
     return parser
+
+
+def add_repo_option(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """``--repo DIR``: the feature repository whose ``featurestore.toml`` holds the settings."""
+    parser.add_argument(
+        "--repo", default=default, metavar="DIR",
+        help=f"the feature repository: its {SETTINGS_FILE} gives the settings no flag or variable sets "
+        f"(default: ${REPO_ENV_VAR}, else the working directory)",
+    )  # fmt: skip
+
+
+# a setting -> the attribute of the parsed arguments holding its flag (commands without the flag have none)
+SETTING_FLAGS = {
+    "redis_url": "redis_url",
+    "warehouse": "warehouse",
+    "expectations_dir": "expectations",
+    "catalog": "catalog",
+    "kafka_bootstrap": "bootstrap_servers",
+}
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """The run's settings: the command's flags over the environment over the repository's file."""
+    flags = {name: getattr(args, attribute, None) for name, attribute in SETTING_FLAGS.items()}
+    return Settings.load(flags, environ=environ, repo=getattr(args, "repo", None))
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -123,8 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # a usage error exits 2 here (argparse)
     module_name, _, starts_spark = COMMANDS[args.command]
     module = importlib.import_module(module_name)
-    return console.run_command(args.command, module.run, args, starts_spark=starts_spark)
 
+    def run(parsed: argparse.Namespace) -> int:
+        # built inside the run: a bad setting is a usage error (exit 2) with the command's conventions
+        return int(module.run(parsed, settings_from_args(parsed)))
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return run_command(args.command, run, args, starts_spark=starts_spark)

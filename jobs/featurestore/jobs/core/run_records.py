@@ -1,4 +1,4 @@
-"""Run records: one entry per materialization run in the Redis Stream ``fs:runs``, and ``featurestore runs``.
+"""Run records: one entry per materialization run in the Redis Stream ``fs:runs`` (listed by ``featurestore runs``).
 
 Each stream entry has one field, ``record``: the run as JSON —
 ``{run_id, view, ds, source_table, source_version, status, rows_read, rows_written,
@@ -13,7 +13,6 @@ One stream key, so the same calls work on a standalone server and on a Cluster c
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -21,16 +20,11 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from featurestore.jobs.config import REDIS_URL_ENV_VAR as REDIS_URL_ENV_VAR
-from featurestore.jobs.config import JobEnvironment
-from featurestore.readers.errors import ConfigurationError, FeatureStoreConnectionError, FeatureStoreError
-from featurestore.readers.settings import ConnectionSettings, redact_text
-from featurestore.readers.wire import redis_client
+from featurestore.readers.errors import ConfigurationError
 
 RUNS_KEY = "fs:runs"
 MAX_RUNS = 10_000
 STATUSES = ("succeeded", "failed_validation", "failed")
-JOB_TIMEOUT_SECONDS = 10.0
 _PAGE = 200
 
 
@@ -75,32 +69,6 @@ class RunRecord:
         known = {f.name for f in fields(cls)}
         # records written by a newer version may carry more keys: keep what we know
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def job_settings(url: str, *, timeout: float = JOB_TIMEOUT_SECONDS) -> ConnectionSettings:
-    """The job side's connection settings for ``url`` (a longer timeout than inference's)."""
-    return ConnectionSettings.from_url(url, timeout=timeout)
-
-
-def connect(target: str | ConnectionSettings | None = None, *, timeout: float = JOB_TIMEOUT_SECONDS) -> Any:
-    """A redis-py client (``Redis`` or ``RedisCluster``) for the job side, connected (PING) or an error.
-
-    ``target`` is a URL (default ``$FEATURESTORE_REDIS_URL``, parsed with ``timeout``) or
-    settings parsed once by the caller (their own timeout applies).
-    """
-    if isinstance(target, ConnectionSettings):
-        settings = target
-    else:
-        settings = job_settings(JobEnvironment.from_env().require_redis_url(target), timeout=timeout)
-    # the wire's client factory: TLS, ACL user, timeouts, and the store's error classes
-    # (wrong or missing password, permission, unreachable ...) from every command
-    client = redis_client(settings)
-    try:
-        client.ping()
-    except BaseException:
-        client.close()
-        raise
-    return client
 
 
 def record_run(client: Any, record: RunRecord) -> str:
@@ -165,63 +133,3 @@ def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows of cells as lines of left-aligned columns (the CLI's tables)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-
-
-# --- `featurestore runs` -----------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", default=None, help=f"where the runs are (default: ${REDIS_URL_ENV_VAR})")
-    parser.add_argument("--view", default=None, help="only runs of this view")
-    parser.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default 20)")
-    parser.add_argument("--json", action="store_true", help="one JSON record per line instead of a table")
-
-
-def format_table(records: list[RunRecord]) -> str:
-    """The runs as an aligned text table."""
-    header = ("finished_at", "view", "ds", "status", "rows_read", "written", "failed", "source", "seconds", "run_id")
-    rows = [header]
-    for r in records:
-        total = sum(r.durations.values())
-        rows.append(
-            (
-                r.finished_at[:19],
-                r.view,
-                r.ds,
-                r.status,
-                str(r.rows_read),
-                str(r.rows_written),
-                str(r.rows_failed),
-                f"{r.source_table}@v{r.source_version}" if r.source_version is not None else r.source_table,
-                f"{total:.1f}",
-                r.run_id,
-            )
-        )
-    lines = aligned(rows)
-    for r in records:
-        if r.error:
-            error = r.error if len(r.error) <= 300 else r.error[:297] + "..."
-            lines.append(f"  {r.run_id}: {error}")
-    return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    client = connect(args.redis_url)
-    try:
-        records = list_runs(client, view=args.view, limit=args.limit)
-    except FeatureStoreError:
-        raise
-    except Exception as exc:  # redis-py errors: say where, without the password
-        raise FeatureStoreConnectionError(f"reading {RUNS_KEY}: {redact_text(str(exc))}") from None
-    finally:
-        client.close()
-    from featurestore.jobs.console import echo
-
-    if args.json:
-        for record in records:
-            echo(record.to_json())
-    elif not records:
-        echo("no runs recorded" + (f" for view {args.view!r}" if args.view else ""))
-    else:
-        echo(format_table(records))
-    return 0

@@ -23,22 +23,18 @@ every command (``featurestore --help``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from featurestore.jobs.batch.run_records import aligned, connect
-from featurestore.jobs.config import REDIS_URL_ENV_VAR
+from featurestore.jobs.core.run_records import aligned
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, Entity, load_catalog
+from featurestore.readers.definitions import Catalog, Entity
 from featurestore.readers.errors import (
     ConfigurationError,
     EncodingError,
-    FeatureStoreError,
     ServerError,
 )
 from featurestore.readers.plan import ReadPlan
@@ -229,53 +225,3 @@ def inspect_key(client: Any, catalog: Catalog, entity: Entity, key: bytes, now_m
         features=features,
         unknown_fields=unknown,
     )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("entity", nargs="?", help="the entity's name (e.g. user)")
-    parser.add_argument("id", nargs="?", help="the entity id (e.g. 42)")
-    parser.add_argument("--key", default=None, help="a Redis key fs:<entity>:{<id>} instead of ENTITY ID")
-    parser.add_argument("--redis-url", default=None, help=f"the store (default: ${REDIS_URL_ENV_VAR})")
-    parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-
-
-def run(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
-    from featurestore.jobs.console import echo
-
-    catalog = load_catalog(args.catalog)
-    if args.key is not None:
-        if args.entity is not None:
-            raise ConfigurationError("give either --key or ENTITY ID, not both")
-        entity, entity_id = parse_key(catalog, args.key)
-    else:
-        if args.entity is None or args.id is None:
-            raise ConfigurationError("inspect needs ENTITY ID (e.g. `featurestore inspect user 42`) or --key")
-        entity = catalog.entity(args.entity)
-        entity_id = entity_id_of(entity, args.id)
-    key = codec.entity_key(entity, entity_id)
-    client = connect(args.redis_url)
-    try:
-        report = inspect_key(client, catalog, entity, key, int(clock() * 1000))
-    except FeatureStoreError:
-        raise
-    finally:
-        client.close()
-    if args.json:
-        echo(json.dumps(report.to_dict(), sort_keys=True, ensure_ascii=False))
-    elif report.exists:
-        echo(format_report(report))
-    if not report.exists:
-        echo(f"{report.key}: no such key (never written, or expired)", err=True)
-        return 1
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from featurestore.jobs import console
-
-    return console.command_main("inspect", add_arguments, run, argv, description=__doc__)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

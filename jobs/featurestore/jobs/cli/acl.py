@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
-from featurestore.jobs.config import ACL_PASSWORD_ENV_VAR, REDIS_URL_ENV_VAR, JobEnvironment
-from featurestore.jobs.ops.acl import PASSWORD_PLACEHOLDER, ROLES, Role, setuser_line, setuser_rules
+from featurestore.jobs.core.console import echo, note
+from featurestore.jobs.core.settings import ACL_PASSWORD_ENV_VAR, REDIS_URL_ENV_VAR, Settings
+from featurestore.jobs.ops.acl import PASSWORD_PLACEHOLDER, ROLES, apply, describe, setuser_line
 from featurestore.readers.errors import ConfigurationError
 from featurestore.readers.settings import ConnectionSettings
 from featurestore.readers.wire import redis_client
@@ -40,23 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def describe(chosen: Role, user: str | None = None) -> str:
-    """The role as commented ``ACL SETUSER`` text (no password: a placeholder)."""
-    lines = [f"# {chosen.name}: {chosen.summary}"]
-    lines += [f"#   +{c.name:<15} {c.why}" for c in chosen.commands]
-    lines.append(setuser_line(chosen, user))
-    return "\n".join(lines)
-
-
-def apply(client: Any, chosen: Role, user: str, password: str, *, cluster: bool) -> None:
-    """``ACL SETUSER`` on the server (every node of a cluster): ``user`` gets exactly ``chosen``."""
-    options: dict[str, Any] = {"target_nodes": "all"} if cluster else {}  # RedisCluster.ALL_NODES
-    client.execute_command("ACL", "SETUSER", user, *setuser_rules(chosen, password), **options)
-
-
-def run(args: argparse.Namespace) -> int:
-    from featurestore.jobs.console import echo, note
-
+def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.user is not None and args.role is None:
         raise ConfigurationError("--user names the user of one role: add --role")
     chosen = [ROLES[args.role]] if args.role else list(ROLES.values())
@@ -69,19 +53,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.role is None:
         raise ConfigurationError("--apply creates one user: choose it with --role")
-    env = JobEnvironment.from_env()
-    password = env.acl_password
+    password = settings.acl_password
     if not password:
         raise ConfigurationError(f"--apply needs the new user's password in ${ACL_PASSWORD_ENV_VAR}")
-    settings = ConnectionSettings.from_url(env.require_redis_url(args.redis_url), timeout=APPLY_TIMEOUT_SECONDS)
+    admin = ConnectionSettings.from_url(settings.require_redis_url(), timeout=APPLY_TIMEOUT_SECONDS)
     role_ = chosen[0]
     user = args.user or role_.default_user
-    client = redis_client(settings)
+    client = redis_client(admin)
     try:
-        apply(client, role_, user, password, cluster=settings.cluster)
+        apply(client, role_, user, password, cluster=admin.cluster)
     finally:
         client.close()
-    log.info("ACL user %s set to role %s on %s", user, role_.name, settings.redacted_url)
-    note(f"user {user!r} now has role {role_.name!r} on {settings.redacted_url}")
+    log.info("ACL user %s set to role %s on %s", user, role_.name, admin.redacted_url)
+    note(f"user {user!r} now has role {role_.name!r} on {admin.redacted_url}")
     echo(setuser_line(role_, user))
     return 0

@@ -14,7 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from featurestore.jobs import console
+from featurestore.jobs.core import console
+from featurestore.jobs.core.settings import Settings
 from featurestore.readers import conformance
 from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError
@@ -30,9 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vectors.add_argument("--check", default=None, metavar="FILE", help="verify FILE against this reader instead")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "export":
-        console.echo(conformance.dumps(conformance.catalog_contract(load_catalog(args.catalog))).rstrip("\n"))
+        console.echo(conformance.dumps(conformance.catalog_contract(load_catalog(settings.catalog))).rstrip("\n"))
         return 0
     if args.check:
         try:
@@ -51,7 +52,3 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text)
         console.note(f"wrote {len(conformance.CASES)} conformance cases to {args.out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return console.command_main("catalog", add_arguments, run, argv, description=__doc__)

@@ -1,0 +1,5 @@
+"""``python -m featurestore.jobs.cli``: the same as the ``featurestore`` command."""
+
+from featurestore.jobs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""``featurestore consume``: the plain Kafka consumer (:mod:`featurestore.jobs.streaming.kafka_consumer`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from featurestore.jobs.core.console import ExitCode, echo, note
+from featurestore.jobs.core.job_metrics import MetricsTarget
+from featurestore.jobs.core.settings import KAFKA_BOOTSTRAP_ENV_VAR, Settings
+from featurestore.jobs.streaming.events import DEFAULT_EVENT_SCHEMA, EventSchema, progress_line
+from featurestore.jobs.streaming.kafka_consumer import DEFAULT_GROUP, FeatureConsumer
+from featurestore.jobs.streaming.writer import StreamingWriter
+from featurestore.readers.errors import ConfigurationError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=None, help="where to write (default: $FEATURESTORE_REDIS_URL)")
+    parser.add_argument(
+        "--bootstrap-servers", default=None, help="Kafka's bootstrap servers (default: $FEATURESTORE_KAFKA_BOOTSTRAP)"
+    )
+    parser.add_argument("--topic", default="transactions", help="the topic of transaction events")
+    parser.add_argument("--group", default=DEFAULT_GROUP, help="the consumer group (its commits are the progress)")
+    parser.add_argument("--dead-letter-topic", default=None, help="default: <topic>.dead-letters")
+    parser.add_argument("--event-schema", default=DEFAULT_EVENT_SCHEMA, help="the events' JSON fields and types")
+    parser.add_argument("--id-field", default="user_id")
+    parser.add_argument("--time-field", default="event_time")
+    parser.add_argument("--view", default="user_realtime", help="the streaming view written")
+    parser.add_argument("--batch-size", type=int, default=1000, help="records per poll (and per pipelined write)")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
+    parser.add_argument("--until-caught-up", action="store_true", help="stop once the lag is 0")
+    parser.add_argument("--report-seconds", type=float, default=5.0)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """``featurestore consume``: the plain consumer; progress on stderr, the last report on stdout."""
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        raise ConfigurationError(f"no Kafka: pass --bootstrap-servers or set {KAFKA_BOOTSTRAP_ENV_VAR}")
+    schema = EventSchema.parse(args.event_schema, args.id_field, args.time_field)
+    with StreamingWriter.connect(settings.require_redis_url(), args.view) as writer:
+        consumer = FeatureConsumer.connect(
+            bootstrap, args.topic, writer, group=args.group, schema=schema,
+            dead_letter_topic=args.dead_letter_topic, batch_size=args.batch_size,
+        )  # fmt: skip
+        report = consumer.run(
+            seconds=args.seconds, until_caught_up=args.until_caught_up, report_seconds=args.report_seconds,
+            on_report=lambda r: note(f"featurestore consume: {progress_line(r)}"), metrics=MetricsTarget.of(settings),
+        )  # fmt: skip
+    echo(json.dumps(report))
+    return ExitCode.OK

@@ -1,0 +1,130 @@
+"""``featurestore stream`` (and ``stream_job.py``): the streaming job's arguments
+(:mod:`featurestore.jobs.streaming.kafka_job`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from featurestore.jobs.core.console import ExitCode, echo, note
+from featurestore.jobs.core.feature_log import LogSettings
+from featurestore.jobs.core.job_metrics import MetricsTarget
+from featurestore.jobs.core.settings import KAFKA_BOOTSTRAP_ENV_VAR, REDIS_URL_ENV_VAR, Settings
+from featurestore.jobs.spark import build_session
+from featurestore.jobs.streaming.events import DEFAULT_EVENT_SCHEMA, EventSchema, progress_line
+from featurestore.jobs.streaming.kafka_job import DEFAULT_TOPIC, SESSION_CONF, KafkaStreamConfig, kafka_jars, run_job
+from featurestore.readers.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", default=None, help="where to write (default: $FEATURESTORE_REDIS_URL)")
+    parser.add_argument(
+        "--bootstrap-servers", default=None, help="Kafka's bootstrap servers (default: $FEATURESTORE_KAFKA_BOOTSTRAP)"
+    )
+    parser.add_argument("--topic", default=DEFAULT_TOPIC, help="the topic of transaction events")
+    parser.add_argument("--dead-letter-topic", default=None, help="default: <topic>.dead-letters")
+    parser.add_argument(
+        "--event-schema", default=DEFAULT_EVENT_SCHEMA,
+        help=f"the events' JSON fields and types (default: {DEFAULT_EVENT_SCHEMA!r})",
+    )  # fmt: skip
+    parser.add_argument("--id-field", default="user_id", help="the field holding the entity id")
+    parser.add_argument("--time-field", default="event_time", help="the field holding the event time")
+    parser.add_argument(
+        "--checkpoint", default=".featurestore/stream-checkpoint",
+        help="the queries' checkpoint folder (a restart resumes from it)",
+    )  # fmt: skip
+    parser.add_argument("--starting-offsets", default="earliest", help="earliest or latest (a new checkpoint only)")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="cap on records per micro-batch")
+    parser.add_argument("--trigger-seconds", type=float, default=1.0, help="micro-batch interval")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
+    parser.add_argument(
+        "--available-now", action="store_true", help="process what the topic holds now, then stop (a catch-up run)"
+    )
+    parser.add_argument("--report-seconds", type=float, default=5.0, help="interval of the progress lines")
+    parser.add_argument(
+        "--feature-log", default=None, metavar="DIR",
+        help="also append every write to the view's feature log under DIR (docs/training-data.md; default: off)",
+    )  # fmt: skip
+    parser.add_argument("--master", default=None, help="Spark master (default: $SPARK_MASTER or local[2])")
+    parser.add_argument(
+        "--partitions", type=int, default=2,
+        help="state partitions of a new checkpoint (spark.sql.shuffle.partitions; a checkpoint keeps its own)",
+    )  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace, bootstrap: str) -> KafkaStreamConfig:
+    return KafkaStreamConfig(
+        bootstrap=bootstrap,
+        topic=args.topic,
+        checkpoint=args.checkpoint,
+        schema=EventSchema.parse(args.event_schema, args.id_field, args.time_field),
+        dead_letter_topic=args.dead_letter_topic,
+        starting_offsets=args.starting_offsets,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        trigger_seconds=args.trigger_seconds,
+        available_now=args.available_now,
+    )
+
+
+def _required(value: str | None, what: str, flag: str, variable: str, hint: str) -> str:
+    if not value:
+        raise ConfigurationError(f"no {what}: pass {flag} or set {variable} ({hint})")
+    return value
+
+
+def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None = None) -> int:
+    """``featurestore stream``: run the job; progress lines on stderr, the last report on stdout."""
+    bootstrap = _required(
+        settings.kafka_bootstrap, "Kafka", "--bootstrap-servers", KAFKA_BOOTSTRAP_ENV_VAR,
+        "a local broker: export FEATURESTORE_KAFKA_BOOTSTRAP=$(featurestore kafka start)",
+    )  # fmt: skip
+    url = _required(
+        settings.redis_url, "Redis", "--redis-url", REDIS_URL_ENV_VAR,
+        "a local Redis 8: export FEATURESTORE_REDIS_URL=$(featurestore redis start)",
+    )  # fmt: skip
+    config = config_from_args(args, bootstrap)
+    own = spark is None
+    if spark is None:
+        spark = build_session(
+            "featurestore-stream", master=args.master, shuffle_partitions=args.partitions, extra_jars=kafka_jars(),
+            conf=SESSION_CONF, settings=settings,
+        )  # fmt: skip
+    try:
+        report = run_job(
+            spark, url, config, seconds=args.seconds, report_seconds=args.report_seconds,
+            on_report=lambda r: note(f"featurestore stream: {progress_line(r)}"),
+            feature_log=None if args.feature_log is None else LogSettings.resolve(args.feature_log, args.feature_log),
+            metrics=MetricsTarget.of(settings),
+        )  # fmt: skip
+    finally:
+        if own:
+            spark.stop()
+    echo(json.dumps({k: v for k, v in report.items()}, default=str))
+    return ExitCode.OK
+
+
+def entry_main(argv: Sequence[str] | None = None) -> int:
+    """The spark-submit entry (``featurestore/jobs/stream_job.py``): same arguments as ``featurestore stream``."""
+    from featurestore.jobs.cli import add_repo_option, settings_from_args
+    from featurestore.jobs.core import console
+    from featurestore.readers.errors import FeatureStoreError
+    from featurestore.readers.settings import redact_text
+
+    parser = argparse.ArgumentParser(
+        prog="stream_job.py", description="Kafka -> real-time features -> Redis",
+        epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add_arguments(parser)
+    add_repo_option(parser)
+    args = parser.parse_args(argv)
+    console.configure_logging(verbose=1)
+    try:
+        return run(args, settings_from_args(args))
+    except FeatureStoreError as exc:
+        console.echo(f"stream_job: error: {redact_text(str(exc))}", err=True)
+        return console.exit_code_for(exc)
