@@ -81,7 +81,8 @@ def main(argv: list[str]) -> int:
         print(f"{seconds:8.2f}s  {node}")
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     failed = [code for _, code in sorted(codes.items()) if code != 0]
-    print(f"===== {len(lanes)} lanes: {'failed' if failed else 'passed'} in {minutes}m{seconds:02d}s (logs: {workdir}) =====")
+    outcome = "failed" if failed else "passed"
+    print(f"===== {len(lanes)} lanes: {outcome} in {minutes}m{seconds:02d}s (logs: {workdir}) =====")
     return failed[0] if failed else 0
 
 
