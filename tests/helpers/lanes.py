@@ -77,8 +77,8 @@ def main(argv: list[str]) -> int:
     for number, _, _ in lanes:  # the lanes' temp dirs (warehouses, checkpoints: large); the logs stay
         shutil.rmtree(workdir / f"tmp{number}", ignore_errors=True)
     print(f"===== the {SLOWEST} slowest tests of the suite (setup + call + teardown) =====")
-    for seconds, node in slowest([workdir / f"lane{number}.xml" for number, _, _ in lanes]):
-        print(f"{seconds:8.2f}s  {node}")
+    for took, node in slowest([workdir / f"lane{number}.xml" for number, _, _ in lanes]):
+        print(f"{took:8.2f}s  {node}")
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     failed = [code for _, code in sorted(codes.items()) if code != 0]
     outcome = "failed" if failed else "passed"
