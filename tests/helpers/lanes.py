@@ -1,6 +1,6 @@
 """The whole suite in two pytest processes side by side ("lanes"), then the 15 slowest tests of both.
 
-``scripts/test`` without arguments runs this (``python -m tests.helpers.lanes``); with arguments
+``FEATURESTORE_TEST_LANES=2 scripts/test`` runs this (``python -m tests.helpers.lanes``); with arguments
 (a tier, a file, ``-k``...) it runs one plain pytest.  On the 2-core machine one pytest process
 leaves a core idle most of the time: the end-to-end tests mostly wait on processes of their own
 (spark-submit, Kafka drivers, ``dag.test()``'s tasks, pip, the demo), the Redis tests wait on
