@@ -1,12 +1,15 @@
 """The whole suite in two pytest processes side by side ("lanes"), then the 15 slowest tests of both.
 
-``FEATURESTORE_TEST_LANES=2 scripts/test`` runs this (``python -m tests.helpers.lanes``); with arguments
-(a tier, a file, ``-k``...) it runs one plain pytest.  On the 2-core machine one pytest process
-leaves a core idle most of the time: the end-to-end tests mostly wait on processes of their own
-(spark-submit, Kafka drivers, ``dag.test()``'s tasks, pip, the demo), the Redis tests wait on
-servers and failovers.  So the e2e tier runs in one lane and the other tiers in the other.  Each
-lane is an ordinary pytest session: its own session fixtures (one Spark session, one set of
-servers, one Kafka broker, on free ports), its own ``--basetemp``; nothing is shared between them.
+``FEATURESTORE_TEST_LANES=2 scripts/test`` runs this (``python -m tests.helpers.lanes``); by default,
+and with arguments (a tier, a file, ``-k``...), scripts/test runs one plain pytest.  The e2e tier runs
+in one lane and the other tiers in the other (about equal halves of the suite's time).  Each lane is
+an ordinary pytest session: its own session fixtures (one Spark session, one set of servers, one
+Kafka broker, on free ports), its own ``--basetemp``; nothing is shared between them.  The idea: the
+end-to-end tests spend much of their time waiting on processes of their own (spark-submit, Kafka
+drivers, ``dag.test()``'s tasks, pip).  Measured on the shared 2-core machine (2026-12-05, other
+test runs beside it, load 5-9) the two lanes took 15-18 min where one process had taken 13 min at
+load 0.3-3.6: not the win hoped for, and a 1-second timeout test failed once under that load, so it
+is opt-in until a measurement on a quiet machine says otherwise.
 
 The lanes' output goes to log files (printed when the lane ends); their JUnit XML reports give the
 durations (setup + call + teardown) from which the suite's 15 slowest tests are printed.  Arguments
@@ -26,7 +29,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# roughly equal halves on the 2-core machine (e2e ~6 min; unit + integration + spark ~6 min)
+# about equal halves (one process, low load: e2e ~7 min; unit + integration + spark ~5.5 min)
 LANES = (("tests/e2e",), ("tests/unit", "tests/integration", "tests/spark"))
 SLOWEST = 15
 
