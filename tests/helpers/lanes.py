@@ -6,10 +6,10 @@ in one lane and the other tiers in the other (about equal halves of the suite's 
 an ordinary pytest session: its own session fixtures (one Spark session, one set of servers, one
 Kafka broker, on free ports), its own ``--basetemp``; nothing is shared between them.  The idea: the
 end-to-end tests spend much of their time waiting on processes of their own (spark-submit, Kafka
-drivers, ``dag.test()``'s tasks, pip).  Measured on the shared 2-core machine (2026-12-05, other
-test runs beside it, load 5-9) the two lanes took 15-18 min where one process had taken 13 min at
-load 0.3-3.6: not the win hoped for, and a 1-second timeout test failed once under that load, so it
-is opt-in until a measurement on a quiet machine says otherwise.
+drivers, ``dag.test()``'s tasks, pip).  Measured on the 2-core machine (2026-12-05): quiet (load 0.0
+before), the two lanes took 8 min 00 s where one process took 11 min 58 s (load 3.4 -> 2.6); busy
+(other test runs beside it, load 5-9) 15-18 min, and a 1-second timeout test failed once.  Opt-in
+for now: making it the default is one line in scripts/test.
 
 The lanes' output goes to log files (printed when the lane ends); their JUnit XML reports give the
 durations (setup + call + teardown) from which the suite's 15 slowest tests are printed.  Arguments
