@@ -60,3 +60,14 @@ def test_a_long_list_says_how_many_names_it_leaves_out() -> None:
     assert "did you mean 'f44'? (known: f00, f01," in text  # the suggestion, whatever the cut
     assert text.endswith(", and 15 more)")
     assert unknown_name_message("no x 'a'", "a", []) == "no x 'a' (known: none)"
+
+
+def test_a_training_set_typo_names_the_feature_meant() -> None:
+    from featurestore.jobs.training.point_in_time import resolve_features
+
+    text = _message(lambda: resolve_features(catalog, ["user_transactions", "txn_count_7"]))
+    assert text.startswith("unknown feature or view 'txn_count_7'; did you mean 'txn_count_7d'? (known: ")
+    listed = text.split("(known: ", 1)[1].removesuffix(")").split(", ")
+    more = int(listed.pop().split()[1]) if listed[-1].startswith("and ") else 0
+    names = {v.name for v in catalog.views} | {f.name for v in catalog.views for f in v.features}
+    assert set(listed) <= names and len(listed) + more == len(names)  # the names left out are counted
