@@ -43,6 +43,16 @@ def call_deadline(deadline: Deadline) -> Iterator[None]:
         _CALL_DEADLINE.reset(token)
 
 
+def checkout(pool: Any, deadline: Deadline) -> Any:
+    """A connected connection from ``pool``; a new one connects within ``deadline``
+    (:func:`call_deadline` without a generator: this runs on every round trip)."""
+    token = _CALL_DEADLINE.set(deadline)
+    try:
+        return pool.get_connection()
+    finally:
+        _CALL_DEADLINE.reset(token)
+
+
 class _WireMixin:
     """Keeps the connected socket as ``wire_socket``; sends ``READONLY`` when asked."""
 

@@ -16,7 +16,7 @@ import redis
 
 from ..errors import FeatureStoreTimeout, ServerError
 from ..settings import ConnectionSettings
-from .connection import call_deadline, connection_options, node_pool
+from .connection import call_deadline, checkout, connection_options, node_pool
 from .engine import Batch, RefusedReply, Repair, RepairNodes, RoundTrip
 from .failures import refusal, translate_error
 from .resp import ASKING, ReplyKind, classify, encode, error_message
@@ -90,12 +90,6 @@ def receive(
     finally:
         if conn.wire_socket is not None:
             sock.settimeout(conn.socket_timeout)  # as redis-py expects it
-
-
-def checkout(pool: Any, deadline: Deadline) -> Any:
-    """A connected connection from ``pool``; a new one connects within ``deadline``."""
-    with call_deadline(deadline):
-        return pool.get_connection()
 
 
 def is_error(reply: Any) -> bool:
