@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core import Features, ReaderCore
 from .results import FeatureBatch, FeatureVector
+from .wire import Deadline
 from .wire.aio import AsyncWire
 
 if TYPE_CHECKING:
@@ -33,9 +34,10 @@ class AsyncFeatureReader(ReaderCore[AsyncWire]):
         """Create a reader, connect, and (by default) check the registry."""
         reader = cls(url, **options)
         try:
-            await reader._wire.connect(reader._wire.start(reader.settings.timeout))
+            deadline = reader._wire.start(reader.settings.timeout)  # bounds connecting and the check
+            await reader._wire.connect(deadline)
             if reader._must_check:
-                await reader.check_registry()
+                await reader._check_registry(deadline)
         except BaseException:
             await reader.close()
             raise
@@ -43,9 +45,11 @@ class AsyncFeatureReader(ReaderCore[AsyncWire]):
 
     async def check_registry(self) -> dict[str, str]:
         """Compare definitions with what was materialized (see :func:`check_registry`)."""
+        return await self._check_registry(self._wire.start(self.settings.timeout))
+
+    async def _check_registry(self, deadline: Deadline) -> dict[str, str]:
         keys, commands = self._registry_request()
-        wire = self._wire
-        replies, trip = await wire.round_trip(keys, commands, wire.start(self.settings.timeout))
+        replies, trip = await self._wire.round_trip(keys, commands, deadline)
         return self._registry_checked(replies, trip)
 
     async def get(
@@ -59,10 +63,11 @@ class AsyncFeatureReader(ReaderCore[AsyncWire]):
     ) -> FeatureVector:
         """One entity's features with one HMGET (see :meth:`FeatureReader.get`)."""
         plan, key, command = self._get_request(entity_id, features, entity)
-        if self._must_check:
-            await self.check_registry()
         wire = self._wire
-        rows, trip = await wire.round_trip([key], [command], wire.start(self._seconds(timeout)))
+        deadline = wire.start(self._seconds(timeout))  # one for the whole call, the check included
+        if self._must_check:
+            await self._check_registry(deadline)
+        rows, trip = await wire.round_trip([key], [command], deadline)
         return self._vector(plan, entity_id, rows, trip, serve_stale)
 
     async def get_many(
@@ -78,10 +83,11 @@ class AsyncFeatureReader(ReaderCore[AsyncWire]):
         decoder, keys, commands = self._many_request(entity_ids, features, entity, serve_stale)
         if not keys:
             return decoder.result(entity_ids, [])
-        if self._must_check:
-            await self.check_registry()
         wire = self._wire
-        rows, trip = await wire.round_trip(keys, commands, wire.start(self._seconds(timeout)))
+        deadline = wire.start(self._seconds(timeout))  # one for the whole call, the check included
+        if self._must_check:
+            await self._check_registry(deadline)
+        rows, trip = await wire.round_trip(keys, commands, deadline)
         return self._batch(decoder, entity_ids, rows, trip, decoded=False)
 
     async def close(self) -> None:

@@ -950,11 +950,10 @@ class FeatureView:
         for f in self.features:
             if f.name == name:
                 return f
-        from .errors import FeatureNotFoundError
+        from .errors import FeatureNotFoundError, unknown_name_message
 
-        raise FeatureNotFoundError(
-            f"view {self.name!r} has no feature {name!r} (it has: {', '.join(self.feature_names)})"
-        )
+        problem = f"view {self.name!r} has no feature {name!r}"
+        raise FeatureNotFoundError(unknown_name_message(problem, name, self.feature_names, known_as="it has"))
 
     @property
     def is_compact(self) -> bool:
@@ -1025,20 +1024,22 @@ class Catalog:
         for view in self.views:
             if view.name == name:
                 return view
-        from .errors import FeatureNotFoundError
+        from .errors import FeatureNotFoundError, unknown_name_message
 
+        views = (v.name for v in self.views)
         raise FeatureNotFoundError(
-            f"no view {name!r} in the catalogue (views: {', '.join(v.name for v in self.views)})"
+            unknown_name_message(f"no view {name!r} in the catalogue", name, views, known_as="views")
         )
 
     def entity(self, name: str) -> Entity:
         try:
             return self.entities[name]
         except KeyError:
-            from .errors import FeatureNotFoundError
+            from .errors import FeatureNotFoundError, unknown_name_message
 
+            problem = f"no entity {name!r} in the catalogue"
             raise FeatureNotFoundError(
-                f"no entity {name!r} in the catalogue (entities: {', '.join(self.entities)})"
+                unknown_name_message(problem, name, self.entities, known_as="entities")
             ) from None
 
     def views_of(self, entity: str) -> tuple[FeatureView, ...]:

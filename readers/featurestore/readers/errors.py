@@ -9,6 +9,8 @@ into a message).
 from __future__ import annotations
 
 import copy
+import difflib
+from collections.abc import Iterable
 from typing import Self
 
 
@@ -52,6 +54,38 @@ class FeatureNotFoundError(FeatureStoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""
+
+
+_LISTED_NAMES = 30  # beyond this, a message lists the first names and says how many more
+
+
+def unknown_name_message(problem: str, name: object, known: Iterable[str], *, known_as: str = "known") -> str:
+    """``problem``, then the closest names to ``name`` as a suggestion, then the known names.
+
+    E.g. ``unknown feature 'txn_count_7' of entity 'user'; did you mean 'txn_count_7d'?
+    (known: ...)``.  The suggestion comes first because an alphabetical list cut short can
+    hide the name the caller meant; a long list says how many names it leaves out.
+    """
+    names = sorted(set(known))
+    text = problem
+    suggestions = closest_names(str(name), names)
+    if suggestions:
+        *others, last = [repr(s) for s in suggestions]
+        text += f"; did you mean {', '.join(others) + ' or ' if others else ''}{last}?"
+    listed = ", ".join(names[:_LISTED_NAMES])
+    if len(names) > _LISTED_NAMES:
+        listed += f", and {len(names) - _LISTED_NAMES} more"
+    return f"{text} ({known_as}: {listed or 'none'})"
+
+
+def closest_names(name: str, names: Iterable[str]) -> list[str]:
+    """The names nearest to ``name`` (difflib similarity), best first: the best match and any
+    about as close (a typo usually has one obvious fix; listing every weak match buries it)."""
+    candidates = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
+    if not candidates:
+        return []
+    best = difflib.SequenceMatcher(None, name, candidates[0]).ratio()
+    return [c for c in candidates if difflib.SequenceMatcher(None, name, c).ratio() >= best - 0.05]
 
 
 class RegistryMismatchError(FeatureStoreError):

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import codec
 from .definitions import Catalog, DType, Entity, Feature, FeatureView
-from .errors import DecodingError, FeatureNotFoundError
+from .errors import DecodingError, FeatureNotFoundError, unknown_name_message
 
 _NEVER = -1  # stands for "no _ts field": age unknown
 _call = operator.call  # map(_call, decoders, row): each decoder on its value, in C
@@ -290,7 +290,6 @@ class Planner:
         raise FeatureNotFoundError("no features requested")  # pragma: no cover
 
     def _unknown(self, name: str, entity: str | None) -> str:
-        known = sorted(f for e, f in self._features if entity is None or e == entity)
+        known = (f for e, f in self._features if entity is None or e == entity)
         where = f" of entity {entity!r}" if entity else ""
-        hint = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-        return f"unknown feature {name!r}{where} (known: {hint})"
+        return unknown_name_message(f"unknown feature {name!r}{where}", name, known)

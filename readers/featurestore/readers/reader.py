@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .core import BatchDecoder, Features, ReaderCore, decode_one, plan_many
 from .registry import check_registry
 from .results import FeatureBatch, FeatureVector
-from .wire import Wire, translate_error
+from .wire import Deadline, Wire, translate_error
 
 if TYPE_CHECKING:
     from .metrics import ReaderMetrics
@@ -53,9 +53,10 @@ class FeatureReader(ReaderCore[Wire]):
         """A reader, connected, with its definitions checked against the registry."""
         reader = cls(url, **options)
         try:
-            reader._wire.connect(reader._wire.start(reader.settings.timeout))
+            deadline = reader._wire.start(reader.settings.timeout)  # bounds connecting and the check
+            reader._wire.connect(deadline)
             if reader._must_check:
-                reader.check_registry()
+                reader._check_registry(deadline)
         except BaseException:
             reader.close()
             raise
@@ -65,9 +66,11 @@ class FeatureReader(ReaderCore[Wire]):
 
     def check_registry(self) -> dict[str, str]:
         """Compare definitions with what was materialized; see :func:`check_registry`."""
+        return self._check_registry(self._wire.start(self.settings.timeout))
+
+    def _check_registry(self, deadline: Deadline) -> dict[str, str]:
         keys, commands = self._registry_request()
-        wire = self._wire
-        replies, trip = wire.round_trip(keys, commands, wire.start(self.settings.timeout))
+        replies, trip = self._wire.round_trip(keys, commands, deadline)
         return self._registry_checked(replies, trip)
 
     def get(
@@ -87,10 +90,11 @@ class FeatureReader(ReaderCore[Wire]):
         a stale feature instead (its status stays *stale*).
         """
         plan, key, command = self._get_request(entity_id, features, entity)
-        if self._must_check:
-            self.check_registry()
         wire = self._wire
-        rows, trip = wire.round_trip((key,), (command,), wire.start(self._seconds(timeout)))
+        deadline = wire.start(self._seconds(timeout))  # one for the whole call, the check included
+        if self._must_check:
+            self._check_registry(deadline)
+        rows, trip = wire.round_trip((key,), (command,), deadline)
         return self._vector(plan, entity_id, rows, trip, serve_stale)
 
     def get_many(
@@ -106,10 +110,11 @@ class FeatureReader(ReaderCore[Wire]):
         decoder, keys, commands = self._many_request(entity_ids, features, entity, serve_stale)
         if not keys:
             return decoder.result(entity_ids, [])
-        if self._must_check:
-            self.check_registry()
         wire = self._wire
-        rows, trip = wire.round_trip(keys, commands, wire.start(self._seconds(timeout)), on_reply=decoder)
+        deadline = wire.start(self._seconds(timeout))  # one for the whole call, the check included
+        if self._must_check:
+            self._check_registry(deadline)
+        rows, trip = wire.round_trip(keys, commands, deadline, on_reply=decoder)
         return self._batch(decoder, entity_ids, rows, trip)
 
     def close(self) -> None:

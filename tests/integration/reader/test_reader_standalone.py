@@ -207,9 +207,9 @@ def test_a_slow_server_raises_timeout_and_the_reader_recovers(redis8, redis_url:
         reader.get(1, "scores", timeout=0.1)  # per call
     assert time.monotonic() - start < 0.4
     start = time.monotonic()
-    with pytest.raises(FeatureStoreTimeout):  # a new connection's handshake: the reader's timeout
+    with pytest.raises(FeatureStoreTimeout):  # a new connection's handshake: within the call's timeout too
         reader.get_many([1, 2, 3], "scores", timeout=0.1)
-    assert time.monotonic() - start < 0.9
+    assert time.monotonic() - start < 0.4
     time.sleep(1.5)
     assert reader.get(1, ["n_orders"]).to_list() == [7]  # the timed-out connection was not reused
 

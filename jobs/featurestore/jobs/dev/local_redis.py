@@ -32,6 +32,7 @@ from pathlib import Path
 
 from featurestore.jobs.core.settings import featurestore_home
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
+from featurestore.readers.settings import redact_url
 
 log = logging.getLogger(__name__)
 _STATE_FILE = "state.json"
@@ -85,13 +86,18 @@ class LocalRedis:
     host: str
     ports: list[int]
     pids: list[int] = field(default_factory=list)
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         auth = f"default:{self.password}@" if self.password else ""
         suffix = "?cluster=true" if self.cluster else ""
         return f"redis://{auth}{self.host}:{self.ports[0]}{suffix}"
+
+    @property
+    def redacted_url(self) -> str:
+        """:attr:`url` with the password masked: the one for messages and log records."""
+        return redact_url(self.url)
 
     @property
     def master_ports(self) -> list[int]:
@@ -210,7 +216,7 @@ def start(
     existing = load_state(root)
     if existing is not None and existing.alive_pids():
         raise LocalRedisError(
-            f"{root} already has a running server ({existing.url}); run `featurestore redis stop` first"
+            f"{root} already has a running server ({existing.redacted_url}); run `featurestore redis stop` first"
         )
     if existing is not None:  # every process of it is gone: a stale state
         log.info("removing the stale state of a server that no longer runs (%s)", root)
@@ -244,7 +250,7 @@ def start(
         except Exception:
             stop(root)
             raise
-    log.info("started %s%s at %s (work dir %s)", engine, " cluster" if cluster else "", node.url, root)
+    log.info("started %s%s at %s (work dir %s)", engine, " cluster" if cluster else "", node.redacted_url, root)
     return node
 
 
@@ -320,7 +326,7 @@ def stop(workdir: str | os.PathLike[str] | None = None) -> bool:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     (root / _STATE_FILE).unlink()
-    log.info("stopped the %s server at %s (work dir %s)", state.engine, state.url, root)
+    log.info("stopped the %s server at %s (work dir %s)", state.engine, state.redacted_url, root)
     return bool(alive)
 
 

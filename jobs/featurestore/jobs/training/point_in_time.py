@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from featurestore.jobs.core import feature_log as fl
 from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
-from featurestore.readers.errors import ConfigurationError, FeatureNotFoundError
+from featurestore.readers.errors import ConfigurationError, FeatureNotFoundError, unknown_name_message
 from featurestore.readers.results import FeatureStatus
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ def resolve_features(catalog: Catalog, names: Sequence[str]) -> Requested:
             continue
         found = by_name.get(name)
         if not found:
-            known = ", ".join(sorted(view_names) + sorted(by_name)[:12])
-            raise FeatureNotFoundError(f"unknown feature or view {name!r} (known: {known}, ...)")
+            problem = f"unknown feature or view {name!r}"
+            raise FeatureNotFoundError(unknown_name_message(problem, name, [*view_names, *by_name]))
         if len(found) > 1:
             owners = sorted(v.entity.name for v, _ in found)
             raise FeatureNotFoundError(f"feature {name!r} exists for entities {owners}: request its view instead")

@@ -11,6 +11,9 @@ replies with one hiredis reader per call, instead of one Python call per command
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import redis
@@ -20,6 +23,34 @@ from redis.retry import Retry
 
 from ..settings import ConnectionSettings
 from .failures import translate_error
+from .retry import Deadline
+
+# The deadline of the call taking a connection from a pool (see :func:`call_deadline`): a
+# connection it opens may spend on connecting and on redis-py's handshake only what the
+# call has left, not a socket timeout of its own per step (issue 25: 1 s for a 0.5 s call).
+_CALL_DEADLINE: ContextVar[Deadline | None] = ContextVar("featurestore_call_deadline", default=None)
+
+
+@contextmanager
+def call_deadline(deadline: Deadline) -> Iterator[None]:
+    """Within this block, a connection that connects (``pool.get_connection()`` does)
+    bounds its TCP/TLS connect and its ``AUTH``/``HELLO``/``SELECT``/``READONLY`` by
+    ``deadline``."""
+    token = _CALL_DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _CALL_DEADLINE.reset(token)
+
+
+def checkout(pool: Any, deadline: Deadline) -> Any:
+    """A connected connection from ``pool``; a new one connects within ``deadline``
+    (:func:`call_deadline` without a generator: this runs on every round trip)."""
+    token = _CALL_DEADLINE.set(deadline)
+    try:
+        return pool.get_connection()
+    finally:
+        _CALL_DEADLINE.reset(token)
 
 
 class _WireMixin:
@@ -27,6 +58,28 @@ class _WireMixin:
 
     wire_socket: socket.socket | None = None
     readonly: bool = False
+
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+
+    def connect(self) -> None:
+        """redis-py's connect and handshake, within the current call's deadline if any."""
+        deadline = _CALL_DEADLINE.get()
+        if deadline is None or self.wire_socket is not None:  # no call's deadline, or connected
+            super().connect()  # type: ignore[misc]
+            return
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise TimeoutError("the call's deadline passed before connecting")
+        saved = self.socket_timeout, self.socket_connect_timeout
+        self.socket_timeout = min(saved[0] or remaining, remaining)
+        self.socket_connect_timeout = min(saved[1] or remaining, remaining)
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            self.socket_timeout, self.socket_connect_timeout = saved
+            if self.wire_socket is not None:
+                self.wire_socket.settimeout(self.socket_timeout)
 
     def _connect(self) -> socket.socket:
         sock: socket.socket = super()._connect()  # type: ignore[misc]  # TCP, or TLS-wrapped

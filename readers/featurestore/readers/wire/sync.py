@@ -16,7 +16,7 @@ import redis
 
 from ..errors import FeatureStoreTimeout, ServerError
 from ..settings import ConnectionSettings
-from .connection import connection_options, node_pool
+from .connection import call_deadline, checkout, connection_options, node_pool
 from .engine import Batch, RefusedReply, Repair, RepairNodes, RoundTrip
 from .failures import refusal, translate_error
 from .resp import ASKING, ReplyKind, classify, encode, error_message
@@ -41,7 +41,8 @@ _STANDALONE = "server"  # the one node's name in a standalone "slot map"
 def send(conn: Any, payload: bytes, deadline: Deadline) -> None:
     """Write ``payload`` on the connection's socket (connecting first if needed)."""
     if conn.wire_socket is None:
-        conn.connect()  # redis-py: TCP/TLS, AUTH/HELLO, SELECT, READONLY
+        with call_deadline(deadline):
+            conn.connect()  # redis-py: TCP/TLS, AUTH/HELLO, SELECT, READONLY
     sock = conn.wire_socket
     sock.settimeout(max(deadline.remaining(), 0.0001))
     sock.sendall(payload)
@@ -178,7 +179,7 @@ class Wire:
             conn = None
             pool = self.pool(node)
             try:
-                conn = pool.get_connection()
+                conn = checkout(pool, deadline)
                 send(conn, encode("CLUSTER", "SLOTS"), deadline)
                 reply = receive(conn, 1, deadline)[0]
             except (OSError, redis.RedisError) as exc:
@@ -314,7 +315,7 @@ class Wire:
         pool = self.pool(_STANDALONE)
         conn = None
         try:
-            conn = pool.get_connection()
+            conn = checkout(pool, deadline)
             send(conn, payloads[0] if len(payloads) == 1 else b"".join(payloads), deadline)
         except (OSError, redis.RedisError):
             if conn is not None:
@@ -351,7 +352,7 @@ class Wire:
         pool = self.pool(batch.node)
         conn = None
         try:
-            conn = pool.get_connection()
+            conn = checkout(pool, deadline)
             send(conn, payload, deadline)
         except (OSError, redis.RedisError) as exc:
             if conn is not None:
@@ -468,7 +469,7 @@ class Wire:
         pool = self.pool(node)
         conn = None
         try:
-            conn = pool.get_connection()
+            conn = checkout(pool, deadline)
             send(conn, encode(*args), deadline)
             reply = receive(conn, 1, deadline)[0]
         except TimeoutError:
