@@ -1,19 +1,19 @@
 """The whole suite in two pytest processes side by side ("lanes"), then the 15 slowest tests of both.
 
-``FEATURESTORE_TEST_LANES=2 scripts/test`` runs this (``python -m tests.helpers.lanes``); by default,
-and with arguments (a tier, a file, ``-k``...), scripts/test runs one plain pytest.  The e2e tier runs
-in one lane and the other tiers in the other (about equal halves of the suite's time).  Each lane is
-an ordinary pytest session: its own session fixtures (one Spark session, one set of servers, one
-Kafka broker, on free ports), its own ``--basetemp``; nothing is shared between them.  The idea: the
-end-to-end tests spend much of their time waiting on processes of their own (spark-submit, Kafka
-drivers, ``dag.test()``'s tasks, pip).  Measured on the 2-core machine (2026-12-05): quiet (load 0.0
-before), the two lanes took 8 min 00 s where one process took 11 min 58 s (load 3.4 -> 2.6); busy
-(other test runs beside it, load 5-9) 15-18 min, and a 1-second timeout test failed once.  Opt-in
-for now: making it the default is one line in scripts/test.
+``scripts/test`` without arguments runs this (``python -m tests.helpers.lanes``); with arguments (a
+tier, a file, ``-k``...) it runs one plain pytest, and ``FEATURESTORE_TEST_LANES=1`` runs the whole
+suite in one.  The e2e tier runs in one lane and the other tiers in the other (about equal halves of
+the suite's time).  Each lane is an ordinary pytest session: its own session fixtures (one Spark
+session, one set of servers, one Kafka broker, on free ports), its own ``--basetemp``; nothing is
+shared between them.  The idea: the end-to-end tests spend much of their time waiting on processes
+of their own (spark-submit, Kafka drivers, ``dag.test()``'s tasks, pip).  Measured on the 2-core
+machine (2026-12-05): quiet (load 0.0 before), the two lanes took 8 min 00 s where one process took
+11 min 58 s (load 3.4 -> 2.6); busy (other test runs beside it, load 5-9) 15-18 min.
 
 The lanes' output goes to log files (printed when the lane ends); their JUnit XML reports give the
-durations (setup + call + teardown) from which the suite's 15 slowest tests are printed.  Arguments
-go to both pytest processes.  The exit status is the first non-zero one of the lanes.
+counts of the closing line (like pytest's: ``N passed, M failed...``) and the durations (setup +
+call + teardown) from which the suite's 15 slowest tests are printed.  Arguments go to both pytest
+processes.  The exit status is the first non-zero one of the lanes.
 """
 
 from __future__ import annotations
@@ -44,6 +44,29 @@ def slowest(reports: list[Path], count: int = SLOWEST) -> list[tuple[float, str]
             module = case.get("classname", "").replace(".", "/")
             timings.append((float(case.get("time", 0)), f"{module}.py::{case.get('name')}"))
     return sorted(timings, reverse=True)[:count]
+
+
+def outcomes(reports: list[Path]) -> dict[str, int]:
+    """Tests per outcome (passed, failed, errors, skipped) over the JUnit XML ``reports``."""
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    for report in reports:
+        if not report.is_file():
+            continue
+        for suite in ElementTree.parse(report).iter("testsuite"):
+            failed, errors, skipped = (int(suite.get(key, 0)) for key in ("failures", "errors", "skipped"))
+            counts["passed"] += int(suite.get("tests", 0)) - failed - errors - skipped
+            counts["failed"] += failed
+            counts["errors"] += errors
+            counts["skipped"] += skipped
+    return counts
+
+
+def closing_line(counts: dict[str, int], missing: int, seconds: float) -> str:
+    """pytest's closing line for the whole suite: ``===== 620 passed, 1 failed in 481.0s =====``."""
+    parts = [f"{number} {outcome}" for outcome, number in counts.items() if number or outcome == "passed"]
+    if missing:
+        parts.append(f"{missing} lane(s) without a report")
+    return f"===== {', '.join(parts)} in {seconds:.1f}s ({len(LANES)} lanes) ====="
 
 
 def main(argv: list[str]) -> int:
@@ -82,10 +105,11 @@ def main(argv: list[str]) -> int:
     print(f"===== the {SLOWEST} slowest tests of the suite (setup + call + teardown) =====")
     for took, node in slowest([workdir / f"lane{number}.xml" for number, _, _ in lanes]):
         print(f"{took:8.2f}s  {node}")
-    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    reports = [workdir / f"lane{number}.xml" for number, _, _ in lanes]
     failed = [code for _, code in sorted(codes.items()) if code != 0]
-    outcome = "failed" if failed else "passed"
-    print(f"===== {len(lanes)} lanes: {outcome} in {minutes}m{seconds:02d}s (logs: {workdir}) =====")
+    print(f"(the lanes' logs: {workdir})")
+    missing = sum(not report.is_file() for report in reports)
+    print(closing_line(outcomes(reports), missing, time.monotonic() - started), flush=True)
     return failed[0] if failed else 0
 
 

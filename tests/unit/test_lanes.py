@@ -6,7 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tests.helpers.lanes import LANES, ROOT, SLOWEST, slowest
+from tests.helpers.lanes import LANES, ROOT, SLOWEST, closing_line, outcomes, slowest
 
 
 def test_the_lanes_run_every_tier_once() -> None:
@@ -32,3 +32,17 @@ def test_the_slowest_tests_of_both_reports_longest_first(tmp_path: Path) -> None
     assert top[:3] == [(9.5, "tests/e2e/test_x.py::test_b9[p]"), (9.0, "tests/e2e/test_x.py::test_a9"),
                        (8.5, "tests/e2e/test_x.py::test_b8[p]")]  # fmt: skip
     assert [seconds for seconds, _ in top] == sorted((seconds for seconds, _ in top), reverse=True)
+
+
+def test_the_closing_line_counts_both_lanes_like_pytest(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.xml", tmp_path / "b.xml"
+    first.write_text('<testsuites><testsuite tests="10" failures="1" errors="0" skipped="2" /></testsuites>')
+    second.write_text('<testsuites><testsuite tests="5" failures="0" errors="1" skipped="0" /></testsuites>')
+    counts = outcomes([first, second, tmp_path / "missing.xml"])
+    assert counts == {"passed": 11, "failed": 1, "errors": 1, "skipped": 2}
+    line = closing_line(counts, missing=1, seconds=481.04)
+    assert line == (
+        "===== 11 passed, 1 failed, 1 errors, 2 skipped, 1 lane(s) without a report in 481.0s (2 lanes) ====="
+    )
+    all_passed = closing_line({"passed": 3, "failed": 0, "errors": 0, "skipped": 0}, 0, 2)
+    assert all_passed == "===== 3 passed in 2.0s (2 lanes) ====="

@@ -36,6 +36,9 @@ from featurestore.readers import (
 from tests.helpers.reader import test_catalog
 
 SECRET = "s3cr3t-Pa55+word"  # the secured_redis fixture's password
+# Every failure here is a prompt reply from a live server: the timeout only has to outlast a busy
+# machine (1 s once ran out on a 2-core box at load 8, turning CLUSTERDOWN into a timeout).
+TIMEOUT = 5.0
 
 
 def with_auth(url: str, auth: str | None) -> str:
@@ -45,19 +48,19 @@ def with_auth(url: str, auth: str | None) -> str:
 
 
 def read(url: str) -> None:
-    FeatureReader.connect(url, catalog=test_catalog, timeout=1.0).close()
+    FeatureReader.connect(url, catalog=test_catalog, timeout=TIMEOUT).close()
 
 
 def read_async(url: str) -> None:
     async def go() -> None:
-        await (await AsyncFeatureReader.connect(url, catalog=test_catalog, timeout=1.0)).close()
+        await (await AsyncFeatureReader.connect(url, catalog=test_catalog, timeout=TIMEOUT)).close()
 
     asyncio.run(go())
 
 
 def control_plane(url: str) -> None:
     """What a job does first: reach Redis (PING), then look up the view's last good run."""
-    client = job_connect(url, timeout=1.0)
+    client = job_connect(url, timeout=TIMEOUT)
     try:
         run_records.latest_run(client, "scores", status="succeeded")
     finally:
@@ -65,7 +68,7 @@ def control_plane(url: str) -> None:
 
 
 def stream(url: str) -> None:
-    StreamingWriter.connect(url, "live", catalog=test_catalog, timeout=1.0, retry_seconds=1.0).close()
+    StreamingWriter.connect(url, "live", catalog=test_catalog, timeout=TIMEOUT, retry_seconds=1.0).close()
 
 
 CLIENTS: dict[str, Callable[[str], None]] = {
@@ -158,7 +161,7 @@ def cluster_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_cluster_down(cluster_down: str, client: str) -> None:
     def call(url: str) -> None:
         if client == "control plane":  # redis-py's cluster client, through the translation
-            connection = job_connect(url, timeout=1.0)
+            connection = job_connect(url, timeout=TIMEOUT)
             try:
                 connection.hgetall("fs:registry")
             finally:
