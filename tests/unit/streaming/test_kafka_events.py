@@ -26,9 +26,11 @@ from featurestore.jobs.streaming.events import (
     progress_fields,
     progress_line,
 )
-from featurestore.jobs.streaming.kafka_consumer import last_transaction
-from featurestore.jobs.streaming.realtime import NEEDED_FIELDS
+from featurestore.jobs.streaming.kafka_consumer import LastValues
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.example_catalog import catalog
+
+NEEDED_FIELDS = {"amount": "double", "country": "string"}  # what user_realtime's last values read
 
 SCHEMA = EventSchema.parse(DEFAULT_EVENT_SCHEMA)
 
@@ -153,9 +155,20 @@ def test_a_report_gives_rates_and_percentiles_since_the_last_one() -> None:
     assert {dict(s.labels).get("quantile") for s in samples if s.name.endswith("latency_seconds")} == {"0.5", "0.99"}
 
 
-def test_the_consumers_default_mapping_is_the_latest_transaction() -> None:
+def test_the_consumers_mapping_is_the_views_last_values() -> None:
     event = {"user_id": 3, "amount": 1.5, "country": "DE", "event_time": 77}
-    assert last_transaction(event, SCHEMA) == (3, {"last_amount": 1.5, "last_country": "DE"}, 77)
+    view = catalog.view("user_realtime")
+    last_values = LastValues.of(view, ["last_amount", "last_country"])
+    assert last_values(event, SCHEMA) == (3, {"last_amount": 1.5, "last_country": "DE"}, 77)
+    with pytest.raises(ConfigurationError) as refused:  # windowed features need the Spark job's state
+        LastValues.of(view)
+    assert str(refused.value) == (
+        "view 'user_realtime' has windowed features (txn_count_5m, seconds_since_prev_txn): the plain consumer "
+        "keeps no state; run featurestore stream --view user_realtime, or pass --features last_amount,last_country "
+        "to write only its last values"
+    )
+    with pytest.raises(ConfigurationError, match="'txn_count_5m' needs state"):
+        LastValues.of(view, ["last_amount", "txn_count_5m"])
 
 
 def test_the_broker_runs_kraft_on_loopback_only(tmp_path: Any) -> None:
@@ -169,9 +182,13 @@ def test_stream_consume_and_kafka_command_arguments() -> None:
         ["stream", "--topic", "tx", "--checkpoint", "/cp", "--available-now", "--max-offsets-per-trigger", "100"]
     )
     assert (args.topic, args.checkpoint, args.available_now, args.max_offsets_per_trigger) == ("tx", "/cp", True, 100)
-    assert args.event_schema == DEFAULT_EVENT_SCHEMA and args.starting_offsets == "earliest"
-    args = cli.build_parser(only="consume").parse_args(["consume", "--group", "g", "--until-caught-up"])
-    assert (args.group, args.until_caught_up, args.topic) == ("g", True, "transactions")
+    assert args.view == [] and args.starting_offsets == "earliest"  # no --view: every view declared with stream=
+    args = cli.build_parser(only="stream").parse_args(["stream", "--view", "a", "--view", "b"])
+    assert args.view == ["a", "b"] and args.topic is None
+    args = cli.build_parser(only="consume").parse_args(
+        ["consume", "--view", "v", "--group", "g", "--until-caught-up", "--features", "x,y"]
+    )
+    assert (args.view, args.group, args.until_caught_up, args.topic, args.features) == ("v", "g", True, None, "x,y")
     args = cli.build_parser(only="kafka").parse_args(["kafka", "produce-demo", "--events", "10", "--bad-share", "0.1"])
     assert (args.action, args.events, args.bad_share) == ("produce-demo", 10, 0.1)
 
