@@ -146,8 +146,12 @@ class FeatureConsumer:
         """A consumer of ``topic`` in consumer group ``group``, subscribed (starts at the earliest
         offset when the group has no committed one)."""
         consumer = kafka_client.consumer(bootstrap, group)
-        consumer.subscribe([topic])
-        return cls(consumer=consumer, topic=topic, writer=writer, bootstrap=bootstrap, **options)
+        try:
+            consumer.subscribe([topic])
+            return cls(consumer=consumer, topic=topic, writer=writer, bootstrap=bootstrap, **options)
+        except BaseException:  # e.g. a view the consumer cannot compute: refused, nothing left open
+            consumer.close()
+            raise
 
     @property
     def dead_letters(self) -> str:
