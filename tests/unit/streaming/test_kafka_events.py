@@ -215,3 +215,11 @@ def test_status_prints_a_streams_progress() -> None:
         "  user_realtime: stream spark:transactions: 1233 events/s, event->Redis p50 412.0 ms p99 980.0 ms, "
         "lag 0, 53 dead letters (reported 3s ago)"
     )
+    # the Spark job of a declared view also reports its late and ignored events
+    report = {"events": 10, "events_per_second": 1.0, "written": 9, "skipped": 1, "dead_letters": 0, "batches": 2,
+              "lag": 0, "late": 4, "ignored": 1}  # fmt: skip
+    windowed = progress_fields(report, "spark:transactions", 1_000)
+    assert windowed["late"] == "4" and windowed["ignored"] == "1"
+    assert stream_line("user_realtime", windowed, 4_000).endswith("0 dead letters, 4 late, 1 ignored (reported 3s ago)")
+    samples = {s.name: s.value for s in stream_progress_samples("user_realtime", report)}
+    assert samples["featurestore_stream_late_events"] == 4.0 and samples["featurestore_stream_ignored_events"] == 1.0
