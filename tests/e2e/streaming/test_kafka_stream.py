@@ -4,9 +4,10 @@ its checkpoint (by the spark-submit entry file) ends with exactly the Redis stat
 computed from the events produced with `windows.reference` (values, each user's `_ts` at their latest event
 time: the guard's decisions, per-field TTLs from the catalogue, no key TTL) — bad records are dead letters
 counted by distinct record id (at-least-once: a restart may send one again), and replaying the topic from the
-beginning into a store holding newer values changes nothing.  The late events stay within the view's allowed
-lateness, so the watermark drops none and the reference over every event is exact (too-late events:
-tests/spark/streaming/test_generic_stream.py).
+beginning into a store holding newer values changes nothing.  The replay's driver also runs a second declared
+view of the same topic (tests/e2e/streaming/two_views.py), which ends as its reference says.  The late events
+stay within the view's allowed lateness, so the watermark drops none and the reference over every event is
+exact (too-late events: tests/spark/streaming/test_generic_stream.py).
 
 The reference is computed, not run: a second, uninterrupted driver over the same events would only repeat
 what the reference states (the uninterrupted Kafka path from an empty store is the demo's, run by
@@ -29,10 +30,11 @@ import redis
 from featurestore.jobs.dev.kafka_command import produce_demo
 from featurestore.jobs.dev.streaming_demo import WithinLateness, compare, expected_features
 from featurestore.jobs.streaming import kafka_client
-from featurestore.jobs.streaming.windows import ViewProgram
+from featurestore.jobs.streaming.windows import ViewProgram, reference
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
 from featurestore.readers.example_catalog import catalog
+from tests.e2e.streaming.two_views import user_countries_live
 
 REPO = Path(__file__).resolve().parents[3]
 EVENTS, USERS, PER_BATCH = 1200, 100, 100
@@ -64,6 +66,12 @@ def _finish(process: Any, log: Path, timeout: float = 300) -> dict[str, Any]:
     text = log.read_text()
     assert code == 0, text[-3000:]
     return dict(json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{"))))
+
+
+def _report_of(log: Path, view: str) -> dict[str, Any]:
+    """The JSON report of ``view`` among the ones a driver printed when it ended (one line per view)."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return dict(next(r for r in reversed(lines) if r.get("view") == view))
 
 
 def _batches(folder: Path) -> int:
@@ -165,19 +173,41 @@ def test_sigkill_restart_is_exact_and_replay_changes_nothing(
             for user in (1, 2, 3):
                 writer.write(user, {"last_country": "ZZ", "txn_count_5m": 99}, event_time=newer_ms)
         before = _state(a)
+        # one driver, two views of the topic: user_realtime and the second view (new in this store)
         replay = _driver(CLI, redis_url, kafka, kafka_topic, tmp_path / "cp-replay", tmp_path / "r.log",
-                         "--available-now", "--max-offsets-per-trigger", str(4 * PER_BATCH))  # fmt: skip
+                         "--available-now", "--max-offsets-per-trigger", str(4 * PER_BATCH),
+                         "--catalog", "tests.e2e.streaming.two_views",
+                         "--view", "user_realtime", "--view", "user_countries_live")  # fmt: skip
         drivers.append(replay)
-        report_r = _finish(replay, tmp_path / "r.log")
-        assert _state(a) == before
+        report_second = _finish(replay, tmp_path / "r.log")
+        report_r = _report_of(tmp_path / "r.log", "user_realtime")
+        assert report_second["view"] == "user_countries_live" and report_second["events"] == EVENTS
+        second = ViewProgram.of(user_countries_live)
+        by_user: dict[int, list[dict[str, Any]]] = {}
+        for e in sent.events:
+            by_user.setdefault(e.user_id, []).append(
+                {"user_id": e.user_id, "amount": e.amount, "country": e.country, "event_time": e.event_ms}
+            )
+        for user, events in by_user.items():
+            stored = a.hgetall(b"fs:user:{%d}" % user)
+            as_of = int(stored[b"_ts:user_countries_live"])
+            assert as_of == max(e["event_time"] for e in events)
+            want = reference(second, events, as_of)
+            assert int(stored[b"countries_10m"]) == want["countries_10m"]
+            assert float(stored[b"amount_max_10m"]) == want["amount_max_10m"]
+            for name in ("countries_10m", "amount_max_10m", "_ts:user_countries_live"):
+                del stored[name.encode()]
+            before_hash = before[b"fs:user:{%d}" % user]
+            assert stored == before_hash, user  # user_realtime's fields: the replay changed nothing
         assert report_r["skipped"] > 0 and report_r["events"] == EVENTS and report_r["late"] == 0
         # one uninterrupted run over the whole topic: every event and every bad record counted
         assert report_r["dead_letters"] == sent.bad and report_r["written"] + report_r["skipped"] >= USERS
         assert a.hget("fs:user:{1}", "last_country") == b"ZZ"
         # dead letters, keyed by record id: at-least-once across the kill, and the replay sent them again
-        keys = _dead_letter_keys(kafka.bootstrap, f"{kafka_topic}.dead-letters", 2 * sent.bad)
-        assert len(set(keys)) == sent.bad and len(keys) >= 2 * sent.bad
-        assert all(key.startswith(f"user_realtime/{kafka_topic}/") for key in keys)
+        keys = _dead_letter_keys(kafka.bootstrap, f"{kafka_topic}.dead-letters", 3 * sent.bad)
+        mine = [key for key in keys if key.startswith(f"user_realtime/{kafka_topic}/")]
+        assert len(set(mine)) == sent.bad and len(mine) >= 2 * sent.bad
+        assert len({key for key in keys if key.startswith(f"user_countries_live/{kafka_topic}/")}) == sent.bad
     finally:
         for driver in drivers:
             if driver.poll() is None:

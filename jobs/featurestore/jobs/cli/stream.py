@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a streaming view declared with stream= (repeatable; default: every such view)",
     )  # fmt: skip
     parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
-    parser.add_argument("--topic", default=None, help="read this topic instead of the view's (one --view)")
+    parser.add_argument("--topic", default=None, help="read this topic instead of the views' (views of one topic)")
     parser.add_argument(
         "--dead-letter-topic", default=None, help="default: the view's (<topic>.dead-letters unless declared)"
     )

@@ -83,8 +83,8 @@ class KafkaStreamConfig:
 
     bootstrap: str
     checkpoint: str = DEFAULT_CHECKPOINT  # the root: <checkpoint>/<view>/<fingerprint8>/{features,dead_letters}
-    topic: str | None = None  # overrides the view's topic (one view only)
-    dead_letter_topic: str | None = None  # overrides the view's dead-letter topic (one view only)
+    topic: str | None = None  # replaces the views' topic (views that read the same one)
+    dead_letter_topic: str | None = None  # replaces the views' dead-letter topic (likewise)
     starting_offsets: str = "earliest"  # for a new checkpoint only; a restart resumes where it stopped
     max_offsets_per_trigger: int | None = None
     trigger_seconds: float = 1.0
@@ -441,8 +441,12 @@ def run_job(
 
     if not views:
         raise ConfigurationError("no streaming view to run")
-    if len(views) > 1 and (config.topic or config.dead_letter_topic):
-        raise ConfigurationError("--topic and --dead-letter-topic override one view's topics: pass one --view")
+    declared_topics = {view.stream.topic for view in views if view.stream is not None}
+    if len(declared_topics) > 1 and (config.topic or config.dead_letter_topic):
+        raise ConfigurationError(
+            "--topic and --dead-letter-topic replace the views' topic: the views read different topics "
+            f"({', '.join(sorted(declared_topics))}); run them one --view at a time"
+        )
     streams = [ViewStream.of(view, config) for view in views]
     metrics = metrics if metrics is not None else MetricsTarget()  # None: no metrics
     with ExitStack() as stack:
