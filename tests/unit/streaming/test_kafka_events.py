@@ -15,7 +15,6 @@ from featurestore.jobs.core.job_metrics import STREAM_METRICS, stream_progress_s
 from featurestore.jobs.dev.kafka_command import BAD_RECORDS
 from featurestore.jobs.dev.local_kafka import server_properties
 from featurestore.jobs.streaming.events import (
-    DEFAULT_EVENT_SCHEMA,
     EventSchema,
     Rejected,
     StreamStats,
@@ -32,6 +31,7 @@ from featurestore.readers.example_catalog import catalog
 
 NEEDED_FIELDS = {"amount": "double", "country": "string"}  # what user_realtime's last values read
 
+DEFAULT_EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"  # the example's
 SCHEMA = EventSchema.parse(DEFAULT_EVENT_SCHEMA)
 
 

@@ -30,7 +30,6 @@ from featurestore.readers.definitions import EVENT_FIELD_TYPES, StreamSource, pa
 from featurestore.readers.errors import ConfigurationError, DefinitionError
 
 __all__ = [
-    "DEFAULT_EVENT_SCHEMA",
     "REASONS",
     "EventSchema",
     "Rejected",
@@ -45,7 +44,6 @@ __all__ = [
     "record_id",
 ]
 
-DEFAULT_EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
 TYPES = EVENT_FIELD_TYPES
 REASONS = ("unparseable", "not_an_object", "missing_id", "missing_event_time", "wrong_type")
 _MAX_LONG = 2**63 - 1

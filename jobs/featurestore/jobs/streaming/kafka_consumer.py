@@ -3,8 +3,8 @@
     from featurestore.jobs.streaming import StreamingWriter
     from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
 
-    with StreamingWriter.connect("redis://localhost:6379", "user_recent") as writer:
-        FeatureConsumer.connect("localhost:9092", "interactions", writer, features=("last_category",)).run()
+    with StreamingWriter.connect("redis://localhost:6379", "session_live") as writer:
+        FeatureConsumer.connect("localhost:9092", "page_views", writer, features=("last_page",)).run()
 
 Each round polls up to ``batch_size`` records, parses them with :func:`.events.parse_event`
 (the same rules as the Spark job), writes the good ones through the

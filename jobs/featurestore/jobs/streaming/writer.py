@@ -130,8 +130,8 @@ def choose_method(view: FeatureView, where: str, caps: Sequence[ServerCapabiliti
 class StreamingWriter:
     """Writes the features of one streaming view, each field with its own TTL.
 
-    >>> with StreamingWriter.connect("redis://localhost:6379", "user_realtime") as w:  # doctest: +SKIP
-    ...     w.write(42, {"last_amount": 12.5, "last_country": "FR"}, event_time=kafka_ts_ms)
+    >>> with StreamingWriter.connect("redis://localhost:6379", "session_live") as w:  # doctest: +SKIP
+    ...     w.write(42, {"last_page": "/cart", "pages_5m": 3}, event_time=kafka_ts_ms)
 
     ``view`` is a streaming :class:`FeatureView` or its name in ``catalog`` (a
     :class:`Catalog` or its module; default ``$FEATURESTORE_CATALOG``, then the example
