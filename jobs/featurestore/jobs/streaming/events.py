@@ -1,19 +1,21 @@
-"""Transaction events from Kafka: the configured schema, parsing, dead letters, lag (pure).
+"""Events from Kafka: the declared schema, parsing, dead letters and record ids, lag (pure).
 
 Nothing here does I/O; the Spark job (:mod:`.kafka_job`) and the plain consumer
 (:mod:`.kafka_consumer`) both parse with :func:`parse_event`, so a record is good or bad
 for the same reason on both paths.
 
 * :class:`EventSchema` — the event's JSON fields and their types, which one is the entity
-  id and which the event time, from a DDL-like string (``"user_id long, amount double,
-  country string, event_time timestamp"``): configured, not hard-coded.
+  id and which the event time: a view's ``StreamSource`` (:meth:`EventSchema.of`), or a
+  DDL-like string (``"user_id long, price double, event_time timestamp"``).
 * :func:`parse_event` — one Kafka value to a typed event (the event time as epoch ms), or
   a :class:`Rejected` with its reason: ``unparseable``, ``not_an_object``, ``missing_id``,
   ``missing_event_time``, ``wrong_type``.  A bad record never raises.
 * :func:`dead_letter` — the JSON written to the dead-letter topic for a rejected record
-  (reason, detail, where it came from, the original value).
+  (reason, detail, where it came from, the original value; with a view, its
+  :func:`record_id` ``<view>/<topic>/<partition>/<offset>``, also the record's key).
 * :func:`percentile`, :func:`lag_of_progress`, :class:`StreamStats` — what the progress
-  lines and the metrics report: events/s, event -> Redis latency p50/p99, consumer lag.
+  lines and the metrics report: events/s, event -> Redis latency p50/p99, consumer lag,
+  and for the Spark job of a declared view its ``late`` and ``ignored`` events.
 """
 
 from __future__ import annotations
