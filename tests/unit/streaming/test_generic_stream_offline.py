@@ -92,3 +92,14 @@ def test_the_last_timers_are_due_when_a_data_batch_moved_the_watermark() -> None
     }
     assert not _timers_due(same, lateness)
     assert not _timers_due({"numInputRows": 0, "eventTime": {"watermark": "2026-01-01T00:04:00.000Z"}}, lateness)
+
+
+def test_stream_refuses_a_view_without_stream_before_starting_spark(capsys: pytest.CaptureFixture[str]) -> None:
+    from featurestore.jobs import cli
+
+    argv = ["stream", "--bootstrap-servers", "127.0.0.1:1", "--redis-url", "redis://127.0.0.1:1", "--view"]
+    assert cli.main([*argv, "user_profile"]) == 2
+    err = capsys.readouterr().err
+    assert "view 'user_profile' has no stream= declaration" in err and "StreamingWriter" in err
+    assert cli.main([*argv, "no_such_view"]) != 0
+    assert "no_such_view" in capsys.readouterr().err
