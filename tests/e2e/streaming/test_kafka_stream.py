@@ -175,7 +175,7 @@ def test_sigkill_restart_is_exact_and_replay_changes_nothing(
         before = _state(a)
         # one driver, two views of the topic: user_realtime and the second view (new in this store)
         replay = _driver(CLI, redis_url, kafka, kafka_topic, tmp_path / "cp-replay", tmp_path / "r.log",
-                         "--available-now", "--max-offsets-per-trigger", str(4 * PER_BATCH),
+                         "--available-now",  # the whole topic in one micro-batch per query
                          "--catalog", "tests.e2e.streaming.two_views",
                          "--view", "user_realtime", "--view", "user_countries_live")  # fmt: skip
         drivers.append(replay)
