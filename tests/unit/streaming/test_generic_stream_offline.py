@@ -103,3 +103,29 @@ def test_stream_refuses_a_view_without_stream_before_starting_spark(capsys: pyte
     assert "view 'user_profile' has no stream= declaration" in err and "StreamingWriter" in err
     assert cli.main([*argv, "no_such_view"]) != 0
     assert "no_such_view" in capsys.readouterr().err
+
+
+def test_the_consumers_last_values_follow_their_where() -> None:
+    from featurestore.jobs.streaming.kafka_consumer import LastValues
+    from featurestore.readers import Aggregate, Entity, LastValue, StreamSource
+
+    item = Entity("item", join_key="item_id", id_dtype="string")
+    source = StreamSource("clicks", "item_id string, kind string, user_id long, ts long", id_field="item_id",
+                          time_field="ts")  # fmt: skip
+    view = FeatureView(
+        "item_live", item,
+        (LastValue("last_buyer", "user_id", where={"kind": "buy"}), LastValue("last_kind", "kind"),
+         Aggregate("views_1h", "count", where={"kind": "view"}, window=3600)),
+        kind="streaming", ttl=timedelta(hours=2), stream=source,
+    )  # fmt: skip
+    schema = EventSchema.of(source)
+    last_values = LastValues.of(view, ["last_buyer", "last_kind"])
+    assert last_values({"item_id": "i", "kind": "buy", "user_id": 7, "ts": 5}, schema) == (
+        "i", {"last_buyer": 7, "last_kind": "buy"}, 5,
+    )  # fmt: skip
+    viewed = {"item_id": "i", "kind": "view", "user_id": 8, "ts": 6}
+    assert last_values(viewed, schema) == ("i", {"last_kind": "view"}, 6)
+    assert LastValues.of(view, ["last_buyer"])(viewed, schema) is None  # nothing to write
+    refusal = r"has windowed features \(views_1h\).*--features last_buyer,last_kind"
+    with pytest.raises(ConfigurationError, match=refusal):
+        LastValues.of(view)
