@@ -45,6 +45,9 @@ from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
 from featurestore.jobs.streaming.kafka_job import SESSION_CONF, KafkaStreamConfig, kafka_jars, run_job
 from featurestore.readers.example_catalog import catalog, user_realtime
 
+VIEW = user_realtime
+LAST_VALUES = ("last_amount", "last_country")  # the plain consumer writes the last values only
+
 
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):12,.0f} ({min(values):,.0f}-{max(values):,.0f})"
@@ -85,7 +88,9 @@ def topic_with(bootstrap: str, n: int) -> str:
 def consumer_backlog(url: str, bootstrap: str, topic: str) -> tuple[float, int]:
     redis.Redis.from_url(url).flushall()
     with StreamingWriter.connect(url, user_realtime, catalog=catalog) as writer:
-        consumer = FeatureConsumer.connect(bootstrap, topic, writer, group=f"bench-{uuid.uuid4().hex[:8]}")
+        consumer = FeatureConsumer.connect(
+            bootstrap, topic, writer, group=f"bench-{uuid.uuid4().hex[:8]}", features=LAST_VALUES
+        )
         started = time.perf_counter()
         consumer.run(until_caught_up=True, report_seconds=3600)
         seconds = time.perf_counter() - started
@@ -137,7 +142,9 @@ def _run(args: argparse.Namespace, url: str, bootstrap: str, home: str) -> int:
 
     def consumer_live(live_topic: str) -> dict[str, Any]:
         with StreamingWriter.connect(url, user_realtime, catalog=catalog) as writer:
-            consumer = FeatureConsumer.connect(bootstrap, live_topic, writer, group=f"live-{uuid.uuid4().hex[:8]}")
+            consumer = FeatureConsumer.connect(
+                bootstrap, live_topic, writer, group=f"live-{uuid.uuid4().hex[:8]}", features=LAST_VALUES
+            )
             return consumer.run(seconds=args.seconds, report_seconds=args.seconds * 2)
 
     live = [with_traffic(bootstrap, args.rate, args.seconds, consumer_live) for _ in range(args.repeat)]
@@ -151,15 +158,18 @@ def _run(args: argparse.Namespace, url: str, bootstrap: str, home: str) -> int:
             backlog, runs = [], []
             for i in range(args.spark_repeat):
                 redis.Redis.from_url(url).flushall()
-                config = KafkaStreamConfig(bootstrap, topic, os.path.join(home, f"cp-{i}"), available_now=True)
+                config = KafkaStreamConfig(bootstrap, os.path.join(home, f"cp-{i}"), topic=topic, available_now=True)
                 started = time.perf_counter()
-                report = run_job(spark, url, config, report_seconds=3600)
+                (report,) = run_job(spark, url, config, [VIEW], report_seconds=3600)
                 backlog.append(report["events"] / (time.perf_counter() - started))
 
                 def spark_live(live_topic: str, i: int = i) -> dict[str, Any]:
-                    live_config = KafkaStreamConfig(bootstrap, live_topic, os.path.join(home, f"cp-live-{i}"),
+                    live_config = KafkaStreamConfig(bootstrap, os.path.join(home, f"cp-live-{i}"), topic=live_topic,
                                                     starting_offsets="latest", trigger_seconds=0.5)  # fmt: skip
-                    return run_job(spark, url, live_config, seconds=args.seconds, report_seconds=args.seconds * 2)
+                    (live_report,) = run_job(
+                        spark, url, live_config, [VIEW], seconds=args.seconds, report_seconds=args.seconds * 2
+                    )
+                    return live_report
 
                 runs.append(with_traffic(bootstrap, args.rate, args.seconds, spark_live))
             rows.append(("Spark job, backlog (--available-now)", backlog, [], []))

@@ -64,7 +64,8 @@ def test_the_registry_entry_carries_every_read_rule() -> None:
             assert described["default"] == codec.json_value(feature.default)
             assert described["ttl"] == view.feature_ttl(feature)
     realtime = codec.parse_registry_entry(codec.registry_entry(catalog.view("user_realtime"), 1))
-    assert {f["name"]: f["ttl"] for f in realtime["features"]}["txn_count_5m"] == 600
+    # txn_count_5m: window 5 min + lateness 1 min (600 s before issue 20)
+    assert {f["name"]: f["ttl"] for f in realtime["features"]}["txn_count_5m"] == 360
 
 
 def test_catalog_export_prints_the_contract_and_conformance_checks_a_file(

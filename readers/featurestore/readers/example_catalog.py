@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .definitions import Catalog, Entity, Feature, FeatureView
+from .definitions import Aggregate, Catalog, Entity, Feature, FeatureView, LastValue, SecondsSincePrevious, StreamSource
 
 user = Entity("user", join_key="user_id", id_dtype="int64", description="A card holder.")
 merchant = Entity("merchant", join_key="merchant_id", id_dtype="string", description="A card acceptor.")
@@ -74,11 +74,20 @@ user_realtime = FeatureView(
     entity=user,
     kind="streaming",
     description="Signals from the live transaction stream, each with its own freshness window.",
+    stream=StreamSource(
+        topic="transactions",
+        schema="user_id long, amount double, country string, event_time timestamp",
+        id_field="user_id",
+        time_field="event_time",
+        allowed_lateness=timedelta(minutes=1),
+    ),
     features=(
-        Feature("txn_count_5m", "int64", default=0, ttl=timedelta(minutes=10)),
-        Feature("last_amount", "float32", ttl=timedelta(hours=1)),
-        Feature("last_country", "string", default="", ttl=timedelta(hours=1)),
-        Feature("seconds_since_prev_txn", "float32", ttl=timedelta(hours=1)),
+        # a 5-minute window in 1-minute steps (derived TTL: window + lateness = 6 min)
+        Aggregate("txn_count_5m", "count", window=timedelta(minutes=5), slide=timedelta(minutes=1)),
+        # own TTLs rather than a view ttl: the registry contract keeps "ttl": null, as before
+        LastValue("last_amount", "amount", dtype="float32", ttl=timedelta(hours=1)),
+        LastValue("last_country", "country", default="", ttl=timedelta(hours=1)),
+        SecondsSincePrevious("seconds_since_prev_txn", dtype="float32", ttl=timedelta(hours=1)),
     ),
 )
 

@@ -1,9 +1,13 @@
-"""`featurestore stream` end to end on a real Kafka broker (KRaft), Spark's Kafka source and Redis 8: a driver
-SIGKILLed mid-stream and restarted from its checkpoint (by the spark-submit entry file) ends with exactly the
-Redis state the events call for — computed from the events produced, in plain Python (values, each user's
-`_ts` at their latest event time: the guard's decisions, per-field TTLs from the catalogue, no key TTL) — bad
-records are counted as dead letters, and replaying the topic from the beginning into a store holding newer
-values changes nothing.
+"""`featurestore stream` (the generic job over the fraud example's declared `user_realtime`) end to end on a
+real Kafka broker (KRaft), Spark's Kafka source and Redis 8: a driver SIGKILLed mid-stream and restarted from
+its checkpoint (by the spark-submit entry file) ends with exactly the Redis state the events call for —
+computed from the events produced with `windows.reference` (values, each user's `_ts` at their latest event
+time: the guard's decisions, per-field TTLs from the catalogue, no key TTL) — bad records are dead letters
+counted by distinct record id (at-least-once: a restart may send one again), and replaying the topic from the
+beginning into a store holding newer values changes nothing.  The replay's driver also runs a second declared
+view of the same topic (tests/e2e/streaming/two_views.py), which ends as its reference says.  The late events
+stay within the view's allowed lateness, so the watermark drops none and the reference over every event is
+exact (too-late events: tests/spark/streaming/test_generic_stream.py).
 
 The reference is computed, not run: a second, uninterrupted driver over the same events would only repeat
 what the reference states (the uninterrupted Kafka path from an empty store is the demo's, run by
@@ -24,10 +28,13 @@ from typing import Any
 import redis
 
 from featurestore.jobs.dev.kafka_command import produce_demo
-from featurestore.jobs.dev.streaming_demo import compare, expected_features
+from featurestore.jobs.dev.streaming_demo import WithinLateness, compare, expected_features
+from featurestore.jobs.streaming import kafka_client
+from featurestore.jobs.streaming.windows import ViewProgram, reference
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
 from featurestore.readers.example_catalog import catalog
+from tests.e2e.streaming.two_views import user_countries_live
 
 REPO = Path(__file__).resolve().parents[3]
 EVENTS, USERS, PER_BATCH = 1200, 100, 100
@@ -61,6 +68,12 @@ def _finish(process: Any, log: Path, timeout: float = 300) -> dict[str, Any]:
     return dict(json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{"))))
 
 
+def _report_of(log: Path, view: str) -> dict[str, Any]:
+    """The JSON report of ``view`` among the ones a driver printed when it ended (one line per view)."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return dict(next(r for r in reversed(lines) if r.get("view") == view))
+
+
 def _batches(folder: Path) -> int:
     return len([p for p in folder.glob("[0-9]*")]) if folder.is_dir() else 0
 
@@ -74,27 +87,40 @@ def _ttls(client: Any, key: bytes, fields: list[bytes]) -> list[int]:
 
 
 def _reference_state(events: list[Any]) -> tuple[dict[bytes, set[bytes]], dict[bytes, bytes]]:
-    """Per user key, from the events produced: the fields the hash must hold, and `_ts:user_realtime`
-    (the latest event time: the out-of-order guard keeps the newest event, whatever the order of arrival)."""
-    latest: dict[int, int] = {}
-    seen: dict[int, int] = {}
-    for event in events:
-        latest[event.user_id] = max(latest.get(event.user_id, event.event_ms), event.event_ms)
-        seen[event.user_id] = seen.get(event.user_id, 0) + 1
+    """Per user key, from the events produced (`windows.reference` at each user's latest event time: no
+    timer fires within this run, as no bucket leaves its window before the watermark): the fields the hash
+    must hold (a null is an absent field), and `_ts:user_realtime` (the latest event time: the as-of)."""
+    expected = expected_features(events)
     fields, ts = {}, {}
-    for user, count in seen.items():
+    for user, want in expected.items():
         key = b"fs:user:{%d}" % user
-        # one event only: no previous transaction, so seconds_since_prev_txn is null (its field absent)
-        names = FIELDS if count > 1 else tuple(f for f in FIELDS if f != "seconds_since_prev_txn")
-        fields[key] = {name.encode() for name in names} | {TS_FIELD}
-        ts[key] = str(latest[user]).encode()
+        fields[key] = {name.encode() for name in FIELDS if want[name] is not None} | {TS_FIELD}
+        ts[key] = str(want["event_ms"]).encode()
     return fields, ts
+
+
+def _dead_letter_keys(bootstrap: str, topic: str, at_least: int) -> list[str]:
+    """The keys (record ids) of the dead-letter topic's records."""
+    consumer = kafka_client.consumer(bootstrap, f"check-{topic}")
+    consumer.subscribe([topic])
+    keys: list[str] = []
+    try:
+        for _ in range(40):
+            keys += [m.key().decode() for m in consumer.consume(100, 0.5) if m.error() is None]
+            if len(keys) >= at_least:
+                break
+    finally:
+        consumer.close()
+    return keys
 
 
 def test_sigkill_restart_is_exact_and_replay_changes_nothing(
     kafka: Any, kafka_topic: str, redis_url: str, tmp_path: Path
 ) -> None:
-    sent = produce_demo(kafka.bootstrap, kafka_topic, users=USERS, events=EVENTS, bad_share=0.01, seed=5)
+    generator = WithinLateness(USERS, seed=5)  # late events within the view's allowed lateness (1 min)
+    sent = produce_demo(
+        kafka.bootstrap, kafka_topic, users=USERS, events=EVENTS, bad_share=0.01, seed=5, generator=generator
+    )
     assert sent.bad > 0
     drivers: list[Any] = []
     try:
@@ -103,7 +129,8 @@ def test_sigkill_restart_is_exact_and_replay_changes_nothing(
         killed = _driver(CLI, redis_url, kafka, kafka_topic, tmp_path / "cp-b", tmp_path / "b.log",
                          "--max-offsets-per-trigger", str(PER_BATCH))  # fmt: skip
         drivers.append(killed)
-        commits = tmp_path / "cp-b" / "features" / "commits"
+        fingerprint = ViewProgram.of(catalog.view("user_realtime")).fingerprint[:8]
+        commits = tmp_path / "cp-b" / "user_realtime" / fingerprint / "features" / "commits"  # one per definition
         deadline = time.monotonic() + 240
         while _batches(commits) < 2:
             assert killed.poll() is None, (tmp_path / "b.log").read_text()[-3000:]
@@ -138,7 +165,7 @@ def test_sigkill_restart_is_exact_and_replay_changes_nothing(
         expected = expected_features(sent.events)
         with FeatureReader(redis_url, catalog=catalog) as reader:
             assert compare(expected, reader.get_many(sorted(expected), "user_realtime")) == []
-        assert report_b["events"] > 0
+        assert report_b["events"] > 0 and report_b["view"] == "user_realtime" and report_b["late"] == 0
 
         # replay from the beginning (a new checkpoint), where 3 users hold newer values
         newer_ms = int(time.time() * 1000) + 3_600_000
@@ -146,15 +173,41 @@ def test_sigkill_restart_is_exact_and_replay_changes_nothing(
             for user in (1, 2, 3):
                 writer.write(user, {"last_country": "ZZ", "txn_count_5m": 99}, event_time=newer_ms)
         before = _state(a)
+        # one driver, two views of the topic: user_realtime and the second view (new in this store)
         replay = _driver(CLI, redis_url, kafka, kafka_topic, tmp_path / "cp-replay", tmp_path / "r.log",
-                         "--available-now", "--max-offsets-per-trigger", str(4 * PER_BATCH))  # fmt: skip
+                         "--available-now",  # the whole topic in one micro-batch per query
+                         "--catalog", "tests.e2e.streaming.two_views",
+                         "--view", "user_realtime", "--view", "user_countries_live")  # fmt: skip
         drivers.append(replay)
-        report_r = _finish(replay, tmp_path / "r.log")
-        assert _state(a) == before
-        assert report_r["skipped"] > 0 and report_r["events"] == EVENTS
+        report_second = _finish(replay, tmp_path / "r.log")
+        report_r = _report_of(tmp_path / "r.log", "user_realtime")
+        assert report_second["view"] == "user_countries_live" and report_second["events"] == EVENTS
+        second = ViewProgram.of(user_countries_live)
+        by_user: dict[int, list[dict[str, Any]]] = {}
+        for e in sent.events:
+            by_user.setdefault(e.user_id, []).append(
+                {"user_id": e.user_id, "amount": e.amount, "country": e.country, "event_time": e.event_ms}
+            )
+        for user, events in by_user.items():
+            stored = a.hgetall(b"fs:user:{%d}" % user)
+            as_of = int(stored[b"_ts:user_countries_live"])
+            assert as_of == max(e["event_time"] for e in events)
+            want = reference(second, events, as_of)
+            assert int(stored[b"countries_10m"]) == want["countries_10m"]
+            assert float(stored[b"amount_max_10m"]) == want["amount_max_10m"]
+            for name in ("countries_10m", "amount_max_10m", "_ts:user_countries_live"):
+                del stored[name.encode()]
+            before_hash = before[b"fs:user:{%d}" % user]
+            assert stored == before_hash, user  # user_realtime's fields: the replay changed nothing
+        assert report_r["skipped"] > 0 and report_r["events"] == EVENTS and report_r["late"] == 0
         # one uninterrupted run over the whole topic: every event and every bad record counted
         assert report_r["dead_letters"] == sent.bad and report_r["written"] + report_r["skipped"] >= USERS
         assert a.hget("fs:user:{1}", "last_country") == b"ZZ"
+        # dead letters, keyed by record id: at-least-once across the kill, and the replay sent them again
+        keys = _dead_letter_keys(kafka.bootstrap, f"{kafka_topic}.dead-letters", 3 * sent.bad)
+        mine = [key for key in keys if key.startswith(f"user_realtime/{kafka_topic}/")]
+        assert len(set(mine)) == sent.bad and len(mine) >= 2 * sent.bad
+        assert len({key for key in keys if key.startswith(f"user_countries_live/{kafka_topic}/")}) == sent.bad
     finally:
         for driver in drivers:
             if driver.poll() is None:

@@ -15,7 +15,6 @@ from featurestore.jobs.core.job_metrics import STREAM_METRICS, stream_progress_s
 from featurestore.jobs.dev.kafka_command import BAD_RECORDS
 from featurestore.jobs.dev.local_kafka import server_properties
 from featurestore.jobs.streaming.events import (
-    DEFAULT_EVENT_SCHEMA,
     EventSchema,
     Rejected,
     StreamStats,
@@ -26,10 +25,13 @@ from featurestore.jobs.streaming.events import (
     progress_fields,
     progress_line,
 )
-from featurestore.jobs.streaming.kafka_consumer import last_transaction
-from featurestore.jobs.streaming.realtime import NEEDED_FIELDS
+from featurestore.jobs.streaming.kafka_consumer import LastValues
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.example_catalog import catalog
 
+NEEDED_FIELDS = {"amount": "double", "country": "string"}  # what user_realtime's last values read
+
+DEFAULT_EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"  # the example's
 SCHEMA = EventSchema.parse(DEFAULT_EVENT_SCHEMA)
 
 
@@ -153,9 +155,20 @@ def test_a_report_gives_rates_and_percentiles_since_the_last_one() -> None:
     assert {dict(s.labels).get("quantile") for s in samples if s.name.endswith("latency_seconds")} == {"0.5", "0.99"}
 
 
-def test_the_consumers_default_mapping_is_the_latest_transaction() -> None:
+def test_the_consumers_mapping_is_the_views_last_values() -> None:
     event = {"user_id": 3, "amount": 1.5, "country": "DE", "event_time": 77}
-    assert last_transaction(event, SCHEMA) == (3, {"last_amount": 1.5, "last_country": "DE"}, 77)
+    view = catalog.view("user_realtime")
+    last_values = LastValues.of(view, ["last_amount", "last_country"])
+    assert last_values(event, SCHEMA) == (3, {"last_amount": 1.5, "last_country": "DE"}, 77)
+    with pytest.raises(ConfigurationError) as refused:  # windowed features need the Spark job's state
+        LastValues.of(view)
+    assert str(refused.value) == (
+        "view 'user_realtime' has windowed features (txn_count_5m, seconds_since_prev_txn): the plain consumer "
+        "keeps no state; run featurestore stream --view user_realtime, or pass --features last_amount,last_country "
+        "to write only its last values"
+    )
+    with pytest.raises(ConfigurationError, match="'txn_count_5m' needs state"):
+        LastValues.of(view, ["last_amount", "txn_count_5m"])
 
 
 def test_the_broker_runs_kraft_on_loopback_only(tmp_path: Any) -> None:
@@ -169,9 +182,13 @@ def test_stream_consume_and_kafka_command_arguments() -> None:
         ["stream", "--topic", "tx", "--checkpoint", "/cp", "--available-now", "--max-offsets-per-trigger", "100"]
     )
     assert (args.topic, args.checkpoint, args.available_now, args.max_offsets_per_trigger) == ("tx", "/cp", True, 100)
-    assert args.event_schema == DEFAULT_EVENT_SCHEMA and args.starting_offsets == "earliest"
-    args = cli.build_parser(only="consume").parse_args(["consume", "--group", "g", "--until-caught-up"])
-    assert (args.group, args.until_caught_up, args.topic) == ("g", True, "transactions")
+    assert args.view == [] and args.starting_offsets == "earliest"  # no --view: every view declared with stream=
+    args = cli.build_parser(only="stream").parse_args(["stream", "--view", "a", "--view", "b"])
+    assert args.view == ["a", "b"] and args.topic is None
+    args = cli.build_parser(only="consume").parse_args(
+        ["consume", "--view", "v", "--group", "g", "--until-caught-up", "--features", "x,y"]
+    )
+    assert (args.view, args.group, args.until_caught_up, args.topic, args.features) == ("v", "g", True, None, "x,y")
     args = cli.build_parser(only="kafka").parse_args(["kafka", "produce-demo", "--events", "10", "--bad-share", "0.1"])
     assert (args.action, args.events, args.bad_share) == ("produce-demo", 10, 0.1)
 
@@ -198,3 +215,11 @@ def test_status_prints_a_streams_progress() -> None:
         "  user_realtime: stream spark:transactions: 1233 events/s, event->Redis p50 412.0 ms p99 980.0 ms, "
         "lag 0, 53 dead letters (reported 3s ago)"
     )
+    # the Spark job of a declared view also reports its late and ignored events
+    report = {"events": 10, "events_per_second": 1.0, "written": 9, "skipped": 1, "dead_letters": 0, "batches": 2,
+              "lag": 0, "late": 4, "ignored": 1}  # fmt: skip
+    windowed = progress_fields(report, "spark:transactions", 1_000)
+    assert windowed["late"] == "4" and windowed["ignored"] == "1"
+    assert stream_line("user_realtime", windowed, 4_000).endswith("0 dead letters, 4 late, 1 ignored (reported 3s ago)")
+    samples = {s.name: s.value for s in stream_progress_samples("user_realtime", report)}
+    assert samples["featurestore_stream_late_events"] == 4.0 and samples["featurestore_stream_ignored_events"] == 1.0

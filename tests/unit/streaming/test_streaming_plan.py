@@ -41,8 +41,9 @@ def plan() -> StreamingWritePlan:
 
 
 def test_groups_by_ttl_with_ts_in_the_longest(plan: StreamingWritePlan) -> None:
+    # txn_count_5m: its derived TTL, window 5 min + allowed lateness 1 min (600 s before issue 20)
     assert [(ttl, [f.name for f in fs]) for ttl, fs in plan.groups] == [
-        (600, ["txn_count_5m"]),
+        (360, ["txn_count_5m"]),
         (3600, ["last_amount", "last_country", "seconds_since_prev_txn"]),
     ]
     assert plan.ts_field == b"_ts:user_realtime"
@@ -52,7 +53,7 @@ def test_groups_by_ttl_with_ts_in_the_longest(plan: StreamingWritePlan) -> None:
 def test_golden_hsetex_commands(plan: StreamingWritePlan) -> None:
     # Pinned bytes: one HSETEX per TTL, `_ts` with the longest TTL, key untouched.
     assert plan.commands(42, EVENT, T) == [
-        (b"HSETEX", b"fs:user:{42}", b"EX", b"600", b"FIELDS", b"1", b"txn_count_5m", b"3"),
+        (b"HSETEX", b"fs:user:{42}", b"EX", b"360", b"FIELDS", b"1", b"txn_count_5m", b"3"),
         (
             b"HSETEX", b"fs:user:{42}", b"EX", b"3600", b"FIELDS", b"4",
             b"last_amount", b"12.5", b"last_country", b"FR", b"seconds_since_prev_txn", b"42.25",
@@ -66,7 +67,7 @@ def test_golden_hset_hexpire_commands(plan: StreamingWritePlan) -> None:
     assert plan.commands(42, {"txn_count_5m": 3, "last_country": None}, T, HSET_HEXPIRE) == [
         (b"MULTI",),
         (b"HSET", b"fs:user:{42}", b"txn_count_5m", b"3", b"_ts:user_realtime", b"1764150000123"),
-        (b"HEXPIRE", b"fs:user:{42}", b"600", b"FIELDS", b"1", b"txn_count_5m"),
+        (b"HEXPIRE", b"fs:user:{42}", b"360", b"FIELDS", b"1", b"txn_count_5m"),
         (b"HEXPIRE", b"fs:user:{42}", b"3600", b"FIELDS", b"1", b"_ts:user_realtime"),
         (b"HDEL", b"fs:user:{42}", b"last_country"),
         (b"EXEC",),
@@ -78,7 +79,7 @@ def test_golden_guarded_fcall(plan: StreamingWritePlan) -> None:
         b"FCALL", GUARD_FUNCTION.encode(), b"1", b"fs:user:{42}",
         b"_ts:user_realtime", b"1764150000123", b"hsetex",
         b"2",
-        b"600", b"1", b"txn_count_5m", b"3",
+        b"360", b"1", b"txn_count_5m", b"3",
         b"3600", b"1", b"_ts:user_realtime", b"1764150000123",
         b"1", b"last_amount",
     )  # fmt: skip

@@ -1,4 +1,7 @@
-"""``featurestore consume``: the plain Kafka consumer (:mod:`featurestore.jobs.streaming.kafka_consumer`)."""
+"""``featurestore consume --view V``: the plain Kafka consumer (:mod:`featurestore.jobs.streaming.kafka_consumer`).
+
+It computes a declared view's last values only (no state): a view with windowed features is
+refused, naming ``featurestore stream``, unless ``--features`` picks only last values."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import json
 from featurestore.jobs.core.console import ExitCode, echo, note
 from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.jobs.core.settings import KAFKA_BOOTSTRAP_ENV_VAR, Settings
-from featurestore.jobs.streaming.events import DEFAULT_EVENT_SCHEMA, EventSchema, progress_line
-from featurestore.jobs.streaming.kafka_consumer import DEFAULT_GROUP, FeatureConsumer
+from featurestore.jobs.streaming.events import progress_line
+from featurestore.jobs.streaming.kafka_consumer import DEFAULT_GROUP, FeatureConsumer, LastValues
 from featurestore.jobs.streaming.writer import StreamingWriter
+from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError
 
 
@@ -19,13 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap-servers", default=None, help="Kafka's bootstrap servers (default: $FEATURESTORE_KAFKA_BOOTSTRAP)"
     )
-    parser.add_argument("--topic", default="transactions", help="the topic of transaction events")
+    parser.add_argument("--view", required=True, help="the streaming view (declared with stream=) to write")
+    parser.add_argument(
+        "--features", default=None, metavar="A,B",
+        help="write only these last values of the view (a view with windowed features needs it)",
+    )  # fmt: skip
+    parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
+    parser.add_argument("--topic", default=None, help="read this topic instead of the view's")
     parser.add_argument("--group", default=DEFAULT_GROUP, help="the consumer group (its commits are the progress)")
-    parser.add_argument("--dead-letter-topic", default=None, help="default: <topic>.dead-letters")
-    parser.add_argument("--event-schema", default=DEFAULT_EVENT_SCHEMA, help="the events' JSON fields and types")
-    parser.add_argument("--id-field", default="user_id")
-    parser.add_argument("--time-field", default="event_time")
-    parser.add_argument("--view", default="user_realtime", help="the streaming view written")
+    parser.add_argument("--dead-letter-topic", default=None, help="default: the view's (<topic>.dead-letters)")
     parser.add_argument("--batch-size", type=int, default=1000, help="records per poll (and per pipelined write)")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until killed)")
     parser.add_argument("--until-caught-up", action="store_true", help="stop once the lag is 0")
@@ -37,10 +43,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
         raise ConfigurationError(f"no Kafka: pass --bootstrap-servers or set {KAFKA_BOOTSTRAP_ENV_VAR}")
-    schema = EventSchema.parse(args.event_schema, args.id_field, args.time_field)
-    with StreamingWriter.connect(settings.require_redis_url(), args.view) as writer:
+    catalog = load_catalog(settings.catalog)
+    view = catalog.view(args.view)
+    features = [name.strip() for name in args.features.split(",") if name.strip()] if args.features else None
+    to_features = LastValues.of(view, features)  # refused here, before connecting, with one line
+    assert view.stream is not None  # LastValues.of refuses a view without stream=
+    with StreamingWriter.connect(settings.require_redis_url(), view, catalog=catalog) as writer:
         consumer = FeatureConsumer.connect(
-            bootstrap, args.topic, writer, group=args.group, schema=schema,
+            bootstrap, args.topic or view.stream.topic, writer, group=args.group, to_features=to_features,
             dead_letter_topic=args.dead_letter_topic, batch_size=args.batch_size,
         )  # fmt: skip
         report = consumer.run(

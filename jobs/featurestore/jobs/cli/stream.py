@@ -1,5 +1,6 @@
 """``featurestore stream`` (and ``stream_job.py``): the streaming job's arguments
-(:mod:`featurestore.jobs.streaming.kafka_job`)."""
+(:mod:`featurestore.jobs.streaming.kafka_job`): ``--view V`` (repeatable; default every view
+declared with ``stream=``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.jobs.core.settings import KAFKA_BOOTSTRAP_ENV_VAR, REDIS_URL_ENV_VAR, Settings
 from featurestore.jobs.spark import build_session
-from featurestore.jobs.streaming.events import DEFAULT_EVENT_SCHEMA, EventSchema, progress_line
-from featurestore.jobs.streaming.kafka_job import DEFAULT_TOPIC, SESSION_CONF, KafkaStreamConfig, kafka_jars, run_job
+from featurestore.jobs.streaming.events import progress_line
+from featurestore.jobs.streaming.kafka_job import (
+    DEFAULT_CHECKPOINT,
+    SESSION_CONF,
+    KafkaStreamConfig,
+    kafka_jars,
+    run_job,
+    streamed_views,
+)
+from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -26,17 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap-servers", default=None, help="Kafka's bootstrap servers (default: $FEATURESTORE_KAFKA_BOOTSTRAP)"
     )
-    parser.add_argument("--topic", default=DEFAULT_TOPIC, help="the topic of transaction events")
-    parser.add_argument("--dead-letter-topic", default=None, help="default: <topic>.dead-letters")
     parser.add_argument(
-        "--event-schema", default=DEFAULT_EVENT_SCHEMA,
-        help=f"the events' JSON fields and types (default: {DEFAULT_EVENT_SCHEMA!r})",
+        "--view", action="append", default=[], metavar="VIEW",
+        help="a streaming view declared with stream= (repeatable; default: every such view)",
     )  # fmt: skip
-    parser.add_argument("--id-field", default="user_id", help="the field holding the entity id")
-    parser.add_argument("--time-field", default="event_time", help="the field holding the event time")
+    parser.add_argument("--catalog", default=None, help="catalogue module (default: $FEATURESTORE_CATALOG)")
+    parser.add_argument("--topic", default=None, help="read this topic instead of the views' (views of one topic)")
     parser.add_argument(
-        "--checkpoint", default=".featurestore/stream-checkpoint",
-        help="the queries' checkpoint folder (a restart resumes from it)",
+        "--dead-letter-topic", default=None, help="default: the view's (<topic>.dead-letters unless declared)"
+    )
+    parser.add_argument(
+        "--checkpoint", default=DEFAULT_CHECKPOINT,
+        help="the checkpoints' root: <checkpoint>/<view>/<fingerprint8>/... (a restart resumes from it)",
     )  # fmt: skip
     parser.add_argument("--starting-offsets", default="earliest", help="earliest or latest (a new checkpoint only)")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="cap on records per micro-batch")
@@ -62,7 +72,6 @@ def config_from_args(args: argparse.Namespace, bootstrap: str) -> KafkaStreamCon
         bootstrap=bootstrap,
         topic=args.topic,
         checkpoint=args.checkpoint,
-        schema=EventSchema.parse(args.event_schema, args.id_field, args.time_field),
         dead_letter_topic=args.dead_letter_topic,
         starting_offsets=args.starting_offsets,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
@@ -88,6 +97,8 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
         "a local Redis 8: export FEATURESTORE_REDIS_URL=$(featurestore redis start)",
     )  # fmt: skip
     config = config_from_args(args, bootstrap)
+    catalog = load_catalog(settings.catalog)
+    views = streamed_views(catalog, args.view)  # refused before Spark starts
     own = spark is None
     if spark is None:
         spark = build_session(
@@ -95,16 +106,17 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
             conf=SESSION_CONF, settings=settings,
         )  # fmt: skip
     try:
-        report = run_job(
-            spark, url, config, seconds=args.seconds, report_seconds=args.report_seconds,
-            on_report=lambda r: note(f"featurestore stream: {progress_line(r)}"),
+        reports = run_job(
+            spark, url, config, views, catalog=catalog, seconds=args.seconds, report_seconds=args.report_seconds,
+            on_report=lambda r: note(f"featurestore stream: {r['view']}: {progress_line(r)}"),
             feature_log=None if args.feature_log is None else LogSettings.resolve(args.feature_log, args.feature_log),
             metrics=MetricsTarget.of(settings),
         )  # fmt: skip
     finally:
         if own:
             spark.stop()
-    echo(json.dumps({k: v for k, v in report.items()}, default=str))
+    for report in reports:  # one JSON line per view
+        echo(json.dumps(report, default=str))
     return ExitCode.OK
 
 
@@ -116,7 +128,7 @@ def entry_main(argv: Sequence[str] | None = None) -> int:
     from featurestore.readers.settings import redact_text
 
     parser = argparse.ArgumentParser(
-        prog="stream_job.py", description="Kafka -> real-time features -> Redis",
+        prog="stream_job.py", description="Kafka -> declared streaming features -> Redis",
         epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_arguments(parser)

@@ -33,7 +33,7 @@ from featurestore.readers.definitions import FeatureView
 from featurestore.readers.errors import ConfigurationError, JobError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
@@ -143,10 +143,15 @@ def streaming_log_frame(
     event_ms: object,
     written_at_ms: int,
     run_id: str,
+    fields: Column | None = None,
 ) -> DataFrame:
     """A micro-batch's events as log rows: the features in the DataFrame are the ones each event wrote.
 
     ``event_ms`` is a Column of epoch milliseconds (the event time written into ``_ts``).
+    ``fields``: an ``array<string>`` Column naming the features each row wrote (a declared
+    view's job writes a different set per row: :class:`.spark_sink.ForeachBatchSink`'s
+    ``fields_col``); the row's other features are logged as null and not in ``_fields``, so
+    point-in-time replays exactly what Redis saw.  None: every feature column of the frame.
     """
     from pyspark.sql import functions as F
 
@@ -156,7 +161,14 @@ def streaming_log_frame(
     columns = [F.col(id_col).cast(typed[view.entity.join_key]).alias(view.entity.join_key)]
     for feature in view.features:
         value = F.col(feature.name) if feature in present else F.lit(None)
+        if fields is not None and feature in present:  # a feature the row did not write: null, as in the log
+            value = F.when(F.array_contains(fields, feature.name), value)
         columns.append(value.cast(typed[feature.name]).alias(feature.name))
+    wrote = (
+        F.array(*[F.lit(f.name) for f in present])
+        if fields is None
+        else F.filter(fields, lambda name: name.isin([f.name for f in present]))
+    )
     written_day = datetime.fromtimestamp(written_at_ms / 1000, UTC).date().isoformat()
     return events.select(
         *columns,
@@ -165,7 +177,7 @@ def streaming_log_frame(
         F.lit(run_id).alias(RUN_ID),
         event_ms.cast("long").alias(TS_MS),  # type: ignore[attr-defined]
         F.lit(int(written_at_ms)).cast("long").alias(WRITTEN_AT_MS),
-        F.array(*[F.lit(f.name) for f in present]).alias(FIELDS),
+        wrote.alias(FIELDS),
         F.lit(written_day).alias(PARTITION),
     )
 

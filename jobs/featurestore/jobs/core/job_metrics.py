@@ -52,6 +52,8 @@ STREAM_METRICS: dict[str, str] = {
     "featurestore_stream_latency_seconds": "Event (Kafka timestamp) -> visible in Redis, by quantile (0.5, 0.99)",
     "featurestore_stream_consumer_lag": "Records in the topic not yet read by the stream",
     "featurestore_stream_dead_letters": "Records that were not valid events (sent to the dead-letter topic)",
+    "featurestore_stream_late_events": "Events dropped by the watermark (later than the allowed lateness)",
+    "featurestore_stream_ignored_events": "Events older than every window of their entity",
 }
 # every status metric carries the label `view`
 STATUS_METRICS: dict[str, str] = {
@@ -149,6 +151,9 @@ def stream_progress_samples(view: str, report: dict[str, Any]) -> list[Sample]:
             samples.append(Sample("featurestore_stream_latency_seconds", quantile_labels, report[key]))
     if report.get("lag") is not None:
         samples.append(Sample("featurestore_stream_consumer_lag", labels, float(report["lag"])))
+    for name, key in (("featurestore_stream_late_events", "late"), ("featurestore_stream_ignored_events", "ignored")):
+        if report.get(key) is not None:  # the Spark job of a declared view
+            samples.append(Sample(name, labels, float(report[key])))
     return samples
 
 

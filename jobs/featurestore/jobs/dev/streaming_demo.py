@@ -2,18 +2,20 @@
 
 A sample generator drops transaction events (JSON lines, user ids 1..n like the batch
 sample warehouse) into a folder; a Spark Structured Streaming job reads the folder (file
-source), keeps per-user state (``transformWithState``) and, through
-:meth:`StreamingWriter.foreach_batch`, keeps the example catalogue's ``user_realtime``
-features fresh in the same entity hashes as the batch views:
+source), computes the example catalogue's declared ``user_realtime`` view per user
+(:func:`featurestore.jobs.streaming.processor.windowed_features`: the generic job's windows
+and timers) and, through :meth:`StreamingWriter.foreach_batch`, keeps its features fresh in
+the same entity hashes as the batch views:
 
-* ``txn_count_5m`` — transactions in the 5 minutes up to the user's latest transaction
+* ``txn_count_5m`` — transactions in a 5-minute window sliding by 1 minute
 * ``last_amount``, ``last_country`` — of the latest transaction (by event time)
 * ``seconds_since_prev_txn`` — between the latest and the one before it
 
-Late events (event time before the user's latest) are folded into the state, so they
-count where they belong and never replace the latest values.  :func:`expected_features`
-computes the same features in plain Python from the generated events: the demo (and its
-test) check what the reader serves against it.
+Late events (event time before the user's latest, within the allowed lateness) are folded
+into the windows where they belong and never replace the latest values.
+:func:`expected_features` computes the features from the generated events with
+:func:`featurestore.jobs.streaming.windows.reference`, at each user's as-of: the demo (and
+its test) check what the reader serves against it.
 """
 
 from __future__ import annotations
@@ -23,18 +25,12 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.dev.sample_events import EVENT_SCHEMA, EventGenerator, TxnEvent
-from featurestore.jobs.streaming.realtime import (  # the logic lives in production code; re-exported here
-    OUTPUT_SCHEMA,
-    VIEW,
-    WINDOW_MS,
-    features_of,  # noqa: F401
-    fold_events,  # noqa: F401
-    processor,
-)
+from featurestore.jobs.streaming.windows import ViewProgram, reference
 from featurestore.readers.codec import format_float32
 
 if TYPE_CHECKING:
@@ -44,8 +40,37 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATE_STORE_CONF = "spark.sql.streaming.stateStore.providerClass"
-ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+VIEW = "user_realtime"
+FIELDS = ("txn_count_5m", "last_amount", "last_country", "seconds_since_prev_txn")
+# the demo's late events stay within the view's allowed lateness (1 min), so none is dropped by the watermark
+# and the reference over every generated event is exact (docs/streaming.md, "Windows": later ones are `late`)
+MAX_LATE_MS = 45_000
+
+
+def program() -> ViewProgram:
+    """The compiled ``user_realtime`` declaration of the example catalogue."""
+    from featurestore.readers.example_catalog import catalog
+
+    return ViewProgram.of(catalog.view(VIEW))
+
+
+class WithinLateness(EventGenerator):
+    """The sample events, with the late ones at most ``max_late_ms`` late (30 s to 4 min late are
+    squeezed into 30 s to ``max_late_ms``), so that the watermark drops none of them."""
+
+    def __init__(self, users: int, seed: int = 7, late_share: float = 0.05, max_late_ms: int = MAX_LATE_MS) -> None:
+        super().__init__(users, seed=seed, late_share=late_share)
+        self.max_late_ms = max_late_ms
+
+    def events(self, count: int, now_ms: int) -> list[TxnEvent]:
+        out = []
+        for event in super().events(count, now_ms):
+            late = now_ms - event.event_ms
+            if late > 30_000:
+                late = 30_000 + (late - 30_000) * (self.max_late_ms - 30_000) // 210_000
+                event = TxnEvent(event.user_id, event.amount, event.country, now_ms - late)
+            out.append(event)
+        return out
 
 
 def drop_file(directory: Path, events: Sequence[TxnEvent], sequence: int) -> Path:
@@ -57,23 +82,19 @@ def drop_file(directory: Path, events: Sequence[TxnEvent], sequence: int) -> Pat
     return final
 
 
-def expected_features(events: Iterable[TxnEvent]) -> dict[int, dict[str, Any]]:
-    """The ``user_realtime`` values the job must end with, per user (the reference)."""
-    by_user: dict[int, list[TxnEvent]] = {}
+def expected_features(events: Iterable[TxnEvent], as_of: dict[int, int] | None = None) -> dict[int, dict[str, Any]]:
+    """The ``user_realtime`` values per user at ``as_of[user]`` (default: the user's latest event
+    time), by :func:`featurestore.jobs.streaming.windows.reference` over the events (the reference)."""
+    compiled = program()
+    by_user: dict[int, list[dict[str, Any]]] = {}
     for event in events:
-        by_user.setdefault(event.user_id, []).append(event)
+        by_user.setdefault(event.user_id, []).append(
+            {"user_id": event.user_id, "amount": event.amount, "country": event.country, "event_time": event.event_ms}
+        )
     out = {}
     for user, items in by_user.items():
-        items.sort(key=lambda e: e.event_ms)
-        last = items[-1]
-        cutoff = last.event_ms - WINDOW_MS
-        out[user] = {
-            "txn_count_5m": sum(1 for e in items if e.event_ms > cutoff),
-            "last_amount": last.amount,
-            "last_country": last.country,
-            "seconds_since_prev_txn": (last.event_ms - items[-2].event_ms) / 1000 if len(items) > 1 else None,
-            "event_ms": last.event_ms,
-        }
+        at = (as_of or {}).get(user, max(e["event_time"] for e in items))
+        out[user] = {**reference(compiled, items, at), "event_ms": at}
     return out
 
 
@@ -89,36 +110,36 @@ def count_late(events: Iterable[TxnEvent]) -> int:
     return late
 
 
-def start_query(spark: SparkSession, sink: Any, events_dir: Path, checkpoint_dir: Path, trigger_seconds: float) -> Any:
-    """Start the streaming query: file source -> per-user state -> ``foreachBatch(sink)``.
+@dataclass
+class _WindowRows:
+    """``foreachBatch``: the processor's rows (their ``_fields`` only) through the writer's sink."""
 
-    ``transformWithState`` needs the RocksDB state store; the setting is made for this
-    query only (a query keeps the settings it started with) and then put back.
+    sink: Any
+
+    def __call__(self, df: Any, epoch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        self.sink(df.where(F.size("_fields") > 0).drop("_ignored"), epoch_id)
+
+
+def start_query(spark: SparkSession, sink: Any, events_dir: Path, checkpoint_dir: Path, trigger_seconds: float) -> Any:
+    """Start the streaming query: file source -> the declared view's windows -> ``foreachBatch(sink)``.
+
+    ``sink``: the writer's ``foreach_batch(id_col="user_id", event_time_col="_ts", fields_col="_fields")``.
     """
-    from pyspark.sql import functions as F
+    from featurestore.jobs.streaming.processor import rocksdb_state_store, windowed_features
 
     events = spark.readStream.schema(EVENT_SCHEMA).json(str(events_dir))
-    features = (
-        events.withColumn("event_ms", F.unix_millis("event_time"))
-        .groupBy("user_id")
-        .transformWithState(processor(), OUTPUT_SCHEMA, "Update", "None")
-    )
-    previous = spark.conf.get(STATE_STORE_CONF, None)
-    spark.conf.set(STATE_STORE_CONF, ROCKSDB_PROVIDER)
-    try:
+    features = windowed_features(events, program())
+    with rocksdb_state_store(spark):
         return (
             features.writeStream.queryName("featurestore_user_realtime")
-            .foreachBatch(sink)
+            .foreachBatch(_WindowRows(sink))
             .outputMode("update")
             .option("checkpointLocation", str(checkpoint_dir))
             .trigger(processingTime=f"{trigger_seconds} seconds")
             .start()
         )
-    finally:
-        if previous is None:
-            spark.conf.unset(STATE_STORE_CONF)
-        else:
-            spark.conf.set(STATE_STORE_CONF, previous)
 
 
 def compare(expected: dict[int, dict[str, Any]], vectors: Iterable[Any]) -> list[str]:
@@ -127,11 +148,11 @@ def compare(expected: dict[int, dict[str, Any]], vectors: Iterable[Any]) -> list
     for vector in vectors:
         want = expected[vector.entity_id]
         got = vector.to_dict()
-        for name in ("txn_count_5m", "last_amount", "last_country", "seconds_since_prev_txn"):
+        for name in FIELDS:
             value = want[name]
             if name in ("last_amount", "seconds_since_prev_txn") and value is not None:
                 value = float(format_float32(value))  # stored as float32
-            if name == "seconds_since_prev_txn" and value is None:
+            if value is None:  # absent: the reader serves the default as missing
                 ok = vector.status(name).value == "missing"
             else:
                 ok = got[name] == value
@@ -167,12 +188,14 @@ def run_streaming_demo(
     events_dir, checkpoint_dir = _fresh_folders(Path(workdir) / "streaming")
     # Connecting checks the server (a too-old one fails here, before the query starts)
     with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
-        sink = writer.foreach_batch(event_time_col="event_time", feature_log=feature_log)
+        sink = writer.foreach_batch(
+            id_col="user_id", event_time_col="_ts", fields_col="_fields", feature_log=feature_log
+        )
         server = writer.server_version
     started = time.monotonic()
     query = start_query(spark, sink, events_dir, checkpoint_dir, trigger_seconds)
     try:
-        produced, files = _drop_events(sink, events_dir, EventGenerator(users, seed=seed), rate, seconds, tick_seconds)
+        produced, files = _drop_events(sink, events_dir, WithinLateness(users, seed=seed), rate, seconds, tick_seconds)
         log.info("waiting for the last micro-batches", extra={"view": VIEW})
         query.processAllAvailable()  # every dropped file is in Redis after this
     finally:
@@ -203,7 +226,7 @@ def _fresh_folders(root: Path) -> tuple[Path, Path]:
 
 
 def _drop_events(
-    sink: Any, events_dir: Path, generator: EventGenerator, rate: int, seconds: float, tick_seconds: float
+    sink: Any, events_dir: Path, generator: Any, rate: int, seconds: float, tick_seconds: float
 ) -> tuple[list[TxnEvent], int]:
     """Drop ``rate`` events/s into ``events_dir``, one file per tick, for ``seconds``: (events, files)."""
     produced: list[TxnEvent] = []
@@ -228,7 +251,7 @@ def _check_served(redis_url: str, produced: Sequence[TxnEvent]) -> dict[str, Any
     from featurestore.readers import FeatureReader
     from featurestore.readers.example_catalog import catalog
 
-    expected = expected_features(produced)
+    expected = expected_features(produced, served_as_of(redis_url, {e.user_id for e in produced}))
     with FeatureReader(redis_url, catalog=catalog) as reader:
         problems = compare(expected, reader.get_many(sorted(expected), VIEW))
         sample_id = max(expected, key=lambda u: expected[u]["txn_count_5m"])
@@ -241,6 +264,22 @@ def _check_served(redis_url: str, produced: Sequence[TxnEvent]) -> dict[str, Any
         "sample": {k: v for k, v in sample.to_dict().items()},
         "sample_age_seconds": sample.age(VIEW),
     }
+
+
+def served_as_of(redis_url: str, users: Iterable[int]) -> dict[int, int]:
+    """Each user's ``_ts:user_realtime`` in Redis: the as-of of the last write (timers may move it past
+    the latest event), at which :func:`expected_features` computes the reference."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        ordered = sorted(users)
+        stamps = client.pipeline(transaction=False)
+        for user in ordered:
+            stamps.hget(f"fs:user:{{{user}}}", f"_ts:{VIEW}")
+        return {user: int(ts) for user, ts in zip(ordered, stamps.execute()) if ts is not None}
+    finally:
+        client.close()
 
 
 def run_kafka_demo(
@@ -269,7 +308,7 @@ def run_kafka_demo(
 
     from featurestore.jobs.dev.kafka_command import produce_demo
     from featurestore.jobs.streaming import kafka_client
-    from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, start_job
+    from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, ViewStream, start_job
     from featurestore.jobs.streaming.writer import StreamingWriter
     from featurestore.readers import FeatureReader
     from featurestore.readers.errors import JobError
@@ -278,13 +317,19 @@ def run_kafka_demo(
     topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
     checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"
     with StreamingWriter.connect(redis_url, VIEW, catalog=catalog) as writer:
-        sink = writer.foreach_batch(event_time_col="event_time", feature_log=feature_log)
+        sink = writer.foreach_batch(
+            id_col="user_id", event_time_col="_ts", fields_col="_fields", feature_log=feature_log
+        )
         server = writer.server_version
     kafka_client.ensure_topic(bootstrap, topic)
     started = time.monotonic()
-    job = start_job(spark, sink, KafkaStreamConfig(bootstrap, topic, str(checkpoint), trigger_seconds=1.0))
+    config = KafkaStreamConfig(bootstrap, str(checkpoint), topic=topic, trigger_seconds=1.0)
+    job = start_job(spark, sink, config, ViewStream.of(catalog.view(VIEW), config))
     try:
-        sent = produce_demo(bootstrap, topic, users=users, seconds=seconds, rate=rate, bad_share=bad_share, seed=seed)
+        sent = produce_demo(
+            bootstrap, topic, users=users, seconds=seconds, rate=rate, bad_share=bad_share, seed=seed,
+            generator=WithinLateness(users, seed=seed),
+        )  # fmt: skip
         log.info("waiting for the last micro-batches", extra={"view": VIEW})
         job.process_all_available()
     finally:
@@ -293,7 +338,7 @@ def run_kafka_demo(
     if failure:
         raise JobError(failure)
     report = job.report()
-    expected = expected_features(sent.events)
+    expected = expected_features(sent.events, served_as_of(redis_url, {e.user_id for e in sent.events}))
     with FeatureReader(redis_url, catalog=catalog) as reader:
         problems = compare(expected, reader.get_many(sorted(expected), VIEW))
     return {

@@ -172,13 +172,19 @@ def stream_progress(client: Any, view: str) -> dict[str, str] | None:
 
 
 def stream_line(view: str, progress: dict[str, str], now_ms: int) -> str:
-    """One line of a stream's progress: events/s, event -> Redis latency p50/p99, lag, dead letters, age."""
+    """One line of a stream's progress: events/s, event -> Redis latency p50/p99, lag, dead letters,
+    late and ignored events (the Spark job of a declared view), age."""
     age = max(0, now_ms - int(progress.get("updated_ms", now_ms))) / 1000
     rate = float(progress.get("events_per_second", "0"))
+    windows = (
+        f", {progress.get('late', '0')} late, {progress.get('ignored', '0')} ignored"
+        if "late" in progress or "ignored" in progress
+        else ""
+    )
     return (
         f"  {view}: stream {progress.get('source', '?')}: {rate:.0f} events/s, event->Redis "
         f"p50 {progress.get('latency_p50_ms', '-')} ms p99 {progress.get('latency_p99_ms', '-')} ms, "
-        f"lag {progress.get('lag', '-')}, {progress.get('dead_letters', '0')} dead letters "
+        f"lag {progress.get('lag', '-')}, {progress.get('dead_letters', '0')} dead letters{windows} "
         f"(reported {_age(age)} ago)"
     )
 

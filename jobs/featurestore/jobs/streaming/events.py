@@ -1,19 +1,21 @@
-"""Transaction events from Kafka: the configured schema, parsing, dead letters, lag (pure).
+"""Events from Kafka: the declared schema, parsing, dead letters and record ids, lag (pure).
 
 Nothing here does I/O; the Spark job (:mod:`.kafka_job`) and the plain consumer
 (:mod:`.kafka_consumer`) both parse with :func:`parse_event`, so a record is good or bad
 for the same reason on both paths.
 
 * :class:`EventSchema` — the event's JSON fields and their types, which one is the entity
-  id and which the event time, from a DDL-like string (``"user_id long, amount double,
-  country string, event_time timestamp"``): configured, not hard-coded.
+  id and which the event time: a view's ``StreamSource`` (:meth:`EventSchema.of`), or a
+  DDL-like string (``"user_id long, price double, event_time timestamp"``).
 * :func:`parse_event` — one Kafka value to a typed event (the event time as epoch ms), or
   a :class:`Rejected` with its reason: ``unparseable``, ``not_an_object``, ``missing_id``,
   ``missing_event_time``, ``wrong_type``.  A bad record never raises.
 * :func:`dead_letter` — the JSON written to the dead-letter topic for a rejected record
-  (reason, detail, where it came from, the original value).
+  (reason, detail, where it came from, the original value; with a view, its
+  :func:`record_id` ``<view>/<topic>/<partition>/<offset>``, also the record's key).
 * :func:`percentile`, :func:`lag_of_progress`, :class:`StreamStats` — what the progress
-  lines and the metrics report: events/s, event -> Redis latency p50/p99, consumer lag.
+  lines and the metrics report: events/s, event -> Redis latency p50/p99, consumer lag,
+  and for the Spark job of a declared view its ``late`` and ``ignored`` events.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from featurestore.readers.definitions import EVENT_FIELD_TYPES, StreamSource, pa
 from featurestore.readers.errors import ConfigurationError, DefinitionError
 
 __all__ = [
-    "DEFAULT_EVENT_SCHEMA",
     "REASONS",
     "EventSchema",
     "Rejected",
@@ -42,9 +43,9 @@ __all__ = [
     "progress_fields",
     "progress_key",
     "progress_line",
+    "record_id",
 ]
 
-DEFAULT_EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
 TYPES = EVENT_FIELD_TYPES
 REASONS = ("unparseable", "not_an_object", "missing_id", "missing_event_time", "wrong_type")
 _MAX_LONG = 2**63 - 1
@@ -172,6 +173,16 @@ def parse_event(value: bytes | str | None, schema: EventSchema) -> dict[str, Any
     return out
 
 
+def record_id(view: str, topic: str, partition: int, offset: int) -> str:
+    """The id of a record as one view's job saw it: ``<view>/<topic>/<partition>/<offset>``.
+
+    Dead letters are keyed by it: they are at-least-once (a job killed between sending
+    them and committing its micro-batch sends them again on restart), so a reader
+    de-duplicates by this key, or the dead-letter topic is compacted.
+    """
+    return f"{view}/{topic}/{partition}/{offset}"
+
+
 def dead_letter(
     value: bytes | None,
     rejected: Rejected,
@@ -180,10 +191,16 @@ def dead_letter(
     partition: int,
     offset: int,
     timestamp_ms: int | None,
+    view: str | None = None,
 ) -> bytes:
-    """The dead-letter record of a rejected event: why, where from, and the value as it came."""
+    """The dead-letter record of a rejected event: why, where from, and the value as it came.
+
+    With ``view`` it also holds ``view`` and ``record_id`` (:func:`record_id`, the record's key).
+    """
+    ids = {} if view is None else {"view": view, "record_id": record_id(view, topic, partition, offset)}
     return json.dumps(
         {
+            **ids,
             "reason": rejected.reason,
             "detail": rejected.detail,
             "topic": topic,
@@ -255,6 +272,10 @@ class StreamStats:
     written: int = 0
     skipped: int = 0
     dead_letters: int = 0
+    # the Spark job of declared views only (None: not reported): events dropped by the watermark before the
+    # computation, and events too old for every window of their entity
+    late: int | None = None
+    ignored: int | None = None
     batches: int = 0
     lag: int | None = None
     max_samples: int = 100_000
@@ -283,6 +304,8 @@ class StreamStats:
             "latency_p99_seconds": percentile(latencies, 99),
             "lag": self.lag,
         }
+        if self.late is not None or self.ignored is not None:
+            out.update(late=self.late or 0, ignored=self.ignored or 0)
         self._latencies = []
         self._last_report = now
         self._events_at_last_report = self.events
@@ -292,7 +315,10 @@ class StreamStats:
 def progress_fields(report: Mapping[str, Any], source: str, now_ms: int) -> dict[str, str]:
     """A progress report as the fields of :func:`progress_key` (absent numbers are left out)."""
     fields = {"source": source, "updated_ms": str(now_ms)}
-    for name in ("events", "events_per_second", "written", "skipped", "dead_letters", "batches", "lag"):
+    counters: tuple[str, ...] = ("events", "events_per_second", "written", "skipped", "dead_letters", "late")
+    counters += ("ignored", "batches")
+    counters += ("lag",)
+    for name in counters:
         value = report.get(name)
         if value is not None:
             fields[name] = f"{value:.1f}" if isinstance(value, float) else str(value)
@@ -301,6 +327,14 @@ def progress_fields(report: Mapping[str, Any], source: str, now_ms: int) -> dict
         if value is not None:
             fields[name.replace("_seconds", "_ms")] = f"{value * 1000:.1f}"
     return fields
+
+
+def _late_part(report: Mapping[str, Any]) -> str:
+    """``, N late, M ignored`` when the report has them (the Spark job; the plain consumer has no windows)."""
+    late, ignored = report.get("late"), report.get("ignored")
+    if late is None and ignored is None:
+        return ""
+    return f", {late or 0} late, {ignored or 0} ignored"
 
 
 def progress_line(report: Mapping[str, Any]) -> str:
@@ -312,7 +346,8 @@ def progress_line(report: Mapping[str, Any]) -> str:
     lag = report.get("lag")
     return (
         f"{report['events']} events ({report['events_per_second']:.0f}/s), {report['written']} written, "
-        f"{report['skipped']} skipped (out of order), {report['dead_letters']} dead letters; "
+        f"{report['skipped']} skipped (out of order), {report['dead_letters']} dead letters"
+        f"{_late_part(report)}; "
         f"event->Redis p50 {ms(report['latency_p50_seconds'])} p99 {ms(report['latency_p99_seconds'])}; "
         f"lag {'-' if lag is None else lag}"
     )

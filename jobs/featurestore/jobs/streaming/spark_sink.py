@@ -60,6 +60,9 @@ class ForeachBatchSink:
     metrics: MetricsTarget = field(default_factory=MetricsTarget)  # the query's counters, after each micro-batch
     feature_log: LogSettings | None = None  # log each micro-batch's writes there (docs/training-data.md)
     clock: Callable[[], float] = time.time  # when a micro-batch was written (the log's _written_at_ms)
+    # an array<string> column naming the features each row writes (the others are left as they are; a null value
+    # among them deletes its field); None: every feature column of the frame, on every row
+    fields_col: str | None = None
     batches: int = 0
     written: int = 0
     skipped: int = 0
@@ -67,6 +70,7 @@ class ForeachBatchSink:
     def feature_columns(self, columns: Sequence[str]) -> list[str]:
         """The feature columns of a DataFrame; raises on a missing id or a foreign column."""
         required = [self.id_col] + ([self.event_time_col] if self.event_time_col else [])
+        required += [self.fields_col] if self.fields_col else []
         missing = [c for c in required if c not in columns]
         if missing:
             raise ConfigurationError(
@@ -106,6 +110,8 @@ class ForeachBatchSink:
             if isinstance(df.schema[self.event_time_col].dataType, (TimestampType, TimestampNTZType, DateType)):
                 event = F.unix_millis(event.cast("timestamp"))  # epoch ms, whatever the session time zone
             selected.append(event.cast("long"))
+        if self.fields_col:
+            selected.append(F.col(self.fields_col))
         job = _ArrowJob(self, tuple(features))
         logged = self.feature_log is not None and self.feature_log.enabled
         source = df.select(*selected)
@@ -129,10 +135,15 @@ class ForeachBatchSink:
 
         assert self.feature_log is not None
         names = [self.id_col, *features]
-        frame = written.toDF(*names, *(["_event_ms"] if self.event_time_col else []))
+        frame = written.toDF(
+            *names, *(["_event_ms"] if self.event_time_col else []), *(["_row_fields"] if self.fields_col else [])
+        )
         event = F.col("_event_ms") if self.event_time_col else F.lit(written_at_ms)
+        row_fields = F.col("_row_fields") if self.fields_col else None
         run_id = f"stream-{written_at_ms}"
-        rows = feature_log.streaming_log_frame(frame, self.plan.view, self.id_col, event, written_at_ms, run_id)
+        rows = feature_log.streaming_log_frame(
+            frame, self.plan.view, self.id_col, event, written_at_ms, run_id, fields=row_fields
+        )
         feature_log.append_streaming_log(rows, self.feature_log, self.plan.view)
 
 
@@ -159,7 +170,8 @@ def _executor_writer(sink: ForeachBatchSink) -> EventWriter:
 class _ArrowJob:
     """The ``mapInArrow`` function: runs on an executor and writes its partition's rows.
 
-    Columns: the id, the feature columns in ``features`` order, then the event time.
+    Columns: the id, the feature columns in ``features`` order, then the event time (if the
+    sink has one), then the row's fields (if the sink has ``fields_col``): a row writes those only.
     """
 
     sink: ForeachBatchSink
@@ -174,13 +186,23 @@ class _ArrowJob:
         for batch in batches:
             ids = batch.column(0).to_pylist()
             columns = [batch.column(i + 1).to_pylist() for i in range(len(names))]
+            position = len(names) + 1
             if self.sink.event_time_col:
-                times: list[Any] = batch.column(len(names) + 1).to_pylist()
+                times: list[Any] = batch.column(position).to_pylist()
+                position += 1
             else:
                 times = [None] * len(ids)
             rows = zip(*columns) if columns else ((),) * len(ids)
+            if self.sink.fields_col:
+                wanted = batch.column(position).to_pylist()
+                values = (
+                    {name: value for name, value in zip(names, row) if name in (only or ())}
+                    for row, only in zip(rows, wanted)
+                )
+            else:
+                values = (dict(zip(names, row)) for row in rows)
             total += writer.write_many(
-                (entity_id, dict(zip(names, row)), event) for entity_id, row, event in zip(ids, rows, times)
+                (entity_id, row_values, event) for entity_id, row_values, event in zip(ids, values, times)
             )
         yield pa.RecordBatch.from_pydict(
             {"written": [total.written], "skipped": [total.skipped]},

@@ -130,8 +130,8 @@ def choose_method(view: FeatureView, where: str, caps: Sequence[ServerCapabiliti
 class StreamingWriter:
     """Writes the features of one streaming view, each field with its own TTL.
 
-    >>> with StreamingWriter.connect("redis://localhost:6379", "user_realtime") as w:  # doctest: +SKIP
-    ...     w.write(42, {"last_amount": 12.5, "last_country": "FR"}, event_time=kafka_ts_ms)
+    >>> with StreamingWriter.connect("redis://localhost:6379", "session_live") as w:  # doctest: +SKIP
+    ...     w.write(42, {"last_page": "/cart", "pages_5m": 3}, event_time=kafka_ts_ms)
 
     ``view`` is a streaming :class:`FeatureView` or its name in ``catalog`` (a
     :class:`Catalog` or its module; default ``$FEATURESTORE_CATALOG``, then the example
@@ -368,6 +368,7 @@ class StreamingWriter:
         event_time_col: str | None = "event_time",
         metrics: MetricsTarget | None = None,
         feature_log: LogSettings | None = None,
+        fields_col: str | None = None,
     ) -> ForeachBatchSink:
         """A ``foreachBatch`` function that writes each micro-batch from the executors.
 
@@ -381,6 +382,8 @@ class StreamingWriter:
         ``$FEATURESTORE_METRICS_TEXTFILE_DIR`` / ``$FEATURESTORE_PUSHGATEWAY_URL``) receives the
         query's counters after each micro-batch.  ``feature_log`` (off by default) appends
         each written micro-batch to the view's feature log (docs/training-data.md).
+        ``fields_col`` (an ``array<string>`` column) names the features each row writes:
+        the others are left as they are (the generic job's rows, docs/streaming.md).
         """
         if self.method is None:
             self._connect()
@@ -398,6 +401,7 @@ class StreamingWriter:
             open_writer=writer_for_sink,
             metrics=metrics if metrics is not None else MetricsTarget.from_env(),
             feature_log=feature_log,
+            fields_col=fields_col,
         )
 
     # --- lifecycle -----------------------------------------------------------------------
