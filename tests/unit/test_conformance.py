@@ -11,7 +11,7 @@ import pytest
 
 from featurestore.jobs import cli
 from featurestore.readers import codec, conformance
-from featurestore.readers.example_catalog import catalog
+from featurestore.jobs.examples.fraud.definitions import catalog
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "conformance-vectors.json"
 

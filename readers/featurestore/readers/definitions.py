@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import CatalogError, DefinitionError
 
-DEFAULT_CATALOG_MODULE = "featurestore.readers.example_catalog"
+DEFAULT_CATALOG_MODULE = "featurestore.jobs.examples.fraud.definitions"
 CATALOG_ENV_VAR = "FEATURESTORE_CATALOG"
 
 # Names end up inside Redis keys and field names: keep them to characters that cannot

@@ -27,7 +27,7 @@ from featurestore.jobs.dev.kafka_command import produce_demo
 from featurestore.jobs.dev.streaming_demo import compare, expected_features
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
-from featurestore.readers.example_catalog import catalog
+from featurestore.jobs.examples.fraud.definitions import catalog
 
 REPO = Path(__file__).resolve().parents[3]
 EVENTS, USERS, PER_BATCH = 1200, 100, 100

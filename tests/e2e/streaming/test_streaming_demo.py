@@ -10,7 +10,7 @@ import redis
 
 from featurestore.jobs.dev.streaming_demo import run_streaming_demo
 from featurestore.readers import codec
-from featurestore.readers.example_catalog import catalog
+from featurestore.jobs.examples.fraud.definitions import catalog
 
 
 def test_streaming_demo_end_to_end(spark: Any, redis_url: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from featurestore.jobs.streaming.events import REASONS, progress_key
 from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
-from featurestore.readers.example_catalog import catalog
+from featurestore.jobs.examples.fraud.definitions import catalog
 
 
 def _dead_letters(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:

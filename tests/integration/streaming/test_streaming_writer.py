@@ -23,7 +23,7 @@ from featurestore.readers.errors import (
     UnsupportedServerError,
     WriteError,
 )
-from featurestore.readers.example_catalog import catalog, user_profile, user_realtime, user_transactions
+from featurestore.jobs.examples.fraud.definitions import catalog, user_profile, user_realtime, user_transactions
 from tests.helpers.streaming import activity, batch_load, live, now_ms, profile, short_catalog
 
 EVENT = {"txn_count_5m": 3, "last_amount": 12.5, "last_country": "FR", "seconds_since_prev_txn": 42.25}

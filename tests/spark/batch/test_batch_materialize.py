@@ -17,7 +17,7 @@ from featurestore.jobs.core import run_records
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
 from featurestore.readers import codec
-from featurestore.readers.example_catalog import catalog
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.readers.reader import FeatureReader
 from tests.helpers.batch import DS, run, snapshot
 

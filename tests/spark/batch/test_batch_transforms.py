@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from featurestore.jobs.batch import transforms
-from featurestore.jobs.dev.sample_data import MERCHANTS_DDL, TRANSACTIONS_DDL, USERS_DDL
+from featurestore.jobs.examples.fraud.sample_data import MERCHANTS_DDL, TRANSACTIONS_DDL, USERS_DDL
 
 AS_OF = transforms.as_of_for(date(2024, 5, 31))
 

@@ -13,7 +13,7 @@ AS_OF = transforms.as_of_for(date(2024, 5, 31))
 
 
 def test_registry_has_every_batch_view_of_the_example_catalogue() -> None:
-    from featurestore.readers.example_catalog import catalog
+    from featurestore.jobs.examples.fraud.definitions import catalog
 
     assert set(transforms.TRANSFORMS) >= {v.name for v in catalog.batch_views}
     for view in catalog.batch_views:

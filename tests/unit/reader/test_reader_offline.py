@@ -34,7 +34,7 @@ def test_server_down_is_a_clear_error_without_hanging() -> None:
 
 def test_importing_the_reader_loads_no_heavy_dependency() -> None:
     code = (
-        "import sys, featurestore.readers, featurestore.readers.example_catalog\n"
+        "import sys, featurestore.readers, featurestore.jobs.examples.fraud.definitions\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('pyspark', 'great_expectations', 'airflow', 'pandas', 'numpy', 'pyarrow', 'featurestore.jobs'))\n"
         "heavy += [m for m in sys.modules if m.startswith('featurestore.jobs')]\n"

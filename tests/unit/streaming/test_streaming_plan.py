@@ -28,7 +28,7 @@ from featurestore.readers.errors import (
     FeatureStoreError,
     UnsupportedServerError,
 )
-from featurestore.readers.example_catalog import catalog, user_profile, user_realtime
+from featurestore.jobs.examples.fraud.definitions import catalog, user_profile, user_realtime
 from tests.helpers.streaming import live, short_catalog
 
 T = 1_764_150_000_123  # an event time, epoch ms

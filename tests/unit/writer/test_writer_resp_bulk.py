@@ -16,7 +16,7 @@ from featurestore.jobs.write.bulk_encoder import ASKING, BatchEncoder, key_slots
 from featurestore.jobs.write.commands import BatchWritePlan, resp
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
-from featurestore.readers.example_catalog import catalog as example_catalog
+from featurestore.jobs.examples.fraud.definitions import catalog as example_catalog
 from tests.helpers.writer import (
     CARD_ROWS,
     COMPUTED_AT,

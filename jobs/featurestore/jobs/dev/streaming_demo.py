@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.dev.sample_events import EVENT_SCHEMA, EventGenerator, TxnEvent
+from featurestore.jobs.examples.fraud.sample_data import EVENT_SCHEMA, EventGenerator, TxnEvent
 from featurestore.jobs.streaming.realtime import (  # the logic lives in production code; re-exported here
     OUTPUT_SCHEMA,
     VIEW,
@@ -162,7 +162,7 @@ def run_streaming_demo(
     With ``feature_log`` (``featurestore demo`` passes its settings') every write is logged too.
     """
     from featurestore.jobs.streaming.writer import StreamingWriter
-    from featurestore.readers.example_catalog import catalog
+    from featurestore.jobs.examples.fraud.definitions import catalog
 
     events_dir, checkpoint_dir = _fresh_folders(Path(workdir) / "streaming")
     # Connecting checks the server (a too-old one fails here, before the query starts)
@@ -226,7 +226,7 @@ def _drop_events(
 def _check_served(redis_url: str, produced: Sequence[TxnEvent]) -> dict[str, Any]:
     """What the reader serves against :func:`expected_features`, and the busiest user's vector."""
     from featurestore.readers import FeatureReader
-    from featurestore.readers.example_catalog import catalog
+    from featurestore.jobs.examples.fraud.definitions import catalog
 
     expected = expected_features(produced)
     with FeatureReader(redis_url, catalog=catalog) as reader:
@@ -273,7 +273,7 @@ def run_kafka_demo(
     from featurestore.jobs.streaming.writer import StreamingWriter
     from featurestore.readers import FeatureReader
     from featurestore.readers.errors import JobError
-    from featurestore.readers.example_catalog import catalog
+    from featurestore.jobs.examples.fraud.definitions import catalog
 
     topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
     checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"

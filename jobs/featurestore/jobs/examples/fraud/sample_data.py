@@ -1,7 +1,10 @@
-"""The sample fraud warehouse: deterministic, seeded Delta tables for the demo, tests and benchmarks.
+"""The fraud example's sample data: a seeded card-payment warehouse and a live transaction stream.
 
-``featurestore generate --warehouse PATH [--users N] [--days D] [--end-date YYYY-MM-DD]``
-writes three Delta tables under ``PATH``:
+The hooks of the dev commands (docs/examples.md): :func:`generate` writes the warehouse
+(``featurestore generate --example fraud``, the demo, tests and benchmarks), :func:`events`
+makes the stream's events (``featurestore kafka produce --example fraud``).
+
+The warehouse is three Delta tables:
 
 * ``transactions`` — one row per card payment, partitioned by ``ds`` (the UTC day of
   ``event_time``): ``txn_id, user_id, merchant_id, amount, currency, country, device,
@@ -15,24 +18,27 @@ writes three Delta tables under ``PATH``:
 * ``merchants`` — ``merchant_id, category, country, created_at``.
 
 User ids are ints ``1..n_users``; merchant ids are strings ``m0001``...  The same
-arguments always give the same rows (numpy's PCG64 seeded with ``--seed``): a few
+arguments always give the same rows (numpy's PCG64 seeded with ``seed``): a few
 thousand rows for tests, millions for benchmarks (generated and written in chunks of
 days, so memory stays bounded).
+
+The stream: card transactions as JSON on topic ``transactions``, keyed by user id
+(:class:`EventGenerator`), a few of them late, and :data:`BAD_RECORDS` to mix in.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, parse_date, table_path
-from featurestore.jobs.core.settings import Settings
-from featurestore.jobs.spark import session
+from featurestore.jobs.batch.sources import table_path
+from featurestore.jobs.dev.sample_data import GeneratedWarehouse, write_table
 from featurestore.readers.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -96,17 +102,6 @@ class WarehouseSpec:
     @property
     def first_day(self) -> date:
         return self.last_day - timedelta(days=self.days - 1)
-
-
-@dataclass(frozen=True)
-class GeneratedWarehouse:
-    """Where the tables went and how many rows each has."""
-
-    path: Path
-    rows: dict[str, int]
-    first_day: date
-    last_day: date
-    seconds: float
 
 
 def merchant_id(index: int, n_merchants: int) -> str:
@@ -260,7 +255,7 @@ def _transactions(
     return frame
 
 
-def generate(
+def generate_warehouse(
     spark: SparkSession,
     warehouse: str | Path,
     spec: WarehouseSpec | None = None,
@@ -284,10 +279,10 @@ def generate(
     users, user_facts = _users(spec, rng)
     rows: dict[str, int] = {}
     log.info("merchants: %d rows", len(merchants))
-    _write(spark.createDataFrame(merchants, MERCHANTS_DDL), table_path(root, "merchants"), partitioned=False)
+    write_table(spark.createDataFrame(merchants, MERCHANTS_DDL), table_path(root, "merchants"), partitioned=False)
     rows["merchants"] = len(merchants)
     log.info("users: %d rows", len(users))
-    _write(spark.createDataFrame(users, USERS_DDL), table_path(root, "users"), partitioned=False)
+    write_table(spark.createDataFrame(users, USERS_DDL), table_path(root, "users"), partitioned=False)
     rows["users"] = len(users)
     per_day = max(1.0, spec.txns_per_user_day * spec.n_users)
     chunk = chunk_days or max(1, min(spec.days, int(2_000_000 / per_day)))
@@ -306,7 +301,7 @@ def generate(
         frame = pd.concat(frames, ignore_index=True)
         total += len(frame)
         log.info("transactions: days %d..%d of %d, %d rows", offset + 1, offset + len(frames), spec.days, total)
-        _write(
+        write_table(
             spark.createDataFrame(frame, TRANSACTIONS_DDL),
             table_path(root, "transactions"),
             partitioned=True,
@@ -317,55 +312,92 @@ def generate(
     return GeneratedWarehouse(root, rows, spec.first_day, spec.last_day, time.monotonic() - started)
 
 
-def _write(df: Any, path: Path, *, partitioned: bool, mode: str = "overwrite") -> None:
-    if partitioned:
-        # one file per ds partition keeps small warehouses from becoming thousands of files
-        df = df.repartition(PARTITION_COLUMN)
-    writer = df.write.format("delta").mode(mode).option("overwriteSchema", "true")
-    if partitioned:
-        writer = writer.partitionBy(PARTITION_COLUMN)
-    writer.save(str(path))
+# --- the hooks of the dev commands ----------------------------------------------------------
+
+TOPIC = "transactions"
+USERS_PER_SCALE = 1000  # scale 1.0: 1000 card holders (`--users N` is scale N / 1000)
+EVENT_SCHEMA = "user_id long, amount double, country string, event_time timestamp"
+EVENT_COUNTRIES = ("US", "US", "US", "GB", "FR", "DE", "IN", "BR", "NG", "JP")
+
+# malformed records for the dead-letter path (`kafka produce --bad-share`): each one a dead letter for its reason
+BAD_RECORDS: tuple[bytes, ...] = (
+    b"{not json",
+    b'["a", "list"]',
+    b'{"amount": 1.5, "country": "FR", "event_time": "2026-01-01T00:00:00Z"}',
+    b'{"user_id": "seven", "amount": 1.5, "country": "FR", "event_time": "2026-01-01T00:00:00Z"}',
+    b'{"user_id": 7, "amount": 1.5, "country": "FR"}',
+)
 
 
-# --- `featurestore generate` -----------------------------------------------------------
+def generate(
+    spark: SparkSession,
+    warehouse: str | Path,
+    *,
+    end_date: date | None = None,
+    days: int = 35,
+    scale: float = 1.0,
+    seed: int = 7,
+) -> GeneratedWarehouse:
+    """The hook of ``featurestore generate``: ``USERS_PER_SCALE * scale`` card holders, ``days`` days up to ``end_date``."""
+    users = max(1, round(USERS_PER_SCALE * scale))
+    return generate_warehouse(spark, warehouse, WarehouseSpec(n_users=users, days=days, end_date=end_date, seed=seed))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--warehouse", default=str(DEFAULT_WAREHOUSE), help="folder of the Delta tables")
-    parser.add_argument("--users", type=int, default=1000, help="number of card holders (ids 1..N)")
-    parser.add_argument("--merchants", type=int, default=None, help="number of merchants (default: users/20)")
-    parser.add_argument("--days", type=int, default=35, help="days of transactions, ending at --end-date")
-    parser.add_argument("--txns-per-user-day", type=float, default=0.4, help="mean payments per user per day")
-    parser.add_argument("--end-date", default=None, help="last ds partition, YYYY-MM-DD (default: yesterday UTC)")
-    parser.add_argument("--seed", type=int, default=7)
+@dataclass(frozen=True)
+class TxnEvent:
+    """One card transaction of the sample stream."""
+
+    user_id: int
+    amount: float
+    country: str
+    event_ms: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as the stream carries it (event time as ISO 8601 UTC, millisecond precision)."""
+        stamp = datetime.fromtimestamp(self.event_ms / 1000, UTC).isoformat(timespec="milliseconds")
+        return {"user_id": self.user_id, "amount": self.amount, "country": self.country, "event_time": stamp}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), separators=(",", ":"))
 
 
-def spec_from_args(args: argparse.Namespace) -> WarehouseSpec:
-    return WarehouseSpec(
-        n_users=args.users,
-        n_merchants=args.merchants,
-        days=args.days,
-        txns_per_user_day=args.txns_per_user_day,
-        end_date=parse_date(args.end_date, "--end-date") if args.end_date else None,
-        seed=args.seed,
-    )
+class EventGenerator:
+    """Deterministic sample transactions (for a seed), timed around the clock it is given.
+
+    About ``late_share`` of the events arrive late: their event time lies 30 s to 4 min
+    before the moment they are produced, as with a mobile terminal that reconnects.
+    """
+
+    def __init__(self, users: int, seed: int = 7, late_share: float = 0.05) -> None:
+        if users < 1:
+            raise ValueError(f"users must be >= 1, got {users}")
+        self.users = users
+        self.late_share = late_share
+        self._random = random.Random(seed)
+        self._taken: set[tuple[int, int]] = set()  # (user, ms): no two events of a user share a ms
+
+    def events(self, count: int, now_ms: int) -> list[TxnEvent]:
+        rnd = self._random
+        out = []
+        for _ in range(count):
+            user = rnd.randint(1, self.users)
+            ms = now_ms - rnd.randint(0, 500)
+            if rnd.random() < self.late_share:
+                ms -= rnd.randint(30_000, 240_000)
+            while (user, ms) in self._taken:
+                ms -= 1
+            self._taken.add((user, ms))
+            amount = round(rnd.lognormvariate(3.5, 1.0), 2)
+            out.append(TxnEvent(user, amount, rnd.choice(EVENT_COUNTRIES), ms))
+        return out
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from featurestore.jobs.core import console
+def events(n: int, now_ms: int, *, seed: int = 7, late_share: float = 0.05) -> list[tuple[str, str, dict[str, Any]]]:
+    """The hook of ``featurestore kafka produce``: ``n`` transactions around ``now_ms`` as (topic, key, event)."""
+    return [
+        (TOPIC, str(e.user_id), e.as_dict())
+        for e in EventGenerator(USERS_PER_SCALE, seed=seed, late_share=late_share).events(n, now_ms)
+    ]
 
-    spec = spec_from_args(args)
-    with console.Steps(2, "generate") as steps:
-        with steps.step("start Spark"):
-            spark, own_session = session(None, "featurestore-generate", settings)
-        try:
-            with steps.step("write the Delta tables"):
-                result = generate(spark, args.warehouse, spec)
-        finally:
-            if own_session:
-                spark.stop()
-    counts = ", ".join(f"{table} {count:,}" for table, count in result.rows.items())
-    console.echo(
-        f"wrote {result.path} ({counts} rows; ds {result.first_day}..{result.last_day}) in {result.seconds:.1f}s"
-    )
-    return console.ExitCode.OK
+# what `featurestore demo --example fraud` reads back at the end (entity -> ids)
+SAMPLE_IDS: dict[str, list[object]] = {"user": [1, 2, 3], "merchant": ["m0001", "m0002"]}
