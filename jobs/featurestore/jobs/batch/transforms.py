@@ -1,5 +1,7 @@
-"""One pure DataFrame -> DataFrame transform per batch view, registered by view name.
+"""Batch transforms: one pure DataFrame -> DataFrame function per batch view.
 
+A view names its transform in its definition (``FeatureView(transform=...)``, built with
+:func:`featurestore.readers.definitions.batch_transform`); :func:`transform_for` finds it.
 A transform gets its input tables (already read at a pinned Delta version) and the
 *as-of* instant, and returns one row per entity: the entity's join key plus one column
 per feature of the view.  It does no I/O, so it is tested against hand-computed frames.
@@ -12,16 +14,15 @@ at or after ``as_of`` leaks in — even if a caller hands it more data than the 
 partition pruning would.  Windows: ``1d`` = ``[as_of - 1 day, as_of)``, and likewise
 ``7d`` and ``30d``.
 
-Register your own with :func:`register` (a catalogue module can do it on import).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
+from featurestore.readers.definitions import BatchTransform, FeatureView
 from featurestore.readers.errors import FeatureNotFoundError
 
 if TYPE_CHECKING:
@@ -29,50 +30,39 @@ if TYPE_CHECKING:
 
 TransformFn = Callable[[Mapping[str, "DataFrame"], datetime], "DataFrame"]
 
+# A view's transform is a BatchTransform (featurestore.readers.definitions): the name stays for the
+# job's signatures.
+Transform = BatchTransform
 
-@dataclass(frozen=True)
-class Transform:
-    """How to compute one batch view.
-
-    ``sources`` are warehouse tables; the first is the view's own ``source`` (its Delta
-    version is the run's ``source_version``).  ``lookback_days[table]`` tells the job
-    which ``ds`` partitions the transform can use (``None``: the whole table), so it
-    reads ``[ds - lookback + 1, ds]`` only.
-    """
-
-    view: str
-    sources: tuple[str, ...]
-    fn: TransformFn
-    lookback_days: Mapping[str, int | None]
-
-    def __call__(self, inputs: Mapping[str, DataFrame], as_of: datetime) -> DataFrame:
-        return self.fn(inputs, as_of)
-
-
-TRANSFORMS: dict[str, Transform] = {}
+# TODO(examples): the registry goes once the fraud transforms move to the fraud example and are
+# given to their views with transform=...; until then a view without transform= is looked up here.
+TRANSFORMS: dict[str, BatchTransform] = {}
 
 
 def register(
     view: str, sources: tuple[str, ...], lookback_days: Mapping[str, int | None] | None = None
 ) -> Callable[[TransformFn], TransformFn]:
-    """Decorator: register ``fn`` as the transform of ``view``."""
+    """Decorator: register ``fn`` as the transform of ``view`` (prefer ``FeatureView(transform=...)``)."""
 
     def decorate(fn: TransformFn) -> TransformFn:
-        TRANSFORMS[view] = Transform(view, tuple(sources), fn, dict(lookback_days or {}))
+        TRANSFORMS[view] = BatchTransform(fn, tuple(sources), dict(lookback_days or {}))
         return fn
 
     return decorate
 
 
-def transform_for(view: str) -> Transform:
-    """The registered transform of a view, or an error naming the ones that exist."""
-    try:
-        return TRANSFORMS[view]
-    except KeyError:
-        raise FeatureNotFoundError(
-            f"no transform registered for view {view!r} (registered: {', '.join(sorted(TRANSFORMS))}); "
-            "add one with @featurestore.jobs.batch.transforms.register"
-        ) from None
+def transform_for(view: FeatureView | str) -> BatchTransform:
+    """How the batch job computes ``view``: its ``transform=``, else a registered one, else an error.
+
+    A view name (no definition at hand) is looked up in the registry only.
+    """
+    name = view if isinstance(view, str) else view.name
+    if not isinstance(view, str) and view.transform is not None:
+        return view.transform
+    registered = TRANSFORMS.get(name)
+    if registered is not None:
+        return registered
+    raise FeatureNotFoundError(f"view {name!r} has no transform: add transform=... to it in definitions.py")
 
 
 def as_of_for(ds: date) -> datetime:
