@@ -143,7 +143,9 @@ def test_the_wheel_holds_the_package_its_data_and_the_license(wheel: Path) -> No
         ),
     }
     assert {n for n in names if n.startswith("featurestore/")} == sources | data
-    assert {f"featurestore/jobs/examples/fraud/expectations/{v.expectation_suite}.json" for v in catalog.batch_views} <= data
+    assert {
+        f"featurestore/jobs/examples/fraud/expectations/{v.expectation_suite}.json" for v in catalog.batch_views
+    } <= data
     assert {"featurestore/jobs/examples/fraud/definitions.py", "featurestore/jobs/airflow_dag.py"} <= sources
     assert DIST_INFO + "licenses/LICENSE" in names
     assert metadata["License-Expression"] == "Apache-2.0"

@@ -43,9 +43,10 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
             "featurestore.jobs.stream_job",
         ),
         "airflow_dag": ("featurestore.jobs.airflow_dag",),
-        # the dev tooling and the example repositories it runs (generate, kafka produce, the demo)
-        "dev": ("featurestore.jobs.dev", "featurestore.jobs.examples"),
     },
+    # the top: the dev tooling and the example repositories it runs (generate, kafka produce, the demo);
+    # an example's DAG file uses the DAG factory like any repository's
+    {"dev": ("featurestore.jobs.dev", "featurestore.jobs.examples")},
 )
 
 

@@ -25,9 +25,9 @@ import redis
 
 from featurestore.jobs.dev.kafka_command import produce_demo
 from featurestore.jobs.dev.streaming_demo import compare, expected_features
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
-from featurestore.jobs.examples.fraud.definitions import catalog
 
 REPO = Path(__file__).resolve().parents[3]
 EVENTS, USERS, PER_BATCH = 1200, 100, 100

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from featurestore.jobs.core import feature_log as fl
+from featurestore.jobs.examples.fraud.definitions import user_profile, user_transactions
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.jobs.training.training_set import build_training_set
 from featurestore.readers import Catalog, Feature, FeatureReader, FeatureView
-from featurestore.jobs.examples.fraud.definitions import user_profile, user_transactions
 from tests.helpers.batch import DS, run
 
 HOUR_MS = 3_600_000

@@ -11,12 +11,12 @@ from typing import Any
 import redis
 
 from featurestore.jobs.dev.kafka_command import produce_demo
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming import kafka_client
 from featurestore.jobs.streaming.events import REASONS, progress_key
 from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
-from featurestore.jobs.examples.fraud.definitions import catalog
 
 
 def _dead_letters(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ import pytest
 from featurestore.jobs import spark_types
 from featurestore.jobs.batch import validation
 from featurestore.jobs.core.settings import Settings
-from featurestore.readers.errors import ConfigurationError
 from featurestore.jobs.examples.fraud.definitions import catalog as example
+from featurestore.readers.errors import ConfigurationError
 from tests.helpers.batch import ITEM_STATS as VIEW
 from tests.helpers.batch import write_suite
 

@@ -1,4 +1,4 @@
-"""The transforms' registry and run date, without Spark (the transforms on hand-computed frames:
+"""How a view's transform is found, and the run date, without Spark (the transforms on hand-computed frames:
 tests/spark/batch/test_batch_transforms.py)."""
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from featurestore.readers import BatchTransform, Entity, Feature, FeatureView, b
 AS_OF = transforms.as_of_for(date(2024, 5, 31))
 
 
-def test_registry_has_every_batch_view_of_the_example_catalogue() -> None:
+def test_every_batch_view_of_the_example_catalogue_has_its_transform() -> None:
+    from featurestore.jobs.examples.fraud import transforms as fraud
     from featurestore.jobs.examples.fraud.definitions import catalog
 
-    assert set(transforms.TRANSFORMS) >= {v.name for v in catalog.batch_views}
     for view in catalog.batch_views:
-        assert transforms.transform_for(view.name).sources[0] == view.source
+        assert transforms.transform_for(view) is getattr(fraud, view.name)
+        assert transforms.transform_for(view).sources[0] == view.source
 
 
 def test_as_of_is_the_end_of_the_run_date_in_utc() -> None:
@@ -57,8 +58,8 @@ def test_a_views_own_transform_comes_first_and_is_called_with_inputs_and_as_of()
     assert spend({"orders": 1, "customers": 2}, AS_OF) == ("spend", ["customers", "orders"], AS_OF)
 
 
-def test_registry_transforms_are_batch_transforms_too() -> None:
-    from featurestore.readers.example_catalog import catalog
+def test_the_example_transforms_are_batch_transforms() -> None:
+    from featurestore.jobs.examples.fraud.definitions import catalog
 
     view = catalog.view("user_transactions")
     found = transforms.transform_for(view)

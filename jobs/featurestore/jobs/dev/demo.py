@@ -82,7 +82,7 @@ def read_back(
     echo: Callable[[str], None] = console.echo,
     samples: dict[str, list[object]] | None = None,
 ) -> None:
-    """Show a few entities of every entity type in ``samples`` (default: the fraud example's), with their views' ages."""
+    """A few entities of each entity type in ``samples`` (default: the fraud example's), with their views' ages."""
     from featurestore.readers.reader import FeatureReader
 
     if samples is None:

@@ -42,7 +42,6 @@ examples:
   featurestore kafka stop"""
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = f"{parser.description}\n\n{DESCRIPTION}"
     parser.add_argument("action", choices=["start", "stop", "status", "url", "produce", "produce-demo"])

@@ -98,7 +98,9 @@ def add_example_argument(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_example_argument(parser)
     parser.add_argument("--warehouse", default=str(DEFAULT_WAREHOUSE), help="folder of the Delta tables")
-    parser.add_argument("--days", type=int, default=None, help="days of data, ending at --end-date (default: the example's)")
+    parser.add_argument(
+        "--days", type=int, default=None, help="days of data, ending at --end-date (default: the example's)"
+    )
     parser.add_argument("--end-date", default=None, help="last ds partition, YYYY-MM-DD (default: yesterday UTC)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--scale", type=float, default=None, help="size relative to the example's default (1.0)")

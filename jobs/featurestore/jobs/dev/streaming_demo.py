@@ -161,8 +161,8 @@ def run_streaming_demo(
     one user's vector.  Raises if the query fails (e.g. a server older than Redis 7.4).
     With ``feature_log`` (``featurestore demo`` passes its settings') every write is logged too.
     """
-    from featurestore.jobs.streaming.writer import StreamingWriter
     from featurestore.jobs.examples.fraud.definitions import catalog
+    from featurestore.jobs.streaming.writer import StreamingWriter
 
     events_dir, checkpoint_dir = _fresh_folders(Path(workdir) / "streaming")
     # Connecting checks the server (a too-old one fails here, before the query starts)
@@ -225,8 +225,8 @@ def _drop_events(
 
 def _check_served(redis_url: str, produced: Sequence[TxnEvent]) -> dict[str, Any]:
     """What the reader serves against :func:`expected_features`, and the busiest user's vector."""
-    from featurestore.readers import FeatureReader
     from featurestore.jobs.examples.fraud.definitions import catalog
+    from featurestore.readers import FeatureReader
 
     expected = expected_features(produced)
     with FeatureReader(redis_url, catalog=catalog) as reader:
@@ -268,12 +268,12 @@ def run_kafka_demo(
     import uuid
 
     from featurestore.jobs.dev.kafka_command import produce_demo
+    from featurestore.jobs.examples.fraud.definitions import catalog
     from featurestore.jobs.streaming import kafka_client
     from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, start_job
     from featurestore.jobs.streaming.writer import StreamingWriter
     from featurestore.readers import FeatureReader
     from featurestore.readers.errors import JobError
-    from featurestore.jobs.examples.fraud.definitions import catalog
 
     topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
     checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"

@@ -12,11 +12,14 @@ from datetime import timedelta
 
 from featurestore.readers.definitions import Catalog, Entity, Feature, FeatureView
 
+from . import transforms
+
 user = Entity("user", join_key="user_id", id_dtype="int64", description="A card holder.")
 merchant = Entity("merchant", join_key="merchant_id", id_dtype="string", description="A card acceptor.")
 
 user_transactions = FeatureView(
     name="user_transactions",
+    transform=transforms.user_transactions,
     entity=user,
     description="Spending behaviour over 1, 7 and 30 days before the run date.",
     source="transactions",
@@ -40,6 +43,7 @@ user_transactions = FeatureView(
 
 user_profile = FeatureView(
     name="user_profile",
+    transform=transforms.user_profile,
     entity=user,
     description="The account as of the run date.",
     source="users",
@@ -55,6 +59,7 @@ user_profile = FeatureView(
 
 merchant_risk = FeatureView(
     name="merchant_risk",
+    transform=transforms.merchant_risk,
     entity=merchant,
     description="How risky a merchant's traffic was over the last 30 days.",
     source="transactions",

@@ -338,7 +338,7 @@ def generate(
     scale: float = 1.0,
     seed: int = 7,
 ) -> GeneratedWarehouse:
-    """The hook of ``featurestore generate``: ``USERS_PER_SCALE * scale`` card holders, ``days`` days up to ``end_date``."""
+    """The hook of ``featurestore generate``: ``USERS_PER_SCALE * scale`` card holders, ``days`` days."""
     users = max(1, round(USERS_PER_SCALE * scale))
     return generate_warehouse(spark, warehouse, WarehouseSpec(n_users=users, days=days, end_date=end_date, seed=seed))
 
@@ -398,6 +398,7 @@ def events(n: int, now_ms: int, *, seed: int = 7, late_share: float = 0.05) -> l
         (TOPIC, str(e.user_id), e.as_dict())
         for e in EventGenerator(USERS_PER_SCALE, seed=seed, late_share=late_share).events(n, now_ms)
     ]
+
 
 # what `featurestore demo --example fraud` reads back at the end (entity -> ids)
 SAMPLE_IDS: dict[str, list[object]] = {"user": [1, 2, 3], "merchant": ["m0001", "m0002"]}
