@@ -135,3 +135,11 @@ def test_the_recommendation_events_parse_some_are_late_and_the_bad_records_do_no
         "wrong_type",
         "missing_event_time",
     ]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_the_transforms_are_pure(example: str) -> None:
+    """DataFrame -> DataFrame: no session created, nothing read or written, no files, no network."""
+    source = (Path(str(example_path(example))) / "transforms.py").read_text()
+    for needle in ("SparkSession", "getOrCreate", ".read.", ".write.", "open(", "requests", "socket", "redis"):
+        assert needle not in source, needle
