@@ -28,7 +28,7 @@ from tests.helpers.batch import DS, run
 HOUR_MS = 3_600_000
 TXN = FeatureView(  # the example view (its transform and suite), stale after 30 h instead of 2 days
     name="user_transactions", entity=user_transactions.entity, source="transactions", ttl=timedelta(days=2),
-    max_age=timedelta(hours=30), features=user_transactions.features,
+    max_age=timedelta(hours=30), features=user_transactions.features, transform=user_transactions.transform,
 )  # fmt: skip
 REALTIME = FeatureView(
     name="user_realtime", entity=user_transactions.entity, kind="streaming",
