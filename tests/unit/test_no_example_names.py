@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from featurestore.jobs.examples import EXAMPLES, example_module
-from featurestore.readers.definitions import Catalog, load_catalog
+from featurestore.readers import Catalog, load_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION_ROOTS = (REPO / "readers" / "featurestore" / "readers", REPO / "jobs" / "featurestore" / "jobs")

@@ -20,7 +20,7 @@ from featurestore.jobs.batch import validation
 from featurestore.jobs.batch.transforms import transform_for
 from featurestore.jobs.examples import EXAMPLES, example_module, example_path
 from featurestore.jobs.streaming.events import EventSchema, Rejected, parse_event
-from featurestore.readers.definitions import Catalog, load_catalog
+from featurestore.readers import Catalog, load_catalog
 
 # blocks the heavy dependencies: importing one of them fails the import of the definitions
 BLOCK_HEAVY = """
@@ -46,7 +46,7 @@ def test_the_examples_are_fraud_and_recommendations() -> None:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_the_catalogue_loads_without_pyspark(example: str) -> None:
     code = BLOCK_HEAVY + (
-        "from featurestore.readers.definitions import load_catalog\n"
+        "from featurestore.readers import load_catalog\n"
         f"catalog = load_catalog({example_module(example, 'definitions')!r})\n"
         "print(sorted(v.name for v in catalog.views))\n"
     )
