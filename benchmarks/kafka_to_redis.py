@@ -39,11 +39,11 @@ import redis
 
 from featurestore.jobs.dev import local_kafka, local_redis
 from featurestore.jobs.dev.kafka_command import produce_demo
-from featurestore.jobs.dev.sample_events import EventGenerator
+from featurestore.jobs.examples.fraud.definitions import catalog, user_realtime
+from featurestore.jobs.examples.fraud.sample_data import EventGenerator
 from featurestore.jobs.streaming import StreamingWritePlan, StreamingWriter
 from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
 from featurestore.jobs.streaming.kafka_job import SESSION_CONF, KafkaStreamConfig, kafka_jars, run_job
-from featurestore.readers.example_catalog import catalog, user_realtime
 
 VIEW = user_realtime
 LAST_VALUES = ("last_amount", "last_country")  # the plain consumer writes the last values only

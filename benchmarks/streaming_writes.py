@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_load, show_spread
 
 from featurestore.jobs.dev import local_redis
+from featurestore.jobs.examples.fraud.definitions import catalog, user_realtime
 from featurestore.jobs.streaming import HSET_HEXPIRE, StreamingWritePlan, StreamingWriter
 from featurestore.jobs.streaming.plan import resp
-from featurestore.readers.example_catalog import catalog, user_realtime
 
 
 def events(count: int, entities: int, t0: int) -> list[tuple[int, dict[str, Any], int]]:

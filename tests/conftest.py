@@ -201,10 +201,10 @@ def batch_spark(spark: Any) -> Any:
 def warehouse(batch_spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The batch tests' sample warehouse, a ``GeneratedWarehouse`` (read-only: tests that change
     it use ``warehouse_copy``).  The Airflow tests define their own ``warehouse`` (tests/e2e/airflow)."""
-    from featurestore.jobs.dev.sample_data import generate
+    from featurestore.jobs.examples.fraud.sample_data import generate_warehouse
     from tests.helpers.batch import SPEC
 
-    return generate(batch_spark, tmp_path_factory.mktemp("warehouse"), SPEC)
+    return generate_warehouse(batch_spark, tmp_path_factory.mktemp("warehouse"), SPEC)
 
 
 def _make_certs(directory: Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from featurestore.readers.example_catalog import catalog
+from featurestore.jobs.examples.fraud.definitions import catalog
 
 pytestmark = pytest.mark.slow
 
@@ -131,13 +131,22 @@ def test_the_wheel_holds_the_package_its_data_and_the_license(wheel: Path) -> No
         for root in (REPO / "readers", REPO / "jobs")
         for p in (root / "featurestore").rglob("*.py")
     }
+    examples = REPO / "jobs" / "featurestore" / "jobs" / "examples"
     data = {
         "featurestore/readers/py.typed",
         "featurestore/jobs/py.typed",
-        *(f"featurestore/jobs/batch/expectations/{v.expectation_suite}.json" for v in catalog.batch_views),
+        # the example repositories ship whole (featurestore.toml, suites, README; their dags/*.py are sources)
+        *(
+            f"featurestore/jobs/examples/{p.relative_to(examples)}"
+            for p in examples.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc")
+        ),
     }
     assert {n for n in names if n.startswith("featurestore/")} == sources | data
-    assert {"featurestore/readers/example_catalog.py", "featurestore/jobs/airflow_dag.py"} <= sources
+    assert {
+        f"featurestore/jobs/examples/fraud/expectations/{v.expectation_suite}.json" for v in catalog.batch_views
+    } <= data
+    assert {"featurestore/jobs/examples/fraud/definitions.py", "featurestore/jobs/airflow_dag.py"} <= sources
     assert DIST_INFO + "licenses/LICENSE" in names
     assert metadata["License-Expression"] == "Apache-2.0"
     requires = metadata.get_all("Requires-Dist") or []
@@ -155,7 +164,7 @@ import sys
 from importlib.resources import files
 import featurestore.readers, featurestore.jobs
 from featurestore.jobs.batch.validation import suite_path
-from featurestore.readers.example_catalog import catalog
+from featurestore.jobs.examples.fraud.definitions import catalog
 print(featurestore.readers.__file__)
 print(featurestore.jobs.__file__)
 print(suite_path(catalog.view("user_profile")))
@@ -165,7 +174,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "great_exp
     lines = _python(venv, code, home=home, env=env).splitlines()[-5:]
     site = str(venv / "lib")
     assert lines[0].startswith(site) and lines[1].startswith(site), lines
-    assert lines[2] == f"{Path(lines[1]).parent}/batch/expectations/user_profile.json"
+    assert lines[2] == f"{Path(lines[1]).parent}/examples/fraud/expectations/user_profile.json"
     assert lines[3:] == ["True", "[]"]
 
 

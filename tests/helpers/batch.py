@@ -11,7 +11,7 @@ from typing import Any
 from featurestore.jobs.batch import materialize
 from featurestore.jobs.core.control_plane import connect
 from featurestore.jobs.core.run_records import RunRecord
-from featurestore.jobs.dev.sample_data import WarehouseSpec
+from featurestore.jobs.examples.fraud.sample_data import WarehouseSpec
 from featurestore.readers import Entity, Feature, FeatureView
 
 DS = date(2024, 5, 31)  # the last partition of the test warehouse

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from featurestore.jobs import cli
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.readers import codec, conformance
-from featurestore.readers.example_catalog import catalog
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "conformance-vectors.json"
 

@@ -121,7 +121,7 @@ def test_catalog_lookup_errors_name_what_exists() -> None:
 
 
 def test_load_catalog_from_a_module_and_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_catalog("featurestore.readers.example_catalog").view("user_profile").entity.name == "user"
+    assert load_catalog("featurestore.jobs.examples.fraud.definitions").view("user_profile").entity.name == "user"
     with pytest.raises(CatalogError, match="cannot import catalogue module 'no.such.module'"):
         load_catalog("no.such.module")
     with pytest.raises(CatalogError, match="must define `catalog"):

@@ -160,9 +160,9 @@ def test_the_executors_partition_function_loads_with_the_env_packages_and_sparks
     own (pyspark, py4j); optional imports that fail there are tolerated, as on a real executor."""
     from pyspark import cloudpickle
 
+    from featurestore.jobs.examples.fraud.definitions import catalog
     from featurestore.jobs.write.commands import BatchWritePlan
     from featurestore.jobs.write.partition_writer import WriterOptions, _partition_function
-    from featurestore.readers.example_catalog import catalog
 
     view = catalog.batch_views[0]
     function = _partition_function(BatchWritePlan.build(catalog, view), WriterOptions("redis://127.0.0.1:1", 0))

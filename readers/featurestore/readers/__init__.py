@@ -7,6 +7,7 @@ Airflow.  The public API is what ``__all__`` lists.
 from .aio import AsyncFeatureReader
 from .definitions import (
     Aggregate,
+    BatchTransform,
     Catalog,
     Computation,
     Drift,
@@ -20,6 +21,7 @@ from .definitions import (
     SecondsSincePrevious,
     StreamSource,
     ViewKind,
+    batch_transform,
     load_catalog,
 )
 from .errors import (
@@ -49,6 +51,7 @@ __all__ = [
     "Aggregate",
     "AsyncFeatureReader",
     "AuthenticationError",
+    "BatchTransform",
     "Catalog",
     "CatalogError",
     "ClusterDownError",
@@ -83,6 +86,7 @@ __all__ = [
     "StreamSource",
     "UnsupportedServerError",
     "ViewKind",
+    "batch_transform",
     "load_catalog",
     "redact_url",
 ]

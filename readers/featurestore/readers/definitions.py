@@ -12,16 +12,16 @@ import importlib
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import CatalogError, DefinitionError
 
-DEFAULT_CATALOG_MODULE = "featurestore.readers.example_catalog"
+DEFAULT_CATALOG_MODULE = "featurestore.jobs.examples.fraud.definitions"
 CATALOG_ENV_VAR = "FEATURESTORE_CATALOG"
 
 # Names end up inside Redis keys and field names: keep them to characters that cannot
@@ -686,6 +686,82 @@ def _declared(view: FeatureView, stream: StreamSource, computation: Computation)
     return _declared_gap(check, computation)
 
 
+BatchTransformFn: TypeAlias = Callable[[Mapping[str, Any], datetime], Any]
+
+
+@dataclass(frozen=True)
+class BatchTransform:
+    """How a batch view is computed: a pure ``(inputs, as_of) -> DataFrame`` function and what it reads.
+
+    ``fn`` gets ``{table: DataFrame}`` (every table of ``sources``, read at one pinned Delta
+    version) and the run's *as-of* instant (the end of ``ds``, exclusive) and returns one row
+    per entity: the join key plus one column per feature.  ``sources`` are warehouse tables;
+    the first is the view's own ``source`` (its Delta version is the run's).
+    ``lookback_days[table]`` is how many ``ds`` partitions back from the run's ``ds`` the
+    transform uses (``None`` or absent: the whole table), so the job reads no more.
+    Definitions stay free of pyspark: the frames are typed ``Any`` here.  Build one with
+    :func:`batch_transform` and hand it to ``FeatureView(transform=...)``.
+    """
+
+    fn: BatchTransformFn
+    sources: tuple[str, ...]
+    lookback_days: Mapping[str, int | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        name = getattr(self.fn, "__name__", repr(self.fn))
+        if not callable(self.fn):
+            raise DefinitionError(f"batch transform {name}: fn must be callable, got {self.fn!r}")
+        sources = (self.sources,) if isinstance(self.sources, str) else tuple(self.sources)
+        if not sources or not all(isinstance(t, str) and t for t in sources):
+            raise DefinitionError(f"batch transform {name}: sources must name at least one table, got {self.sources!r}")
+        if len(set(sources)) != len(sources):
+            raise DefinitionError(f"batch transform {name}: sources name a table twice: {list(sources)}")
+        lookback = dict(self.lookback_days or {})
+        unknown = sorted(set(lookback) - set(sources))
+        if unknown:
+            raise DefinitionError(
+                f"batch transform {name}: lookback_days names {unknown}, "
+                f"which are not among its sources {list(sources)}"
+            )
+        for table, days in lookback.items():
+            if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+                raise DefinitionError(
+                    f"batch transform {name}: lookback_days[{table!r}] must be a whole number of days >= 1 "
+                    f"or None (the whole table), got {days!r}"
+                )
+        object.__setattr__(self, "sources", sources)
+        object.__setattr__(self, "lookback_days", MappingProxyType(lookback))
+
+    @property
+    def name(self) -> str:
+        """The function's name (for messages and ``featurestore plan``)."""
+        return str(getattr(self.fn, "__qualname__", getattr(self.fn, "__name__", repr(self.fn))))
+
+    def __call__(self, inputs: Mapping[str, Any], as_of: datetime) -> Any:
+        return self.fn(inputs, as_of)
+
+
+def batch_transform(
+    *, sources: Sequence[str], lookback_days: Mapping[str, int | None] | None = None
+) -> Callable[[BatchTransformFn], BatchTransform]:
+    """Decorator: turn ``fn(inputs, as_of) -> DataFrame`` into a :class:`BatchTransform`.
+
+    ::
+
+        @batch_transform(sources=["orders", "customers"], lookback_days={"orders": 30})
+        def customer_spend(inputs, as_of):
+            ...
+
+        FeatureView(name="customer_spend", ..., source="orders", transform=customer_spend)
+    """
+
+    def decorate(fn: BatchTransformFn) -> BatchTransform:
+        tables = (sources,) if isinstance(sources, str) else tuple(sources)
+        return BatchTransform(fn, tables, dict(lookback_days or {}))
+
+    return decorate
+
+
 @dataclass(frozen=True)
 class FeatureView:
     """A group of features of one entity that are computed and written together.
@@ -721,6 +797,10 @@ class FeatureView:
       the registry and the reader see an ordinary view; :meth:`computation` gives back the
       declaration.  A streaming view without ``stream`` is written by a hook
       (``StreamingWriter``) and holds plain Features.
+    * ``transform`` (batch only): the view's :class:`BatchTransform` (see
+      :func:`batch_transform`).  ``source`` defaults to its first source and must equal it.
+      It is not part of the view's identity: two views differing only in their transform are
+      equal, and the registry fingerprint does not see it.
     """
 
     name: str
@@ -737,6 +817,9 @@ class FeatureView:
     layout: Layout | str = Layout.TEXT
     record_parts: int | None = None
     stream: StreamSource | None = None
+    # how the batch job computes the view; not part of the view's identity (no eq, no repr) nor of
+    # codec.view_spec, so registry fingerprints and the storage format do not depend on it
+    transform: BatchTransform | None = field(default=None, compare=False, repr=False)
     # filled in by __post_init__ (feature name -> its normalised declaration); an argument only
     # so that dataclasses.replace() hands a stream view's declarations to the copy
     computations: tuple[tuple[str, Computation], ...] = field(default=(), kw_only=True, repr=False)
@@ -759,6 +842,7 @@ class FeatureView:
             layout: Layout | str = ...,
             record_parts: int | None = ...,
             stream: StreamSource | None = ...,
+            transform: BatchTransform | None = ...,
             *,
             computations: tuple[tuple[str, Computation], ...] = ...,
         ) -> None: ...
@@ -775,6 +859,7 @@ class FeatureView:
         else:
             self._check_streaming_settings()
         self._check_storage_options()
+        self._check_transform()
         if self.expectation_suite is None:
             object.__setattr__(self, "expectation_suite", self.name)
         _check_guards(self)
@@ -914,6 +999,29 @@ class FeatureView:
             )
         if self.packed and not any(f.dtype is DType.FLOAT32 for f in self.features):
             raise DefinitionError(f"view {self.name!r}: packed=True needs at least one float32 feature")
+
+    def _check_transform(self) -> None:
+        """``transform`` is a BatchTransform of a batch view, reading the view's ``source`` first."""
+        transform = self.transform
+        if transform is None:
+            return
+        if not isinstance(transform, BatchTransform):
+            raise DefinitionError(
+                f"view {self.name!r}: transform must be a BatchTransform (decorate the function with "
+                f"@batch_transform(sources=[...])), got {transform!r}"
+            )
+        if not self.is_batch:
+            raise DefinitionError(
+                f"streaming view {self.name!r}: transform= is only for batch views "
+                "(a streaming view is computed from its stream= declarations or written by a hook)"
+            )
+        if self.source is None:
+            object.__setattr__(self, "source", transform.sources[0])
+        elif self.source != transform.sources[0]:
+            raise DefinitionError(
+                f"view {self.name!r}: its source is {self.source!r} but its transform {transform.name} "
+                f"reads {transform.sources[0]!r} first (the first source is the view's own)"
+            )
 
     # --- derived facts, used by the writers and the reader alike ------------------
 

@@ -62,7 +62,7 @@ _LISTED_NAMES = 30  # beyond this, a message lists the first names and says how 
 def unknown_name_message(problem: str, name: object, known: Iterable[str], *, known_as: str = "known") -> str:
     """``problem``, then the closest names to ``name`` as a suggestion, then the known names.
 
-    E.g. ``unknown feature 'txn_count_7' of entity 'user'; did you mean 'txn_count_7d'?
+    E.g. ``unknown feature 'order_count_7' of entity 'customer'; did you mean 'order_count_7d'?
     (known: ...)``.  The suggestion comes first because an alphabetical list cut short can
     hide the name the caller meant; a long list says how many names it leaves out.
     """

@@ -68,10 +68,10 @@ def warehouse(spark: Any, tmp_path_factory: pytest.TempPathFactory, ds: date) ->
 
     Here it replaces the batch tests' ``warehouse`` of tests/conftest.py: the DAG runs load ``ds``.
     """
-    from featurestore.jobs.dev.sample_data import WarehouseSpec, generate
+    from featurestore.jobs.examples.fraud.sample_data import WarehouseSpec, generate_warehouse
 
     path = tmp_path_factory.mktemp("warehouse")
-    generate(spark, path, WarehouseSpec(n_users=40, days=31, end_date=ds))
+    generate_warehouse(spark, path, WarehouseSpec(n_users=40, days=31, end_date=ds))
     return path
 
 

@@ -18,9 +18,9 @@ import pytest
 import redis
 
 from featurestore.jobs.core.run_records import latest_run
-from featurestore.jobs.dev.sample_data import merchant_id
+from featurestore.jobs.examples.fraud.definitions import catalog, user_profile
+from featurestore.jobs.examples.fraud.sample_data import merchant_id
 from featurestore.readers import FeatureReader, FeatureStatus
-from featurestore.readers.example_catalog import catalog, user_profile
 from tests.helpers.airflow import load_dag, task_states, write_view
 
 pytestmark = pytest.mark.slow

@@ -33,8 +33,8 @@ from featurestore.jobs.core import control_plane, run_records
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.dev.local_redis import LocalRedis
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.spark import DELTA_PACKAGE, JARS_ENV_VAR
-from featurestore.readers.example_catalog import catalog
 from featurestore.readers.reader import FeatureReader
 from tests.helpers.batch import DS
 

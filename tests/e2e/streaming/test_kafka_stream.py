@@ -29,11 +29,11 @@ import redis
 
 from featurestore.jobs.dev.kafka_command import produce_demo
 from featurestore.jobs.dev.streaming_demo import WithinLateness, compare, expected_features
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming import kafka_client
 from featurestore.jobs.streaming.windows import ViewProgram, reference
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
-from featurestore.readers.example_catalog import catalog
 from tests.e2e.streaming.two_views import user_countries_live
 
 REPO = Path(__file__).resolve().parents[3]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from featurestore.jobs.examples.fraud.definitions import catalog as example
+from featurestore.jobs.examples.fraud.definitions import user, user_realtime
 from featurestore.readers import Aggregate, Catalog, FeatureView
-from featurestore.readers.example_catalog import catalog as example
-from featurestore.readers.example_catalog import user, user_realtime
 
 assert user_realtime.stream is not None
 user_countries_live = FeatureView(

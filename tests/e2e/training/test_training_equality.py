@@ -25,17 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from featurestore.jobs.core import feature_log as fl
+from featurestore.jobs.examples.fraud.definitions import user_profile, user_transactions
 from featurestore.jobs.streaming.windows import EntityState, ViewProgram, expire, fold
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.jobs.training.training_set import build_training_set
 from featurestore.readers import Aggregate, Catalog, Feature, FeatureReader, FeatureView, LastValue, StreamSource
-from featurestore.readers.example_catalog import user_profile, user_transactions
 from tests.helpers.batch import DS, run
 
 HOUR_MS = 3_600_000
 TXN = FeatureView(  # the example view (its transform and suite), stale after 30 h instead of 2 days
     name="user_transactions", entity=user_transactions.entity, source="transactions", ttl=timedelta(days=2),
-    max_age=timedelta(hours=30), features=user_transactions.features,
+    max_age=timedelta(hours=30), features=user_transactions.features, transform=user_transactions.transform,
 )  # fmt: skip
 REALTIME = FeatureView(
     name="user_realtime", entity=user_transactions.entity, kind="streaming",

@@ -13,9 +13,9 @@ import redis
 
 from featurestore.jobs import cli
 from featurestore.jobs.core.run_records import record_run
+from featurestore.jobs.examples.fraud.definitions import catalog, merchant_risk, user_profile, user_transactions
 from featurestore.jobs.ops.post_load_check import check_view, collect_sample, connection_url
 from featurestore.readers import Feature, FeatureReader, FeatureView, codec
-from featurestore.readers.example_catalog import catalog, merchant_risk, user_profile, user_transactions
 from tests.helpers.airflow import write_view
 from tests.helpers.post_load_check import ok_run
 

@@ -13,8 +13,8 @@ import pytest
 from featurestore.jobs import cli
 from featurestore.jobs.core.console import ExitCode
 from featurestore.jobs.core.run_records import record_run
+from featurestore.jobs.examples.fraud.definitions import catalog, merchant_risk, user_profile
 from featurestore.jobs.streaming import StreamingWriter
-from featurestore.readers.example_catalog import catalog, merchant_risk, user_profile
 from tests.helpers.post_load_check import ok_run
 from tests.helpers.reader import client_for, write_view
 

@@ -14,13 +14,13 @@ import redis
 
 from featurestore.jobs import cli
 from featurestore.jobs.dev.kafka_command import produce_demo
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming import kafka_client
 from featurestore.jobs.streaming.events import REASONS, progress_key
 from featurestore.jobs.streaming.kafka_consumer import FeatureConsumer
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
 from featurestore.readers.errors import ConfigurationError
-from featurestore.readers.example_catalog import catalog
 
 LAST_VALUES = ("last_amount", "last_country")
 

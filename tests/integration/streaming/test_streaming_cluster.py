@@ -9,9 +9,9 @@ import redis
 from redis.crc import key_slot
 
 from featurestore.jobs.dev.local_redis import LocalRedis
+from featurestore.jobs.examples.fraud.definitions import catalog, user_profile, user_realtime
 from featurestore.jobs.streaming import GUARD_LIBRARY, StreamingWriter
 from featurestore.readers import FeatureReader, FeatureStatus, codec
-from featurestore.readers.example_catalog import catalog, user_profile, user_realtime
 from tests.helpers.streaming import batch_load, now_ms
 
 pytestmark = pytest.mark.cluster

@@ -19,9 +19,9 @@ import pytest
 from redis.crc import key_slot
 
 from featurestore.jobs.dev import local_redis
+from featurestore.jobs.examples.fraud.definitions import catalog, user_realtime
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers import FeatureReader, FeatureStatus, codec
-from featurestore.readers.example_catalog import catalog, user_realtime
 from featurestore.readers.wire import WRITER_RETRY_SECONDS
 from tests.helpers.servers import cluster_to_hurt
 from tests.helpers.streaming import now_ms

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from featurestore.jobs.dev import local_redis
+from featurestore.jobs.examples.fraud.definitions import catalog, user_profile, user_realtime, user_transactions
 from featurestore.jobs.streaming import GUARD_LIBRARY, HSET_HEXPIRE, HSETEX, StreamingWriter
 from featurestore.jobs.write.commands import BatchWritePlan
 from featurestore.jobs.write.partition_writer import PartitionWriter, WriterOptions
@@ -23,7 +24,6 @@ from featurestore.readers.errors import (
     UnsupportedServerError,
     WriteError,
 )
-from featurestore.readers.example_catalog import catalog, user_profile, user_realtime, user_transactions
 from tests.helpers.streaming import activity, batch_load, live, now_ms, profile, short_catalog
 
 EVENT = {"txn_count_5m": 3, "last_amount": 12.5, "last_country": "FR", "seconds_since_prev_txn": 42.25}

@@ -17,28 +17,31 @@ from typing import Any
 
 import pytest
 
-from featurestore.jobs.batch import materialize, transforms
-from featurestore.readers import Catalog, Entity, Feature, FeatureView
+from featurestore.jobs.batch import materialize
+from featurestore.readers import Catalog, Entity, Feature, FeatureView, batch_transform
 from featurestore.readers.reader import FeatureReader
 from tests.helpers.batch import snapshot
 
 device = Entity("device", join_key="device_id", id_dtype="string")
+
+
+@batch_transform(sources=("device_events",))
+def device_stats(inputs: Any, as_of: Any) -> Any:
+    """The source rows as they are: what reaches the gate is exactly what the test wrote."""
+    return inputs["device_events"]
+
+
 VIEW = FeatureView(
     name="device_stats",
     entity=device,
     source="device_events",
     ttl=3600,
     features=(Feature("score", "float64"), Feature("hits", "int64"), Feature("label", "string")),
+    transform=device_stats,
 )
 CATALOG = Catalog(views=(VIEW,))
 DS = date(2024, 5, 31)
 GOOD_DDL = "device_id string, score double, hits long, label string"
-
-
-@transforms.register("device_stats", ("device_events",))
-def device_stats(inputs: Any, as_of: Any) -> Any:
-    """The source rows as they are: what reaches the gate is exactly what the test wrote."""
-    return inputs["device_events"]
 
 
 def materialize_rows(spark: Any, tmp_path: Path, url: str, rows: list[tuple[Any, ...]], ddl: str = GOOD_DDL) -> Any:

@@ -16,8 +16,8 @@ from featurestore.jobs.batch.validation import example_suites
 from featurestore.jobs.core import run_records
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.readers import codec
-from featurestore.readers.example_catalog import catalog
 from featurestore.readers.reader import FeatureReader
 from tests.helpers.batch import DS, run, snapshot
 
@@ -28,7 +28,7 @@ def expected_rows(spark: Any, warehouse: Path, view: str, ds: Any = DS) -> dict[
     """What the job should have written: the transform's output, cast, straight from Spark."""
     from featurestore.jobs.batch import schema
 
-    transform = transforms.transform_for(view)
+    transform = transforms.transform_for(catalog.view(view))
     inputs = {t: spark.read.format("delta").load(str(warehouse / t)) for t in transform.sources}
     df = schema.cast_to_view(transform(inputs, transforms.as_of_for(ds)), catalog.view(view))
     key = catalog.view(view).entity.join_key

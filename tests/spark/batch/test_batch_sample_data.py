@@ -12,7 +12,7 @@ import pytest
 
 from featurestore.jobs import cli
 from featurestore.jobs.batch.sources import table_path
-from featurestore.jobs.dev.sample_data import WarehouseSpec, generate, merchant_id
+from featurestore.jobs.examples.fraud.sample_data import WarehouseSpec, generate_warehouse, merchant_id
 
 SMALL = WarehouseSpec(n_users=30, days=4, end_date=date(2024, 5, 31), seed=3)
 
@@ -23,9 +23,11 @@ def digest(spark: Any, warehouse: Path, table: str, order: str) -> str:
 
 
 def test_same_seed_same_rows_other_seed_other_rows(batch_spark: Any, tmp_path: Path) -> None:
-    first = generate(batch_spark, tmp_path / "a", SMALL)
-    again = generate(batch_spark, tmp_path / "b", SMALL, chunk_days=1)  # chunking does not change the rows
-    other = generate(batch_spark, tmp_path / "c", WarehouseSpec(n_users=30, days=4, end_date=SMALL.end_date, seed=4))
+    first = generate_warehouse(batch_spark, tmp_path / "a", SMALL)
+    again = generate_warehouse(batch_spark, tmp_path / "b", SMALL, chunk_days=1)  # chunking does not change the rows
+    other = generate_warehouse(
+        batch_spark, tmp_path / "c", WarehouseSpec(n_users=30, days=4, end_date=SMALL.end_date, seed=4)
+    )
     assert first.rows == again.rows
     for table, order in (("transactions", "txn_id"), ("users", "updated_at"), ("merchants", "merchant_id")):
         assert digest(batch_spark, first.path, table, order) == digest(batch_spark, again.path, table, order), table

@@ -1,5 +1,5 @@
 """The transforms against hand-computed frames, including the point-in-time boundaries
-(the registry and the run date: tests/unit/batch/test_batch_transforms.py).
+(how a view finds its transform, and the run date: tests/unit/batch/test_batch_transforms.py).
 
 Run date 2024-05-31: as of 2024-06-01 00:00 UTC (exclusive).  Windows are
 [as_of - N days, as_of): an event at exactly as_of - 1 day is in the 1d window, an event at
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from featurestore.jobs.batch import transforms
-from featurestore.jobs.dev.sample_data import MERCHANTS_DDL, TRANSACTIONS_DDL, USERS_DDL
+from featurestore.jobs.examples.fraud import transforms as fraud
+from featurestore.jobs.examples.fraud.sample_data import MERCHANTS_DDL, TRANSACTIONS_DDL, USERS_DDL
 
 AS_OF = transforms.as_of_for(date(2024, 5, 31))
 
@@ -81,7 +82,7 @@ def assert_rows(actual: dict[Any, dict[str, Any]], expected: dict[Any, dict[str,
 
 
 def test_user_transactions_windows_and_boundaries(inputs: dict[str, Any]) -> None:
-    out = transforms.transform_for("user_transactions")(inputs, AS_OF)
+    out = fraud.user_transactions(inputs, AS_OF)
     zero = {
         "txn_count_1d": 0, "txn_count_7d": 0, "txn_count_30d": 0,
         "amount_sum_1d": 0.0, "amount_sum_7d": 0.0, "amount_sum_30d": 0.0,
@@ -133,7 +134,7 @@ def test_user_transactions_windows_and_boundaries(inputs: dict[str, Any]) -> Non
 
 
 def test_user_profile_is_the_account_as_of_the_run_date(inputs: dict[str, Any]) -> None:
-    out = transforms.transform_for("user_profile")(inputs, AS_OF)
+    out = fraud.user_profile(inputs, AS_OF)
     age_1 = (AS_OF - t("2020-01-01 00:00:00")).days
     expected = {
         # the change at exactly as_of (business, 9000) is not visible yet
@@ -148,7 +149,7 @@ def test_user_profile_is_the_account_as_of_the_run_date(inputs: dict[str, Any]) 
 
 
 def test_merchant_risk_counts_only_frauds_reported_before_as_of(inputs: dict[str, Any]) -> None:
-    out = transforms.transform_for("merchant_risk")(inputs, AS_OF)
+    out = fraud.merchant_risk(inputs, AS_OF)
     expected = {
         # txns 1 and 3; 3 is a fraud reported before as_of
         "m0001": {"merchant_id": "m0001", "merchant_txn_count_30d": 2, "merchant_fraud_rate_30d": 0.5,
@@ -188,5 +189,5 @@ def test_nothing_after_as_of_changes_any_view(inputs: dict[str, Any], batch_spar
         "merchants": inputs["merchants"].unionByName(batch_spark.createDataFrame(future_merchants, MERCHANTS_DDL)),
     }
     for name, key in (("user_transactions", "user_id"), ("user_profile", "user_id"), ("merchant_risk", "merchant_id")):
-        transform = transforms.transform_for(name)
+        transform = getattr(fraud, name)
         assert by_key(transform(more, AS_OF), key) == by_key(transform(inputs, AS_OF), key), name

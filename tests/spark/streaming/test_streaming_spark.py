@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from featurestore.jobs.core.job_metrics import MetricsTarget
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers import FeatureReader, FeatureStatus
 from featurestore.readers.errors import ConfigurationError
-from featurestore.readers.example_catalog import catalog
 
 T0 = 1_764_150_000_000
 SCHEMA = "user_id long, event_time timestamp, txn_count_5m long, last_amount double, last_country string"

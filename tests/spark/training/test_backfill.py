@@ -9,8 +9,8 @@ from typing import Any
 
 from featurestore.jobs.batch.sources import table_path
 from featurestore.jobs.core import feature_log as fl
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.training import backfill as bf
-from featurestore.readers.example_catalog import catalog
 from tests.helpers.batch import DS
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from featurestore.jobs.dev.local_redis import LocalRedis
+from featurestore.jobs.examples.fraud.definitions import catalog as example_catalog
+from featurestore.jobs.examples.fraud.definitions import user_profile, user_transactions
 from featurestore.jobs.write.partition_writer import BatchWriteStats, write_view
 from featurestore.readers import codec
 from featurestore.readers.errors import AuthenticationError, UnsupportedServerError, WriteError
-from featurestore.readers.example_catalog import catalog as example_catalog
-from featurestore.readers.example_catalog import user_profile, user_transactions
 from tests.helpers.writer import (
     CARD_ROWS,
     COMPUTED_AT,

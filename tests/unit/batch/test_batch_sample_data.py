@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from featurestore.jobs import cli
-from featurestore.jobs.dev.sample_data import WarehouseSpec
+from featurestore.jobs.examples.fraud.sample_data import WarehouseSpec
 from featurestore.readers.errors import ConfigurationError
 
 

@@ -10,8 +10,8 @@ import pytest
 from featurestore.jobs import spark_types
 from featurestore.jobs.batch import validation
 from featurestore.jobs.core.settings import Settings
+from featurestore.jobs.examples.fraud.definitions import catalog as example
 from featurestore.readers.errors import ConfigurationError
-from featurestore.readers.example_catalog import catalog as example
 from tests.helpers.batch import ITEM_STATS as VIEW
 from tests.helpers.batch import write_suite
 
@@ -53,8 +53,9 @@ def test_suites_come_from_the_flag_else_the_environment_else_the_package(
     view = example.view("user_profile")
     monkeypatch.delenv(validation.EXPECTATIONS_ENV_VAR, raising=False)
     packaged = validation.suite_path(view)
-    # the example suites are package data under featurestore/jobs/batch/, read through importlib.resources
-    assert str(packaged) == str(Path(validation.__file__).parent / "expectations" / "user_profile.json")
+    # the example suites are package data of the fraud example, read through importlib.resources
+    examples = Path(validation.__file__).parents[1] / "examples"
+    assert str(packaged) == str(examples / "fraud" / "expectations" / "user_profile.json")
     assert validation.load_suite(packaged, view)["expectations"]
     monkeypatch.setenv(validation.EXPECTATIONS_ENV_VAR, str(tmp_path / "from_env"))
     from_env = Settings.from_env().expectations_dir  # the command line's settings (flag > environment > file)

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from featurestore.jobs.core.run_records import RunRecord
+from featurestore.jobs.examples.fraud.definitions import merchant_risk, user_profile
 from featurestore.jobs.ops.post_load_check import SampleStats, connection_url, evaluate, parse_entity_id
 from featurestore.readers import ConfigurationError, codec
-from featurestore.readers.example_catalog import merchant_risk, user_profile
 from tests.helpers.post_load_check import NOW_MS, ok_run
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from featurestore.jobs.examples.fraud.definitions import merchant_risk, user_profile, user_realtime
 from featurestore.jobs.ops.status import AGEING, FAILING, FRESH, NEVER, STALE, EntitySample, verdict, view_status
-from featurestore.readers.example_catalog import merchant_risk, user_profile, user_realtime
 from tests.helpers.post_load_check import NOW_MS, ok_run
 
 HOUR = 3_600_000

@@ -33,12 +33,19 @@ def test_server_down_is_a_clear_error_without_hanging() -> None:
 
 
 def test_importing_the_reader_loads_no_heavy_dependency() -> None:
+    heavy = "('pyspark', 'great_expectations', 'airflow', 'pandas', 'numpy', 'pyarrow')"
     code = (
-        "import sys, featurestore.readers, featurestore.readers.example_catalog\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pyspark', 'great_expectations', 'airflow', 'pandas', 'numpy', 'pyarrow', 'featurestore.jobs'))\n"
+        "import sys, featurestore.readers\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {heavy})\n"
         "heavy += [m for m in sys.modules if m.startswith('featurestore.jobs')]\n"
         "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    # an example's definitions (a repository's, now inside featurestore.jobs.examples) load no heavy dependency either
+    code = (
+        "import sys, featurestore.readers, featurestore.jobs.examples.fraud.definitions\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

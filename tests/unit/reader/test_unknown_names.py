@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.readers.definitions import Catalog, Entity, Feature, FeatureView
 from featurestore.readers.errors import FeatureNotFoundError, unknown_name_message
-from featurestore.readers.example_catalog import catalog
 from featurestore.readers.plan import Planner
 
 

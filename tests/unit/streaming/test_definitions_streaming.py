@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from featurestore.jobs.examples.fraud.definitions import catalog as example_catalog
 from featurestore.jobs.streaming.events import EventSchema
 from featurestore.jobs.streaming.windows import ViewProgram
 from featurestore.readers import (
@@ -32,7 +33,6 @@ from featurestore.readers import (
 from featurestore.readers import definitions as definitions_module
 from featurestore.readers.definitions import duration_text, parse_event_schema
 from featurestore.readers.errors import FeatureNotFoundError
-from featurestore.readers.example_catalog import catalog as example_catalog
 
 item = Entity("item", join_key="item_id", id_dtype="string")
 user = Entity("user", join_key="user_id", id_dtype="int64")

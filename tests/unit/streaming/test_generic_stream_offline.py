@@ -11,6 +11,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming.events import EventSchema, record_id
 from featurestore.jobs.streaming.kafka_job import (
     KafkaStreamConfig,
@@ -23,7 +24,6 @@ from featurestore.jobs.streaming.kafka_job import (
 from featurestore.jobs.streaming.windows import ViewProgram
 from featurestore.readers import Catalog, Feature, FeatureView
 from featurestore.readers.errors import ConfigurationError
-from featurestore.readers.example_catalog import catalog
 
 
 def test_the_job_runs_the_declared_views_and_refuses_a_hook_view() -> None:

@@ -14,6 +14,7 @@ from featurestore.jobs import cli
 from featurestore.jobs.core.job_metrics import STREAM_METRICS, stream_progress_samples
 from featurestore.jobs.dev.kafka_command import BAD_RECORDS
 from featurestore.jobs.dev.local_kafka import server_properties
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming.events import (
     EventSchema,
     Rejected,
@@ -27,7 +28,6 @@ from featurestore.jobs.streaming.events import (
 )
 from featurestore.jobs.streaming.kafka_consumer import LastValues
 from featurestore.readers.errors import ConfigurationError
-from featurestore.readers.example_catalog import catalog
 
 NEEDED_FIELDS = {"amount": "double", "country": "string"}  # what user_realtime's last values read
 

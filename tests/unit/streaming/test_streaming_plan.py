@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from featurestore.jobs.examples.fraud.definitions import catalog, user_profile, user_realtime
 from featurestore.jobs.streaming.guard import GUARD_FUNCTION, GUARD_LUA
 from featurestore.jobs.streaming.plan import (
     HSET_HEXPIRE,
@@ -28,7 +29,6 @@ from featurestore.readers.errors import (
     FeatureStoreError,
     UnsupportedServerError,
 )
-from featurestore.readers.example_catalog import catalog, user_profile, user_realtime
 from tests.helpers.streaming import live, short_catalog
 
 T = 1_764_150_000_123  # an event time, epoch ms

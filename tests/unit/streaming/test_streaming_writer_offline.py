@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.jobs.streaming.writer import StreamingWriter, writer_for_sink
 from featurestore.readers.errors import ConfigurationError, FeatureStoreConnectionError
-from featurestore.readers.example_catalog import catalog
 
 
 def test_password_never_appears_in_errors() -> None:
@@ -40,8 +40,8 @@ def test_the_spark_sink_pickles_without_a_connection() -> None:
 
     from pyspark import cloudpickle  # what Spark pickles mapInArrow functions with (no session started)
 
+    from featurestore.jobs.examples.fraud.definitions import user_realtime
     from featurestore.jobs.streaming import ForeachBatchSink, StreamingWritePlan
-    from featurestore.readers.example_catalog import user_realtime
 
     sink = ForeachBatchSink(
         url="redis://127.0.0.1:1", plan=StreamingWritePlan.build(user_realtime, catalog), id_col="user_id",

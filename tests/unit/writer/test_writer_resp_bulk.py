@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 from redis.crc import key_slot
 
+from featurestore.jobs.examples.fraud.definitions import catalog as example_catalog
 from featurestore.jobs.write.bulk_encoder import ASKING, BatchEncoder, key_slots, payload_bytes, with_asking
 from featurestore.jobs.write.commands import BatchWritePlan, resp
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
-from featurestore.readers.example_catalog import catalog as example_catalog
 from tests.helpers.writer import (
     CARD_ROWS,
     COMPUTED_AT,

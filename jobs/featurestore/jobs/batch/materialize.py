@@ -200,7 +200,7 @@ def prepare(request: MaterializeRequest) -> PreparedRun:
         raise ConfigurationError(
             f"view {view.name!r} is a streaming view; it is written by the streaming hook, not materialized"
         )
-    transform = transforms.transform_for(view.name)
+    transform = transforms.transform_for(view)
     if view.source and transform.sources[0] != view.source:
         raise ConfigurationError(
             f"view {view.name!r}: its source is {view.source!r} but its transform reads {transform.sources[0]!r} first"

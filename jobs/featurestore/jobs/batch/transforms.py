@@ -1,27 +1,26 @@
-"""One pure DataFrame -> DataFrame transform per batch view, registered by view name.
+"""Batch transforms: one pure DataFrame -> DataFrame function per batch view.
 
+A view names its transform in its definition (``FeatureView(transform=...)``, built with
+:func:`featurestore.readers.definitions.batch_transform`); :func:`transform_for` finds it.
 A transform gets its input tables (already read at a pinned Delta version) and the
 *as-of* instant, and returns one row per entity: the entity's join key plus one column
 per feature of the view.  It does no I/O, so it is tested against hand-computed frames.
 
 Point-in-time rule: the run for ``ds`` computes features **as of the end of that day**,
-``as_of = ds + 1 day, 00:00 UTC`` (exclusive).  Every transform filters its inputs on
-their own event times (``event_time``, ``updated_at``, ``fraud_reported_at``,
-``created_at``) against ``as_of`` itself, so nothing that happened, or became known,
-at or after ``as_of`` leaks in — even if a caller hands it more data than the job's
-partition pruning would.  Windows: ``1d`` = ``[as_of - 1 day, as_of)``, and likewise
-``7d`` and ``30d``.
+``as_of = ds + 1 day, 00:00 UTC`` (exclusive).  A transform filters its inputs on their
+own event times against ``as_of`` itself, so nothing that happened, or became known, at or
+after ``as_of`` leaks in — even if a caller hands it more data than the job's partition
+pruning would.  :func:`in_window` and :func:`timestamp` help with that.
 
-Register your own with :func:`register` (a catalogue module can do it on import).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
+from featurestore.readers.definitions import BatchTransform, FeatureView
 from featurestore.readers.errors import FeatureNotFoundError
 
 if TYPE_CHECKING:
@@ -29,50 +28,20 @@ if TYPE_CHECKING:
 
 TransformFn = Callable[[Mapping[str, "DataFrame"], datetime], "DataFrame"]
 
+# A view's transform is a BatchTransform (featurestore.readers.definitions): the name stays for the
+# job's signatures.
+Transform = BatchTransform
 
-@dataclass(frozen=True)
-class Transform:
-    """How to compute one batch view.
 
-    ``sources`` are warehouse tables; the first is the view's own ``source`` (its Delta
-    version is the run's ``source_version``).  ``lookback_days[table]`` tells the job
-    which ``ds`` partitions the transform can use (``None``: the whole table), so it
-    reads ``[ds - lookback + 1, ds]`` only.
+def transform_for(view: FeatureView | str) -> BatchTransform:
+    """How the batch job computes ``view``: its ``transform=``, else an error saying where to add one.
+
+    A view name alone (no definition at hand) has no transform.
     """
-
-    view: str
-    sources: tuple[str, ...]
-    fn: TransformFn
-    lookback_days: Mapping[str, int | None]
-
-    def __call__(self, inputs: Mapping[str, DataFrame], as_of: datetime) -> DataFrame:
-        return self.fn(inputs, as_of)
-
-
-TRANSFORMS: dict[str, Transform] = {}
-
-
-def register(
-    view: str, sources: tuple[str, ...], lookback_days: Mapping[str, int | None] | None = None
-) -> Callable[[TransformFn], TransformFn]:
-    """Decorator: register ``fn`` as the transform of ``view``."""
-
-    def decorate(fn: TransformFn) -> TransformFn:
-        TRANSFORMS[view] = Transform(view, tuple(sources), fn, dict(lookback_days or {}))
-        return fn
-
-    return decorate
-
-
-def transform_for(view: str) -> Transform:
-    """The registered transform of a view, or an error naming the ones that exist."""
-    try:
-        return TRANSFORMS[view]
-    except KeyError:
-        raise FeatureNotFoundError(
-            f"no transform registered for view {view!r} (registered: {', '.join(sorted(TRANSFORMS))}); "
-            "add one with @featurestore.jobs.batch.transforms.register"
-        ) from None
+    name = view if isinstance(view, str) else view.name
+    if not isinstance(view, str) and view.transform is not None:
+        return view.transform
+    raise FeatureNotFoundError(f"view {name!r} has no transform: add transform=... to it in definitions.py")
 
 
 def as_of_for(ds: date) -> datetime:
@@ -80,7 +49,8 @@ def as_of_for(ds: date) -> datetime:
     return datetime.combine(ds + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-def _ts(moment: datetime) -> Column:
+def timestamp(moment: datetime) -> Column:
+    """``moment`` as a Spark timestamp literal (a naive datetime is taken as UTC)."""
     from pyspark.sql import functions as F
 
     # An aware datetime is one instant whatever the session or Python time zone is.
@@ -89,115 +59,8 @@ def _ts(moment: datetime) -> Column:
     return F.lit(moment).cast("timestamp")
 
 
-def _in_window(column: str, as_of: datetime, days: int) -> Column:
+def in_window(column: str, as_of: datetime, days: int) -> Column:
+    """``column`` in ``[as_of - days, as_of)``: the ``days``-day window that ends at the run's as-of."""
     from pyspark.sql import functions as F
 
-    return (F.col(column) >= _ts(as_of - timedelta(days=days))) & (F.col(column) < _ts(as_of))
-
-
-def accounts_as_of(users: DataFrame, as_of: datetime) -> DataFrame:
-    """The latest state of every account known before ``as_of`` (from the change log)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    known = users.where((F.col("updated_at") < _ts(as_of)) & (F.col("signup_time") < _ts(as_of)))
-    # ties on updated_at are broken by the row's values so the result is deterministic
-    latest = Window.partitionBy("user_id").orderBy(
-        F.col("updated_at").desc(), F.col("credit_limit").desc(), F.col("kyc_verified").desc()
-    )
-    return known.withColumn("_rank", F.row_number().over(latest)).where("_rank = 1").drop("_rank")
-
-
-@register("user_transactions", ("transactions", "users"), {"transactions": 30, "users": None})
-def user_transactions(inputs: Mapping[str, DataFrame], as_of: datetime) -> DataFrame:
-    """Spending over 1/7/30 days before ``as_of``, for every account that exists then.
-
-    Accounts without payments in a window get count 0 and sum 0.0; means, max and night
-    share are null (stored as absent fields) when there is nothing to average.  Because
-    every account gets a row, yesterday's counts of a user who stopped paying are
-    overwritten with zeros instead of lingering until their TTL.
-    """
-    from pyspark.sql import functions as F
-
-    tx = inputs["transactions"].where(_in_window("event_time", as_of, 30))
-    amount = F.col("amount")
-
-    def within(days: int) -> Column:
-        return F.col("event_time") >= _ts(as_of - timedelta(days=days))
-
-    night = (F.unix_seconds(F.col("event_time")) % 86_400) < 6 * 3600  # 00:00-06:00 UTC, any session tz
-    spend = tx.groupBy("user_id").agg(
-        F.count(F.when(within(1), True)).alias("txn_count_1d"),
-        F.count(F.when(within(7), True)).alias("txn_count_7d"),
-        F.count(F.lit(1)).alias("txn_count_30d"),
-        # money: sums rounded to cents, so float noise (17.130000000000003) is not served
-        F.round(F.sum(F.when(within(1), amount)), 2).alias("amount_sum_1d"),
-        F.round(F.sum(F.when(within(7), amount)), 2).alias("amount_sum_7d"),
-        F.round(F.sum(amount), 2).alias("amount_sum_30d"),
-        F.avg(F.when(within(7), amount)).alias("amount_mean_7d"),
-        F.avg(amount).alias("amount_mean_30d"),
-        F.max(amount).alias("amount_max_30d"),
-        F.count_distinct(F.when(within(7), F.col("merchant_id"))).alias("distinct_merchants_7d"),
-        F.count_distinct(F.col("merchant_id")).alias("distinct_merchants_30d"),
-        F.count_distinct(F.col("country")).alias("distinct_countries_30d"),
-        F.avg(F.when(night, 1.0).otherwise(0.0)).alias("night_share_30d"),
-    )
-    accounts = accounts_as_of(inputs["users"], as_of).select("user_id")
-    # full join: a payment by an id missing from the account table still counts
-    joined = accounts.join(spend, "user_id", "full")
-    zeros: dict[str, bool | float | int | str] = {
-        **{c: 0 for c in ("txn_count_1d", "txn_count_7d", "txn_count_30d")},
-        **{c: 0 for c in ("distinct_merchants_7d", "distinct_merchants_30d", "distinct_countries_30d")},
-        **{c: 0.0 for c in ("amount_sum_1d", "amount_sum_7d", "amount_sum_30d")},
-    }
-    return joined.fillna(zeros)
-
-
-@register("user_profile", ("users",), {"users": None})
-def user_profile(inputs: Mapping[str, DataFrame], as_of: datetime) -> DataFrame:
-    """The account as of ``as_of``: its latest change-log row, and its age in whole days."""
-    from pyspark.sql import functions as F
-
-    accounts = accounts_as_of(inputs["users"], as_of)
-    age_seconds = F.unix_seconds(_ts(as_of)) - F.unix_seconds(F.col("signup_time"))
-    return accounts.select(
-        "user_id",
-        F.floor(age_seconds / 86_400).cast("long").alias("account_age_days"),
-        "home_country",
-        "account_type",
-        "credit_limit",
-        "kyc_verified",
-    )
-
-
-@register("merchant_risk", ("transactions", "merchants"), {"transactions": 30, "merchants": None})
-def merchant_risk(inputs: Mapping[str, DataFrame], as_of: datetime) -> DataFrame:
-    """Traffic and fraud over the 30 days before ``as_of``, for every merchant open then.
-
-    A fraud counts only once it was reported before ``as_of`` (``fraud_reported_at``):
-    a chargeback that arrives later is not known to a model scoring at ``as_of``.
-    """
-    from pyspark.sql import functions as F
-
-    tx = inputs["transactions"].where(_in_window("event_time", as_of, 30))
-    known_fraud = F.col("is_fraud") & F.col("fraud_reported_at").isNotNull() & (F.col("fraud_reported_at") < _ts(as_of))
-    traffic = tx.groupBy("merchant_id").agg(
-        F.count(F.lit(1)).alias("merchant_txn_count_30d"),
-        F.avg(F.when(known_fraud, 1.0).otherwise(0.0)).alias("merchant_fraud_rate_30d"),
-        F.avg("amount").alias("merchant_amount_mean_30d"),
-        F.count_distinct("user_id").alias("merchant_distinct_users_30d"),
-    )
-    merchants = (
-        inputs["merchants"]
-        .where(F.col("created_at") < _ts(as_of))
-        .select("merchant_id", F.col("category").alias("merchant_category"))
-    )
-    joined = merchants.join(traffic, "merchant_id", "full")
-    return joined.fillna({"merchant_txn_count_30d": 0, "merchant_distinct_users_30d": 0}).select(
-        "merchant_id",
-        "merchant_txn_count_30d",
-        "merchant_fraud_rate_30d",
-        "merchant_amount_mean_30d",
-        "merchant_distinct_users_30d",
-        "merchant_category",
-    )
+    return (F.col(column) >= timestamp(as_of - timedelta(days=days))) & (F.col(column) < timestamp(as_of))

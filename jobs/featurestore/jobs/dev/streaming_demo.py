@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurestore.jobs.dev.sample_events import EVENT_SCHEMA, EventGenerator, TxnEvent
+from featurestore.jobs.examples.fraud.sample_data import EVENT_SCHEMA, EventGenerator, TxnEvent
 from featurestore.jobs.streaming.windows import ViewProgram, reference
 from featurestore.readers.codec import format_float32
 
@@ -49,7 +49,7 @@ MAX_LATE_MS = 45_000
 
 def program() -> ViewProgram:
     """The compiled ``user_realtime`` declaration of the example catalogue."""
-    from featurestore.readers.example_catalog import catalog
+    from featurestore.jobs.examples.fraud.definitions import catalog
 
     return ViewProgram.of(catalog.view(VIEW))
 
@@ -182,8 +182,8 @@ def run_streaming_demo(
     one user's vector.  Raises if the query fails (e.g. a server older than Redis 7.4).
     With ``feature_log`` (``featurestore demo`` passes its settings') every write is logged too.
     """
+    from featurestore.jobs.examples.fraud.definitions import catalog
     from featurestore.jobs.streaming.writer import StreamingWriter
-    from featurestore.readers.example_catalog import catalog
 
     events_dir, checkpoint_dir = _fresh_folders(Path(workdir) / "streaming")
     # Connecting checks the server (a too-old one fails here, before the query starts)
@@ -248,8 +248,8 @@ def _drop_events(
 
 def _check_served(redis_url: str, produced: Sequence[TxnEvent]) -> dict[str, Any]:
     """What the reader serves against :func:`expected_features`, and the busiest user's vector."""
+    from featurestore.jobs.examples.fraud.definitions import catalog
     from featurestore.readers import FeatureReader
-    from featurestore.readers.example_catalog import catalog
 
     expected = expected_features(produced, served_as_of(redis_url, {e.user_id for e in produced}))
     with FeatureReader(redis_url, catalog=catalog) as reader:
@@ -307,12 +307,12 @@ def run_kafka_demo(
     import uuid
 
     from featurestore.jobs.dev.kafka_command import produce_demo
+    from featurestore.jobs.examples.fraud.definitions import catalog
     from featurestore.jobs.streaming import kafka_client
     from featurestore.jobs.streaming.kafka_job import KafkaStreamConfig, ViewStream, start_job
     from featurestore.jobs.streaming.writer import StreamingWriter
     from featurestore.readers import FeatureReader
     from featurestore.readers.errors import JobError
-    from featurestore.readers.example_catalog import catalog
 
     topic = f"demo-transactions-{uuid.uuid4().hex[:6]}"
     checkpoint = Path(workdir) / "streaming" / f"checkpoint-{topic}"

@@ -186,7 +186,7 @@ def recompute(
     from featurestore.jobs.batch import schema, transforms, validation
     from featurestore.jobs.batch.sources import read_source
 
-    transform = transforms.transform_for(view.name)
+    transform = transforms.transform_for(view)
     missing = [t for t in transform.sources if t not in versions]
     if missing:
         raise JobError(f"view {view.name!r}: the run record of ds {ds} has no source version for {missing}")

@@ -125,7 +125,7 @@ def compute_days(
     and the cached source frames (unpersist them when done)."""
     from pyspark.sql import functions as F
 
-    transform = transforms.transform_for(view.name)
+    transform = transforms.transform_for(view)
     first, last = min(days), max(days)
     span = (last - first).days
     frames = {}
@@ -172,7 +172,7 @@ def backfill(
     if not settings.enabled:
         raise ConfigurationError("the feature log is off (FEATURESTORE_FEATURE_LOG=off): nowhere to backfill to")
     suite = validation.load_suite(validation.suite_path(view, expectations_dir), view)
-    transform = transforms.transform_for(view.name)
+    transform = transforms.transform_for(view)
     days = days_between(first, last)
     summary = BackfillSummary(view.name)
     if not overwrite:

@@ -5,7 +5,7 @@ exactly as the reader would have returned it at that timestamp, computed from th
 log (:mod:`.feature_log`) under the serving rules (:mod:`.point_in_time`,
 docs/training-data.md)::
 
-    featurestore training-set --labels labels.parquet --features user_transactions,last_amount \\
+    featurestore training-set --labels labels.parquet --features customer_spend,last_order_amount \\
         --timestamp-col ts --out training.parquet --statuses
 
 The labels are a Parquet file or folder, or a Delta table; the output a Parquet folder

@@ -1,23 +1,34 @@
-"""The example catalogue: features of a card-fraud scoring model.
+"""The fraud example's definitions: features of a card-fraud scoring model.
 
-Copy this module to define your own catalogue and point ``FEATURESTORE_CATALOG`` (or
-``--catalog``) at it.  Each batch view's transform lives in
-``featurestore.jobs.batch.transforms`` under the view's name; each view's Great Expectations
-suite in ``featurestore/jobs/batch/expectations/<view>.json`` (package data; a catalogue of
-your own brings its suites in a folder of its own: ``--expectations DIR``).
+A feature repository's ``definitions.py``: entities, views and, for each batch view, its
+transform (``transforms.py``, attached with ``transform=``); each batch view's Great
+Expectations suite is ``expectations/<view>.json`` next to this file.  ``featurestore init
+--example fraud DIR`` copies this repository into a folder of your own (docs/examples.md).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from .definitions import Aggregate, Catalog, Entity, Feature, FeatureView, LastValue, SecondsSincePrevious, StreamSource
+from featurestore.readers.definitions import (
+    Aggregate,
+    Catalog,
+    Entity,
+    Feature,
+    FeatureView,
+    LastValue,
+    SecondsSincePrevious,
+    StreamSource,
+)
+
+from . import transforms
 
 user = Entity("user", join_key="user_id", id_dtype="int64", description="A card holder.")
 merchant = Entity("merchant", join_key="merchant_id", id_dtype="string", description="A card acceptor.")
 
 user_transactions = FeatureView(
     name="user_transactions",
+    transform=transforms.user_transactions,
     entity=user,
     description="Spending behaviour over 1, 7 and 30 days before the run date.",
     source="transactions",
@@ -41,6 +52,7 @@ user_transactions = FeatureView(
 
 user_profile = FeatureView(
     name="user_profile",
+    transform=transforms.user_profile,
     entity=user,
     description="The account as of the run date.",
     source="users",
@@ -56,6 +68,7 @@ user_profile = FeatureView(
 
 merchant_risk = FeatureView(
     name="merchant_risk",
+    transform=transforms.merchant_risk,
     entity=merchant,
     description="How risky a merchant's traffic was over the last 30 days.",
     source="transactions",

@@ -1,0 +1,1 @@
+"""The fraud example repository: features of a card-fraud scoring model (README.md)."""
