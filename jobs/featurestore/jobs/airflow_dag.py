@@ -62,7 +62,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, DagSettings, env_value
 from featurestore.jobs.ops.post_load_check import DEFAULT_SAMPLE, check_view, connection_url, latest_run_record
 from featurestore.jobs.spark import DELTA_PACKAGE
-from featurestore.readers.definitions import load_catalog
+from featurestore.readers.repository import load_catalog
 
 __all__ = [
     "AuditOperator",

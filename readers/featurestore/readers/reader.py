@@ -32,8 +32,10 @@ class FeatureReader(ReaderCore[Wire]):
     >>> v["txn_count_7d"], v.status("amount_mean_30d"), v.age("user_transactions")  # doctest: +SKIP
 
     ``catalog`` is a
-    :class:`Catalog` or the name of the module defining it (default:
-    ``$FEATURESTORE_CATALOG``, then the example catalogue).  The constructor does no
+    :class:`Catalog`, a feature repository folder, a ``definitions.py`` path or the name of
+    the module defining it (default: ``$FEATURESTORE_CATALOG``, then the feature repository
+    of ``$FEATURESTORE_REPO`` or the working directory, as the jobs find it: see
+    :func:`featurestore.readers.repository.load_catalog`).  The constructor does no
     I/O; :meth:`connect` builds a reader and checks the registry at once (start-up),
     otherwise the check runs before the first read.  A feature the batch job
     materialized differently raises :class:`RegistryMismatchError`

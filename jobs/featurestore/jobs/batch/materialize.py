@@ -56,7 +56,7 @@ from featurestore.jobs.batch import guards, schema, transforms, validation
 from featurestore.jobs.batch.guards import GuardVerdict, Override
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot
 from featurestore.jobs.batch.validation import Failure, RowChecks, ValidationReport
-from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core import control_plane, repository, run_records
 from featurestore.jobs.core.console import ExitCode, Steps, exit_code_for
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, run_samples
@@ -64,7 +64,7 @@ from featurestore.jobs.core.run_records import RunRecord
 from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.spark import session
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
+from featurestore.readers.definitions import Catalog, FeatureView
 from featurestore.readers.errors import (
     ConfigurationError,
     FeatureStoreError,
@@ -72,6 +72,7 @@ from featurestore.readers.errors import (
     ValidationFailed,
     WriteError,
 )
+from featurestore.readers.repository import load_catalog
 from featurestore.readers.settings import ConnectionSettings, redact_text
 
 if TYPE_CHECKING:
@@ -259,6 +260,7 @@ def compute_features(snapshot: SourceSnapshot, view: FeatureView, transform: tra
     and profiles every feature for the drift guard (the same aggregation)."""
     from pyspark import StorageLevel
 
+    repository.prepare_for_spark()  # a repository's UDFs reach the executors by value
     output = transform(snapshot.frames, transforms.as_of_for(snapshot.ds))
     ignored = tuple(schema.extra_columns(output, view))
     typed = schema.cast_to_view(output, view).persist(StorageLevel.MEMORY_AND_DISK)

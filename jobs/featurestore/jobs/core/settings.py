@@ -54,8 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featurestore.readers.definitions import CATALOG_ENV_VAR
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.repository import CATALOG_ENV_VAR
 from featurestore.readers.settings import redact_text
 
 ENV_PREFIX = "FEATURESTORE_"
