@@ -27,7 +27,8 @@ from importlib import metadata
 
 from featurestore.jobs.cli.runner import run_command
 from featurestore.jobs.core import console
-from featurestore.jobs.core.settings import REPO_ENV_VAR, SETTINGS_FILE, Settings
+from featurestore.jobs.core.settings import Settings
+from featurestore.readers.repository import REPO_ENV_VAR, SETTINGS_FILE
 
 DISTRIBUTION = "redis-feature-store"
 
