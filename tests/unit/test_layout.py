@@ -34,7 +34,7 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
         "training": ("featurestore.jobs.training",),
         "deploy": ("featurestore.jobs.deploy",),
     },
-    {"ops": ("featurestore.jobs.ops",)},
+    {"ops": ("featurestore.jobs.ops",), "repo": ("featurestore.jobs.repo",)},
     {"cli": ("featurestore.jobs.cli",)},
     {
         "entries": (
@@ -45,6 +45,8 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
         "airflow_dag": ("featurestore.jobs.airflow_dag",),
         "dev": ("featurestore.jobs.dev",),
     },
+    # the files `featurestore init` copies: a user's repository, on top of everything
+    {"repo_skeleton": ("featurestore.jobs.repo.skeleton",)},
 )
 
 
