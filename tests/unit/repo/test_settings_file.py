@@ -129,5 +129,7 @@ def test_the_dag_reads_its_keys_from_the_same_file(tmp_path: Path) -> None:
     assert (dag.dag_id, dag.schedule, dag.retries) == ("featurestore_recs", "0 3 * * *", 5)
     assert dag.repo == str(folder) and dag.warehouse == str(folder / "wh") and dag.catalog == str(folder)
     assert DagSettings.load(repo=folder, environ={"FEATURESTORE_SCHEDULE": "@daily"}).schedule == "@daily"
+    (folder / SETTINGS_FILE).write_text('name = "recs"\ndag_id = "recs_nightly"\n')
+    assert DagSettings.load(repo=folder, environ={}).dag_id == "recs_nightly"
     with pytest.raises(ConfigurationError, match=r"featurestore.toml: retries = 'x' is not a whole number"):
         DagSettings.load(repo=write(tmp_path / "bad", "retries = 'x'\n"), environ={})

@@ -416,7 +416,7 @@ class DagSettings:
             merged[CATALOG_ENV_VAR] = (
                 _in_folder(folder, raw, module_allowed=True) if isinstance(raw, str) else str(folder)
             )
-        if not _value(env, ENV_PREFIX + "DAG_ID"):
+        if not _value(merged, ENV_PREFIX + "DAG_ID"):
             merged[ENV_PREFIX + "DAG_ID"] = f"featurestore_{repository_name(folder, data)}"
         return replace(cls.from_env(merged), repo=str(folder))
 
