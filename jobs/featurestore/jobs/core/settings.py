@@ -8,11 +8,14 @@ from the first of (flag > environment > file > default):
 1. its flag (``--redis-url``), when the command has one and it is given;
 2. its environment variable (``$FEATURESTORE_REDIS_URL``; an empty value counts as unset);
 3. the repository's settings file, ``featurestore.toml`` in the folder given by ``--repo``,
-   else ``$FEATURESTORE_REPO``, else the working directory: flat ``key = value`` lines
-   named after the attributes below (``redis_url``, ``warehouse``, ``feature_log`` ...;
-   a relative path is relative to the file's folder).  Secrets never come from the file:
-   ``acl_password`` and a ``redis_url`` with a password in it are refused;
-4. the default.
+   else ``$FEATURESTORE_REPO``, else the working directory (found and read by
+   :mod:`featurestore.readers.repository`): flat ``key = value`` lines named after the
+   attributes below (``redis_url``, ``warehouse``, ``feature_log`` ...; a relative path is
+   relative to the file's folder) and the ``[spark_conf]`` table; the DAG's keys are read
+   by :meth:`DagSettings.load`.  Secrets never come from the file: ``acl_password``,
+   ``redis_password`` and a ``redis_url`` with a password in it are refused;
+4. the default; in a repository, its folders (``expectations/``, ``.featurestore/warehouse``,
+   ``.featurestore/checkpoints``) and its definitions (docs/feature-repository.md).
 
 A bad value raises a :class:`~featurestore.readers.errors.ConfigurationError` naming the
 setting and its source (``FEATURESTORE_FEATURE_LOG_RETENTION_DAYS='a week'``, or
@@ -26,7 +29,7 @@ import time and nothing heavy is imported (the DAG processor imports this module
 ``FEATURESTORE_KAFKA_BOOTSTRAP`` Kafka's bootstrap servers of ``stream`` and ``consume`` when
                                 ``--bootstrap-servers`` is not given
 ``FEATURESTORE_WAREHOUSE``      folder of the Delta tables (default ``.featurestore/warehouse``)
-``FEATURESTORE_EXPECTATIONS``   folder of the GX suites (default: the example suites in the package)
+``FEATURESTORE_EXPECTATIONS``   folder of the GX suites (default: the repository's ``expectations/``)
 ``FEATURESTORE_SPARK_JARS``     local Delta jars (comma-separated) instead of ``spark.jars.packages``
 ``FEATURESTORE_DRIVER_MEMORY``  ``spark.driver.memory`` of sessions the jobs build (default ``2g``)
 ``FEATURESTORE_HOME``           per-user state of the CLI: ``redis/`` (the server of ``featurestore
@@ -41,8 +44,11 @@ import time and nothing heavy is imported (the DAG processor imports this module
 ==============================  ==========================================================
 
 ``FEATURESTORE_FEATURE_LOG``    the feature log's folder, or ``off`` (default ``<warehouse>/_feature_log``)
-``FEATURESTORE_CATALOG``        the catalogue module (also read by
-                                :func:`featurestore.readers.definitions.load_catalog` for the reader)
+``FEATURESTORE_CATALOG``        the catalogue: a module, a ``.py`` file or a repository folder (also
+                                read by :func:`featurestore.readers.repository.load_catalog`)
+``FEATURESTORE_CHECKPOINTS``    ``featurestore stream``'s checkpoints folder
+``FEATURESTORE_SPARK_CONF``     Spark properties of the sessions the jobs build (a JSON object)
+``FEATURESTORE_REDIS_PASSWORD`` joined into the Redis URL (never in the settings file)
 """
 
 from __future__ import annotations
