@@ -17,7 +17,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from featurestore.readers.definitions import Catalog
 from featurestore.readers.errors import ConfigurationError, JobError
+from featurestore.readers.repository import load_catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,6 +66,15 @@ def check_tables(warehouse: str | os.PathLike[str], tables: Sequence[str]) -> No
             f"source table {tables_text} not found: no Delta table {root / missing[0]} in warehouse {root} "
             f"(set by --warehouse, {WAREHOUSE_SETTING}); {hint}"
         )
+
+
+def check_view_sources(catalog: Catalog | str | None, view: str, warehouse: str | os.PathLike[str]) -> None:
+    """:func:`check_tables` for the tables a batch view's transform reads (a streaming view: nothing)."""
+    from featurestore.jobs.batch.transforms import transform_for
+
+    chosen = load_catalog(catalog).view(view)
+    if chosen.is_batch:
+        check_tables(warehouse, transform_for(chosen).sources)
 
 
 @dataclass(frozen=True)
