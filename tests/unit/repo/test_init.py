@@ -89,7 +89,11 @@ def test_the_commands_init_then_plan(
     assert cli.main(["plan"]) == ExitCode.OK
     assert cli.main(["validate", "--repo", str(target)]) == ExitCode.OK
     assert cli.main(["--repo", str(target), "plan"]) == ExitCode.OK
+    monkeypatch.chdir(tmp_path)  # every command finds it by --repo, also after a command's action
     capsys.readouterr()
+    assert cli.main(["catalog", "export", "--repo", str(target)]) == ExitCode.OK
+    assert '"customer_orders_30d"' in capsys.readouterr().out
+    monkeypatch.chdir(target)
     # a bad setting: exit 2 and the error names the file and the key
     settings_file = target / "featurestore.toml"
     settings_file.write_text(settings_file.read_text().replace("redis_url =", "redis_ulr ="))

@@ -119,7 +119,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )  # fmt: skip
         if only is None or name == only:
             importlib.import_module(module).add_arguments(command_parser)
+            _common_options_in_actions(command_parser)
     return parser
+
+
+def _common_options_in_actions(parser: argparse.ArgumentParser) -> None:
+    """-v/-q/--repo after a command's action too (`featurestore catalog export --repo DIR`)."""
+    for action in parser._actions:  # argparse has no public walk over sub-parsers
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in dict.fromkeys(action.choices.values()):
+                if "-v" not in nested._option_string_actions:
+                    console.add_verbosity_options(nested, argparse.SUPPRESS)
+                if "--repo" not in nested._option_string_actions:
+                    add_repo_option(nested, argparse.SUPPRESS)
 
 
 def add_repo_option(parser: argparse.ArgumentParser, default: object = None) -> None:
