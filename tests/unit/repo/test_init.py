@@ -55,7 +55,7 @@ def test_init_writes_the_skeleton_with_its_name_and_plan_passes_writing_nothing(
     assert lines[0] == f"repository recs_team  {made.folder / 'featurestore.toml'}"
     assert any(line.startswith("batch  customer_orders_30d") and "suite 3 expectations" in line for line in lines)
     assert any("orders_1h" in line and "sliding 1h every 5m" in line and "ttl 1h2m (derived)" in line for line in lines)
-    assert lines[-1] == "ok: nothing was written"
+    assert lines[-1] == "ok: nothing was written (plan --connect also checks Redis and the warehouse)"
     assert _files(made.folder) == list(SKELETON_FILES)  # no __pycache__, no .featurestore/
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from featurestore.jobs.batch import transforms, validation
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, check_view_sources
 from featurestore.jobs.core.settings import Settings
 from featurestore.readers import codec
 from featurestore.readers.definitions import (
@@ -44,8 +45,14 @@ SHOWN = (
 )
 
 
-def plan_lines(settings: Settings) -> list[str]:
-    """The plan of the repository ``settings`` were loaded from, one line per item."""
+def plan_lines(settings: Settings, *, connect: bool = False) -> list[str]:
+    """The plan of the repository ``settings`` were loaded from, one line per item.
+
+    ``connect=True`` (``--connect``) also reads: Redis (reached as the reader reaches it, the
+    registry compared with the definitions as the reader compares them: a decoding change fails
+    as it would at the reader's start-up) and the warehouse (each batch view's source tables
+    exist as Delta tables; no Spark).  Still nothing is written.
+    """
     folder = require_repository(settings.repo)
     writes_bytecode = sys.dont_write_bytecode
     sys.dont_write_bytecode = True  # plan writes nothing, not even __pycache__ in the repository
@@ -60,8 +67,29 @@ def plan_lines(settings: Settings) -> list[str]:
         lines += list(_batch_lines(view, settings))
     for view in catalog.streaming_views:
         lines += list(_stream_lines(view, settings))
-    lines.append("ok: nothing was written")
+    if connect:
+        lines += list(_connected_lines(catalog, settings))
+        lines.append("ok: nothing was written")
+    else:
+        lines.append("ok: nothing was written (plan --connect also checks Redis and the warehouse)")
     return lines
+
+
+def _connected_lines(catalog: Catalog, settings: Settings) -> Iterator[str]:
+    """Redis and its registry as the reader sees them; the warehouse's source tables."""
+    from featurestore.readers import FeatureReader
+
+    url = settings.require_redis_url()
+    with FeatureReader.connect(url, catalog=catalog) as reader:  # PING + the registry check, read only
+        status = dict(reader.registry_status)
+    yield f"redis {redact_url(url)}: reachable; registry: " + ", ".join(
+        f"{view} {state}" for view, state in sorted(status.items())
+    )
+    warehouse = settings.warehouse or str(DEFAULT_WAREHOUSE)
+    for view in catalog.batch_views:
+        check_view_sources(catalog, view.name, warehouse)
+    tables = sorted({t for v in catalog.batch_views for t in transforms.transform_for(v).sources})
+    yield f"warehouse {warehouse}: Delta tables {', '.join(tables) or '(none needed)'} found"
 
 
 def _settings_lines(settings: Settings) -> Iterator[str]:
