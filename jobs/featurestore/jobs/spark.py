@@ -263,17 +263,21 @@ def run_entry(
     app_name: str,
     run: Callable[[SparkSession, Settings], int],
     load_settings: Callable[[], Settings] = Settings.from_env,
+    check: Callable[[Settings], object] | None = None,
 ) -> int:
     """The body of a ``spark-submit`` entry file (``materialize_job.py``, ``audit_job.py``):
     load the settings, build the session with them, ``run(spark, settings)``, turn a
     :class:`FeatureStoreError` (a bad setting too) into its exit code with a redacted message,
-    and always stop the session."""
+    and always stop the session.  ``check(settings)`` runs before the session is built: a
+    configuration error (a typo, a missing suite) then exits 2 before Spark starts."""
     from featurestore.jobs.core import console
     from featurestore.readers.errors import FeatureStoreError
     from featurestore.readers.settings import redact_text
 
     try:
         settings = load_settings()
+        if check is not None:
+            check(settings)
     except FeatureStoreError as exc:
         console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
         return console.exit_code_for(exc)

@@ -65,6 +65,9 @@ def test_a_folder_a_py_path_and_the_discovered_repository_load_the_same_views(
     assert load_catalog() is by_folder
     assert load_catalog(environ={"FEATURESTORE_REPO": str(repo)}) is by_folder
     assert load_catalog(by_folder) is by_folder
+    from featurestore.readers import FeatureReader
+
+    assert FeatureReader("redis://127.0.0.1:1").catalog is by_folder  # the reader finds the same repository
 
 
 def test_two_repositories_load_side_by_side_and_the_same_name_twice_is_refused(tmp_path: Path) -> None:
