@@ -34,7 +34,7 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
         "training": ("featurestore.jobs.training",),
         "deploy": ("featurestore.jobs.deploy",),
     },
-    {"ops": ("featurestore.jobs.ops",)},
+    {"ops": ("featurestore.jobs.ops",), "repo": ("featurestore.jobs.repo",)},
     {"cli": ("featurestore.jobs.cli",)},
     {
         "entries": (
@@ -47,6 +47,8 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
     # the top: the dev tooling and the example repositories it runs (generate, kafka produce, the demo);
     # an example's DAG file uses the DAG factory like any repository's
     {"dev": ("featurestore.jobs.dev", "featurestore.jobs.examples")},
+    # the files `featurestore init` copies: a user's repository, on top of everything
+    {"repo_skeleton": ("featurestore.jobs.repo.skeleton",)},
 )
 
 

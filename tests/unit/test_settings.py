@@ -42,7 +42,7 @@ def test_the_repository_comes_from_the_flag_else_the_environment_else_the_workin
     monkeypatch.chdir(repo(tmp_path, 'warehouse = "/cwd"\n'))
     assert Settings.load(environ={}).warehouse == "/cwd"
     assert Settings.load(environ={"FEATURESTORE_REPO": str(named)}).warehouse == "/named"
-    with pytest.raises(ConfigurationError, match=rf"no settings file {tmp_path / 'nowhere' / SETTINGS_FILE}"):
+    with pytest.raises(ConfigurationError, match=rf"--repo {tmp_path / 'nowhere'}: no such folder"):
         Settings.load(environ={}, repo=tmp_path / "nowhere")  # a named repository must have its file
     (tmp_path / SETTINGS_FILE).unlink()  # the working directory without a file is no error
     assert Settings.load(environ={}).warehouse is None
@@ -59,10 +59,11 @@ def test_the_repository_comes_from_the_flag_else_the_environment_else_the_workin
         ("acl_password = 's3cret'", r"acl_password is a secret: set FEATURESTORE_ACL_PASSWORD"),
         (
             "redis_url = 'redis://:s3cret@host:6379'",
-            r"redis_url holds a password: put the URL in FEATURESTORE_REDIS_URL",
+            r"redis_url holds a password: set FEATURESTORE_REDIS_PASSWORD \(or the whole URL in "
+            r"FEATURESTORE_REDIS_URL\), never the settings file",
         ),
         ("warehouse = 3", r"featurestore.toml: warehouse = 3 is not a text"),
-        ("warehouse = ", r"featurestore.toml: not a readable TOML file"),
+        ("warehouse = ", r"featurestore.toml: not valid TOML: Invalid value \(at line 1, column 13\)"),
     ],
 )
 def test_a_bad_value_in_the_file_names_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:

@@ -19,7 +19,11 @@ file is two lines (``airflow_dags/featurestore_nightly.py`` is that file)::
 
     from featurestore.jobs.airflow_dag import build_dag
 
-    dag = build_dag()
+    dag = build_dag()                      # or build_dag(repo="/srv/features/recs")
+
+A feature repository's ``dags/featurestore_dag.py`` (written by ``featurestore init``) calls
+``build_dag(repo=<its folder>)``: the DAG's keys (``dag_id``, ``schedule``, ``*_conn_id`` ...)
+come from its ``featurestore.toml`` and every task gets ``--repo``.
 
 :func:`build_dag` reads the settings each time it is called, so every parse of the DAG
 file sees the DAG processor's current environment.
@@ -62,7 +66,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, DagSettings, env_value
 from featurestore.jobs.ops.post_load_check import DEFAULT_SAMPLE, check_view, connection_url, latest_run_record
 from featurestore.jobs.spark import DELTA_PACKAGE
-from featurestore.readers.definitions import load_catalog
+from featurestore.readers.repository import load_catalog
 
 __all__ = [
     "AuditOperator",
@@ -179,10 +183,11 @@ class MaterializeOperator(SparkSubmitOperator):
     when the task runs too.
     """
 
-    def __init__(self, *, view: str, redis_conn_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, view: str, redis_conn_id: str, repo: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.view = view
         self.redis_conn_id = redis_conn_id
+        self.repo = repo  # the feature repository (its settings file), as the job gets it with --repo
 
     def apply_executor_environment(self) -> None:
         """Add the ``--archives`` and Spark properties of :func:`executor_environment` to this submission.
@@ -230,7 +235,8 @@ class AuditOperator(MaterializeOperator):
         from featurestore.jobs.core.feature_log import LogSettings
         from featurestore.jobs.core.settings import Settings
 
-        settings = Settings.from_env()  # the worker's environment and repository file, as the job will see them
+        # the worker's environment and repository file, as the job will see them
+        settings = Settings.load(repo=self.repo)
         if not LogSettings.from_settings(settings.warehouse or ".", settings).enabled:
             log.info("view %r: the feature log is off, nothing to audit", self.view)
             return
@@ -315,6 +321,7 @@ def application_args(view: str, settings: DagSettings, audit: bool = False) -> l
     ``audit=True``: those of the audit job (no suites, it recomputes with the recorded versions)."""
     args = ["--view", view, "--ds", "{{ ds }}"] + (["--recompute"] if audit else [])
     for flag, value in (
+        ("--repo", settings.repo),
         ("--catalog", settings.catalog),
         ("--warehouse", settings.warehouse),
         ("--expectations", None if audit else settings.expectations_dir),
@@ -324,9 +331,12 @@ def application_args(view: str, settings: DagSettings, audit: bool = False) -> l
     return args
 
 
-def build_dag(settings: DagSettings | None = None) -> DAG:
-    """The nightly DAG for ``settings`` (default: ``DagSettings.from_env()``, read now)."""
-    settings = settings or DagSettings.from_env()
+def build_dag(settings: DagSettings | None = None, *, repo: str | os.PathLike[str] | None = None) -> DAG:
+    """The nightly DAG for ``settings`` (default: ``DagSettings.load(repo=repo)``, read now: the
+    environment over the feature repository's settings file, found by ``repo``, else
+    ``$FEATURESTORE_REPO``, else the working directory).  With a repository, every task gets
+    ``--repo`` so the jobs read the same settings file."""
+    settings = settings or DagSettings.load(repo=repo)
     catalog = load_catalog(settings.catalog)
     job_file = settings.job_file or default_job_file()
     retries = settings.retries
@@ -358,6 +368,7 @@ def build_dag(settings: DagSettings | None = None) -> DAG:
                     task_id="materialize",
                     view=view.name,
                     redis_conn_id=settings.redis_conn_id,
+                    repo=settings.repo,
                     conn_id=settings.spark_conn_id,
                     application=job_file,
                     application_args=application_args(view.name, settings),
@@ -374,6 +385,7 @@ def build_dag(settings: DagSettings | None = None) -> DAG:
                     task_id="audit",
                     view=view.name,
                     redis_conn_id=settings.redis_conn_id,
+                    repo=settings.repo,
                     conn_id=settings.spark_conn_id,
                     application=default_job_file("featurestore.jobs.audit_job"),
                     application_args=application_args(view.name, settings, audit=True),

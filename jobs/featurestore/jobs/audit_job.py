@@ -1,6 +1,6 @@
 """The ``spark-submit`` entry file of the online/offline audit (the nightly DAG's ``<view>.audit`` task).
 
-    spark-submit ... jobs/featurestore/jobs/audit_job.py --view user_transactions --ds 2024-05-31 --recompute
+    spark-submit ... jobs/featurestore/jobs/audit_job.py --view orders_7d --ds 2024-05-31 --recompute
 
 Same arguments as ``featurestore audit`` (:mod:`featurestore.jobs.training.audit`);
 ``--redis-url`` defaults to ``$FEATURESTORE_REDIS_URL``.  Exit 0: Redis serves what the

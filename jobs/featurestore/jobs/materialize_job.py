@@ -3,7 +3,7 @@
     spark-submit --master spark://HOST:7077 \\
         --packages io.delta:delta-spark_4.1_2.13:4.3.1 \\
         --py-files redis_feature_store-0.1.0-py3-none-any.whl \\
-        jobs/featurestore/jobs/materialize_job.py --view user_transactions --ds 2024-05-31 --warehouse /data/warehouse
+        jobs/featurestore/jobs/materialize_job.py --view orders_7d --ds 2024-05-31 --warehouse /data/warehouse
 
 Same arguments as ``featurestore materialize``; ``--redis-url`` defaults to
 ``$FEATURESTORE_REDIS_URL`` (pass it to the driver with ``--conf
@@ -22,6 +22,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run one materialization, return its exit code: 0 succeeded,
     1 failed, 2 usage error, 3 failed validation (``featurestore.jobs.core.console.ExitCode``)."""
+    from featurestore.jobs.batch.materialize import prepare
     from featurestore.jobs.cli import add_repo_option, materialize, settings_from_args
     from featurestore.jobs.core import console
     from featurestore.jobs.spark import run_entry
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         "materialize_job", f"featurestore-materialize-{args.view}",
         lambda spark, settings: materialize.run(args, settings, spark),
         lambda: settings_from_args(args),
+        # the view, its transform, its suite and the Redis URL are checked before Spark starts
+        check=lambda settings: prepare(materialize.request_from_args(args, settings)),
     )  # fmt: skip
 
 

@@ -134,7 +134,8 @@ def build_session(
     submitter's master wins.  ``jvm_log`` (default: :func:`send_jvm_output_to`'s) receives
     the JVM's output when this call starts the JVM.  ``extra_jars`` (local files, e.g. the
     Kafka source's from :mod:`featurestore.jobs.maven`) are added to ``spark.jars``; ``conf``
-    sets more options (a job's own, e.g. the streaming job's Python worker timeouts).
+    sets more options (a job's own, e.g. the streaming job's Python worker timeouts), over the
+    settings' ``spark_conf`` (the repository's ``[spark_conf]`` table).
     ``settings``: the run's (the command line passes its own: flags, environment, repository
     file); a library caller without any gets the environment's.
     """
@@ -167,6 +168,7 @@ def build_session(
     extra = [str(Path(j).absolute()) for j in extra_jars]
     if extra:
         options["spark.jars"] = ",".join([*filter(None, [options.get("spark.jars")]), *extra])
+    options.update(env.spark_conf)  # the repository's [spark_conf] (or $FEATURESTORE_SPARK_CONF)
     options.update(conf or {})
     target = Path(jvm_log) if jvm_log is not None else _Output.jvm_log
     if target is not None and not env.under_spark_submit:
@@ -261,17 +263,21 @@ def run_entry(
     app_name: str,
     run: Callable[[SparkSession, Settings], int],
     load_settings: Callable[[], Settings] = Settings.from_env,
+    check: Callable[[Settings], object] | None = None,
 ) -> int:
     """The body of a ``spark-submit`` entry file (``materialize_job.py``, ``audit_job.py``):
     load the settings, build the session with them, ``run(spark, settings)``, turn a
     :class:`FeatureStoreError` (a bad setting too) into its exit code with a redacted message,
-    and always stop the session."""
+    and always stop the session.  ``check(settings)`` runs before the session is built: a
+    configuration error (a typo, a missing suite) then exits 2 before Spark starts."""
     from featurestore.jobs.core import console
     from featurestore.readers.errors import FeatureStoreError
     from featurestore.readers.settings import redact_text
 
     try:
         settings = load_settings()
+        if check is not None:
+            check(settings)
     except FeatureStoreError as exc:
         console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
         return console.exit_code_for(exc)

@@ -4,7 +4,7 @@
         --packages org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.1,io.delta:delta-spark_4.1_2.13:4.3.1 \\
         --py-files redis_feature_store-0.1.0-py3-none-any.whl \\
         jobs/featurestore/jobs/stream_job.py --bootstrap-servers kafka:9092 --topic transactions \\
-        --checkpoint s3a://bucket/checkpoints/user_realtime
+        --checkpoint s3a://bucket/checkpoints/my_stream_view
 
 Same arguments as ``featurestore stream`` (docs/streaming.md); ``--redis-url`` defaults to
 ``$FEATURESTORE_REDIS_URL``.  Exit codes: ``featurestore.jobs.core.console.ExitCode``.

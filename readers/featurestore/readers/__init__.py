@@ -22,7 +22,6 @@ from .definitions import (
     StreamSource,
     ViewKind,
     batch_transform,
-    load_catalog,
 )
 from .errors import (
     AuthenticationError,
@@ -44,6 +43,7 @@ from .errors import (
     UnsupportedServerError,
 )
 from .reader import FeatureReader
+from .repository import find_repository, load_catalog
 from .results import FeatureBatch, FeatureStatus, FeatureVector
 from .settings import ConnectionSettings, redact_url
 
@@ -87,6 +87,7 @@ __all__ = [
     "UnsupportedServerError",
     "ViewKind",
     "batch_transform",
+    "find_repository",
     "load_catalog",
     "redact_url",
 ]

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import codec
-from .definitions import Catalog, FeatureView, load_catalog
+from .definitions import Catalog, FeatureView
 from .errors import ConfigurationError, ServerError
 from .plan import Planner, ReadPlan
 from .registry import check_registry
+from .repository import load_catalog
 from .results import FeatureBatch, FeatureVector
 from .settings import DEFAULT_TIMEOUT_SECONDS, ConnectionSettings, redact_text
 from .wire import RoundTrip, encode

@@ -8,9 +8,7 @@ and decoders from these objects, so training and serving cannot drift apart.
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
@@ -20,9 +18,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import CatalogError, DefinitionError
-
-DEFAULT_CATALOG_MODULE = "featurestore.jobs.examples.fraud.definitions"
-CATALOG_ENV_VAR = "FEATURESTORE_CATALOG"
 
 # Names end up inside Redis keys and field names: keep them to characters that cannot
 # break the key format (`:` separates parts, braces are the Cluster hash tag) and that
@@ -1169,21 +1164,3 @@ class Catalog:
         """
         ttls = [v.ttl_seconds for v in self.views_of(entity) if v.is_batch and v.ttl_seconds]
         return max(ttls) if ttls else None
-
-
-def load_catalog(module: str | None = None) -> Catalog:
-    """Load the catalogue defined in ``module`` (a module-level ``catalog`` object).
-
-    The module defaults to ``$FEATURESTORE_CATALOG`` and then to the example catalogue.
-    """
-    name = module or os.environ.get(CATALOG_ENV_VAR) or DEFAULT_CATALOG_MODULE
-    try:
-        loaded = importlib.import_module(name)
-    except ImportError as exc:
-        raise CatalogError(f"cannot import catalogue module {name!r}: {exc}") from exc
-    catalog = getattr(loaded, "catalog", None)
-    if not isinstance(catalog, Catalog):
-        raise CatalogError(
-            f"catalogue module {name!r} must define `catalog = Catalog(views=(...))`, found {type(catalog).__name__}"
-        )
-    return catalog

@@ -28,12 +28,14 @@ class FeatureReader(ReaderCore[Wire]):
     """Serves typed feature vectors from Redis (standalone or Cluster).
 
     >>> reader = FeatureReader.connect("redis://localhost:6379")  # doctest: +SKIP
-    >>> v = reader.get(42, ["txn_count_7d", "amount_mean_30d"])  # doctest: +SKIP
-    >>> v["txn_count_7d"], v.status("amount_mean_30d"), v.age("user_transactions")  # doctest: +SKIP
+    >>> v = reader.get(42, ["orders_7d_count", "basket_mean_30d"])  # doctest: +SKIP
+    >>> v["orders_7d_count"], v.status("basket_mean_30d"), v.age("orders_7d")  # doctest: +SKIP
 
     ``catalog`` is a
-    :class:`Catalog` or the name of the module defining it (default:
-    ``$FEATURESTORE_CATALOG``, then the example catalogue).  The constructor does no
+    :class:`Catalog`, a feature repository folder, a ``definitions.py`` path or the name of
+    the module defining it (default: ``$FEATURESTORE_CATALOG``, then the feature repository
+    of ``$FEATURESTORE_REPO`` or the working directory, as the jobs find it: see
+    :func:`featurestore.readers.repository.load_catalog`).  The constructor does no
     I/O; :meth:`connect` builds a reader and checks the registry at once (start-up),
     otherwise the check runs before the first read.  A feature the batch job
     materialized differently raises :class:`RegistryMismatchError`

@@ -17,7 +17,7 @@ import redis
 from featurestore.jobs.core.run_records import RunRecord, record_run
 from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.readers import DType, FeatureView
-from featurestore.readers.definitions import load_catalog
+from featurestore.readers.repository import load_catalog
 from tests.helpers.airflow import DAG_ID, DAGS_FOLDER, REPO, SPARK_CONN, load_dag, task_states, write_view
 
 

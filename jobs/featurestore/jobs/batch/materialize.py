@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.batch import guards, schema, transforms, validation
 from featurestore.jobs.batch.guards import GuardVerdict, Override
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot, check_tables
 from featurestore.jobs.batch.validation import Failure, RowChecks, ValidationReport
-from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core import control_plane, repository, run_records
 from featurestore.jobs.core.console import ExitCode, Steps, exit_code_for
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, run_samples
@@ -64,7 +64,7 @@ from featurestore.jobs.core.run_records import RunRecord
 from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.spark import session
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
+from featurestore.readers.definitions import Catalog, FeatureView
 from featurestore.readers.errors import (
     ConfigurationError,
     FeatureStoreError,
@@ -72,6 +72,7 @@ from featurestore.readers.errors import (
     ValidationFailed,
     WriteError,
 )
+from featurestore.readers.repository import load_catalog
 from featurestore.readers.settings import ConnectionSettings, redact_text
 
 if TYPE_CHECKING:
@@ -259,6 +260,7 @@ def compute_features(snapshot: SourceSnapshot, view: FeatureView, transform: tra
     and profiles every feature for the drift guard (the same aggregation)."""
     from pyspark import StorageLevel
 
+    repository.prepare_for_spark()  # a repository's UDFs reach the executors by value
     output = transform(snapshot.frames, transforms.as_of_for(snapshot.ds))
     ignored = tuple(schema.extra_columns(output, view))
     typed = schema.cast_to_view(output, view).persist(StorageLevel.MEMORY_AND_DISK)
@@ -627,12 +629,16 @@ def run_request(
 ) -> RunOutcome:
     """Check the request, reach Redis, start Spark (unless given one), run, stop Spark again.
 
-    A typo, a missing suite or an unreachable Redis fails in a second, before Spark starts;
+    A typo, a missing suite, a missing warehouse or source table (when this starts Spark: a
+    caller's session may read another file system) or an unreachable Redis fails in a second,
+    before Spark starts, as a configuration error that records no run;
     a progress bar shows the stages on a terminal.  Returns the outcome (failed or not:
     :func:`raise_for_outcome` turns a failure into its exception).  ``settings`` configure
     the session this starts (master, driver memory, jars).
     """
     job = prepare(request)
+    if spark is None:  # a typo in --warehouse: found before Spark starts, and no run is recorded
+        check_tables(request.warehouse, job.transform.sources)
     client = control_plane.connect(job.settings)
     with Steps(2, f"materialize {request.view}") as steps:  # a bar on a terminal only
         try:

@@ -11,13 +11,15 @@ with earlier runs): the first stage of a run (``featurestore.jobs.batch.material
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from featurestore.readers.definitions import Catalog
 from featurestore.readers.errors import ConfigurationError, JobError
+from featurestore.readers.repository import load_catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 DEFAULT_WAREHOUSE = Path(".featurestore/warehouse")
 PARTITION_COLUMN = "ds"
 WHOLE_TABLE = "all"  # the partition key of a table without a ds column: the input guards treat it as one partition
+WAREHOUSE_SETTING = "FEATURESTORE_WAREHOUSE or warehouse in featurestore.toml"
 
 
 def table_path(warehouse: str | os.PathLike[str], table: str) -> Path:
@@ -40,6 +43,38 @@ def parse_date(text: str, what: str = "--ds") -> date:
         return date.fromisoformat(text)
     except (TypeError, ValueError):
         raise ConfigurationError(f"{what} must be a date like 2024-05-31, got {text!r}") from None
+
+
+def check_tables(warehouse: str | os.PathLike[str], tables: Sequence[str]) -> None:
+    """Before Spark starts: a local warehouse folder exists and holds each table as a Delta table.
+
+    A typo in ``--warehouse`` is a configuration error (exit 2, no run recorded), found in a
+    millisecond instead of after Spark's start-up.  A remote warehouse (``s3a://``, ``hdfs://``)
+    is left to Spark.
+    """
+    text = str(warehouse)
+    if "://" in text and not text.startswith("file://"):
+        return
+    root = Path(text.removeprefix("file://")).expanduser().absolute()
+    hint = "create the sample warehouse with `featurestore generate --warehouse DIR`"
+    if not root.is_dir():
+        raise ConfigurationError(f"warehouse {root} does not exist (set by --warehouse, {WAREHOUSE_SETTING}); {hint}")
+    missing = [t for t in tables if not (root / t / "_delta_log").is_dir()]
+    if missing:
+        tables_text = ", ".join(repr(t) for t in missing)
+        raise ConfigurationError(
+            f"source table {tables_text} not found: no Delta table {root / missing[0]} in warehouse {root} "
+            f"(set by --warehouse, {WAREHOUSE_SETTING}); {hint}"
+        )
+
+
+def check_view_sources(catalog: Catalog | str | None, view: str, warehouse: str | os.PathLike[str]) -> None:
+    """:func:`check_tables` for the tables a batch view's transform reads (a streaming view: nothing)."""
+    from featurestore.jobs.batch.transforms import transform_for
+
+    chosen = load_catalog(catalog).view(view)
+    if chosen.is_batch:
+        check_tables(warehouse, transform_for(chosen).sources)
 
 
 @dataclass(frozen=True)

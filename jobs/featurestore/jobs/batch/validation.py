@@ -42,7 +42,7 @@ EXAMPLE_SUITES_PACKAGE = "featurestore.jobs.examples.fraud"
 EXAMPLE_SUITES_FOLDER = "expectations"
 EXPECTATIONS_HELP = (
     f"folder of the GX suites, <suite>.json per batch view (default: ${EXPECTATIONS_ENV_VAR}, "
-    "else the example suites shipped in the package)"
+    "else the repository's expectations_dir, default expectations/)"
 )
 DEFAULT_MIN_ROW_RATIO = 0.5
 _EXAMPLES = 5
@@ -181,8 +181,11 @@ def example_suites() -> Traversable:
 
 def suite_path(view: FeatureView, expectations_dir: str | os.PathLike[str] | None = None) -> Traversable:
     """``<dir>/<suite>.json``: ``expectations_dir`` (the settings': ``--expectations``, else
-    ``$FEATURESTORE_EXPECTATIONS``, else the settings file), else the example suites shipped in the
-    package.  One folder is searched, never several."""
+    ``$FEATURESTORE_EXPECTATIONS``, else the settings file's ``expectations_dir``, else the
+    repository's ``expectations/``), else the example suites shipped in the package.  One folder
+    is searched, never several."""
+    # TODO(examples): outside a repository the packaged example suites are the fallback; it goes
+    # with load_catalog's example fallback once the fraud example is a repository of its own
     folder: Traversable = Path(expectations_dir) if expectations_dir else example_suites()
     return folder.joinpath(f"{view.expectation_suite}.json")
 
@@ -200,7 +203,8 @@ def load_suite(path: str | os.PathLike[str] | Traversable, view: FeatureView) ->
             )
         raise ConfigurationError(
             f"view {view.name!r}: expectation suite {str(path)!r} not found (every batch view needs "
-            f"<DIR>/{view.expectation_suite}.json in the folder given by --expectations DIR or {EXPECTATIONS_ENV_VAR})"
+            f"<DIR>/{view.expectation_suite}.json in the folder given by --expectations DIR, {EXPECTATIONS_ENV_VAR} "
+            "or expectations_dir in featurestore.toml, default the repository's expectations/)"
         )
     try:
         suite = json.loads(path.read_text(encoding="utf-8"))

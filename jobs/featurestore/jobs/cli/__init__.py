@@ -27,12 +27,16 @@ from importlib import metadata
 
 from featurestore.jobs.cli.runner import run_command
 from featurestore.jobs.core import console
-from featurestore.jobs.core.settings import REPO_ENV_VAR, SETTINGS_FILE, Settings
+from featurestore.jobs.core.settings import Settings
+from featurestore.readers.repository import REPO_ENV_VAR, SETTINGS_FILE
 
 DISTRIBUTION = "redis-feature-store"
 
 # command -> (module, one-line help, starts Spark)
 COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "init": ("featurestore.jobs.cli.init", "scaffold a feature repository (or copy an example one)", False),
+    "plan": ("featurestore.jobs.cli.plan", "check the repository and show what a run would do; writes nothing", False),
+    "validate": ("featurestore.jobs.cli.plan", "the same as plan", False),
     "redis": ("featurestore.jobs.dev.redis_command", "start, stop or show a local Redis 8 server or cluster", False),
     "kafka": (
         "featurestore.jobs.dev.kafka_command",
@@ -115,7 +119,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )  # fmt: skip
         if only is None or name == only:
             importlib.import_module(module).add_arguments(command_parser)
+            _common_options_in_actions(command_parser)
     return parser
+
+
+def _common_options_in_actions(parser: argparse.ArgumentParser) -> None:
+    """-v/-q/--repo after a command's action too (`featurestore catalog export --repo DIR`)."""
+    for action in parser._actions:  # argparse has no public walk over sub-parsers
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in dict.fromkeys(action.choices.values()):
+                if "-v" not in nested._option_string_actions:
+                    console.add_verbosity_options(nested, argparse.SUPPRESS)
+                if "--repo" not in nested._option_string_actions:
+                    add_repo_option(nested, argparse.SUPPRESS)
 
 
 def add_repo_option(parser: argparse.ArgumentParser, default: object = None) -> None:

@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, parse_date
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, check_view_sources, parse_date
 from featurestore.jobs.core import control_plane
 from featurestore.jobs.core.console import ExitCode, Steps, echo
 from featurestore.jobs.core.feature_log import LogSettings
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
     ds = parse_date(args.ds)
     if not 0 <= args.max_mismatch_rate <= 1:
         raise ConfigurationError(f"--max-mismatch-rate must be between 0 and 1, got {args.max_mismatch_rate}")
+    if spark is None and args.recompute:  # a mistyped warehouse fails before Spark starts (exit 2)
+        check_view_sources(settings.catalog, args.view, warehouse)
     client = control_plane.connect(url)  # fail fast: Redis first
     try:
         with Steps(2, f"audit {args.view}") as steps:

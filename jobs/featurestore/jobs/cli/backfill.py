@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from featurestore.jobs.batch import validation
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, parse_date
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, check_view_sources, parse_date
 from featurestore.jobs.core.console import ExitCode, Steps, echo
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.settings import Settings
@@ -37,6 +37,8 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
     warehouse = settings.warehouse or DEFAULT_WAREHOUSE
     first, last = parse_date(args.first, "--from"), parse_date(args.last, "--to")
     days_between(first, last)  # a bad range fails before Spark starts
+    if spark is None:  # so does a mistyped warehouse (exit 2)
+        check_view_sources(settings.catalog, args.view, warehouse)
     with Steps(2, f"backfill {args.view}") as steps:
         with steps.step("start Spark"):
             spark, own = session(spark, f"featurestore-backfill-{args.view}", settings)

@@ -17,8 +17,8 @@ from pathlib import Path
 from featurestore.jobs.core import console
 from featurestore.jobs.core.settings import Settings
 from featurestore.readers import conformance
-from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.repository import load_catalog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ from featurestore.jobs.core.settings import KAFKA_BOOTSTRAP_ENV_VAR, Settings
 from featurestore.jobs.streaming.events import progress_line
 from featurestore.jobs.streaming.kafka_consumer import DEFAULT_GROUP, FeatureConsumer, LastValues
 from featurestore.jobs.streaming.writer import StreamingWriter
-from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.repository import load_catalog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

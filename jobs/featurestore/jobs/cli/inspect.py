@@ -12,8 +12,8 @@ from featurestore.jobs.core.control_plane import connect
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, Settings
 from featurestore.jobs.ops.inspect import entity_id_of, format_report, inspect_key, parse_key
 from featurestore.readers import codec
-from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
+from featurestore.readers.repository import load_catalog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ from featurestore.jobs.core.control_plane import connect
 from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, Settings
 from featurestore.jobs.ops.status import DEFAULT_SAMPLE, UNHEALTHY, collect, format_table, status_samples
-from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import FeatureStoreConnectionError, FeatureStoreError
+from featurestore.readers.repository import load_catalog
 from featurestore.readers.settings import redact_text
 
 

@@ -23,8 +23,8 @@ from featurestore.jobs.streaming.kafka_job import (
     run_job,
     streamed_views,
 )
-from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.repository import load_catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -13,8 +13,8 @@ from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.spark import session
 from featurestore.jobs.training.point_in_time import STATUS_SUFFIX, resolve_features
 from featurestore.jobs.training.training_set import build_training_set, status_counts
-from featurestore.readers.definitions import load_catalog
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.repository import load_catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -37,8 +37,9 @@ from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.dev import local_kafka, local_redis, sample_data
 from featurestore.jobs.spark import session
-from featurestore.readers.definitions import Catalog, load_catalog
+from featurestore.readers.definitions import Catalog
 from featurestore.readers.errors import JobError, ValidationFailed
+from featurestore.readers.repository import load_catalog
 
 # the example whose streaming path the demo runs (dev/streaming_demo.py); other examples stream with
 # `featurestore stream` once their views are declared (docs/examples.md)

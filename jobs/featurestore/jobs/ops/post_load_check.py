@@ -33,9 +33,10 @@ from redis.exceptions import RedisError
 from featurestore.jobs.core.control_plane import connect
 from featurestore.jobs.core.run_records import RunRecord, latest_run
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, Entity, FeatureView, load_catalog
+from featurestore.readers.definitions import Catalog, Entity, FeatureView
 from featurestore.readers.errors import ConfigurationError, DecodingError, RegistryMismatchError
 from featurestore.readers.reader import FeatureReader, check_registry, translate_error
+from featurestore.readers.repository import load_catalog
 from featurestore.readers.results import FeatureStatus
 from featurestore.readers.settings import ConnectionSettings
 

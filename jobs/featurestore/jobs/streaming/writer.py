@@ -35,7 +35,7 @@ from typing import Any
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
+from featurestore.readers.definitions import Catalog, FeatureView
 from featurestore.readers.errors import (
     ConfigurationError,
     FeatureStoreConnectionError,
@@ -45,6 +45,7 @@ from featurestore.readers.errors import (
     UnsupportedServerError,
     WriteError,
 )
+from featurestore.readers.repository import load_catalog
 from featurestore.readers.settings import ConnectionSettings, redact_text
 from featurestore.readers.wire import ASKING, WRITER_RETRY_SECONDS, Repair, RetryPolicy, Wire
 

@@ -27,11 +27,12 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE
-from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core import control_plane, repository, run_records
 from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.training.point_in_time import STATUS_SUFFIX, Requested, point_in_time
-from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView, load_catalog
+from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
 from featurestore.readers.errors import ConfigurationError, JobError
+from featurestore.readers.repository import load_catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -187,6 +188,7 @@ def recompute(
     from featurestore.jobs.batch.sources import read_source
 
     transform = transforms.transform_for(view)
+    repository.prepare_for_spark()  # a repository's UDFs reach the executors by value
     missing = [t for t in transform.sources if t not in versions]
     if missing:
         raise JobError(f"view {view.name!r}: the run record of ds {ds} has no source version for {missing}")

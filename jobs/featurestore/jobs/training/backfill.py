@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, Any
 from featurestore.jobs.batch import schema, transforms, validation
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, read_source, table_path
 from featurestore.jobs.core import feature_log as fl
+from featurestore.jobs.core import repository
 from featurestore.jobs.core.console import Steps
-from featurestore.readers.definitions import Catalog, FeatureView, load_catalog
+from featurestore.readers.definitions import Catalog, FeatureView
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.repository import load_catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -126,6 +128,7 @@ def compute_days(
     from pyspark.sql import functions as F
 
     transform = transforms.transform_for(view)
+    repository.prepare_for_spark()  # a repository's UDFs reach the executors by value
     first, last = min(days), max(days)
     span = (last - first).days
     frames = {}

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE
 from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.training.point_in_time import STATUS_SUFFIX, Requested, point_in_time, resolve_features
-from featurestore.readers.definitions import Catalog, load_catalog
+from featurestore.readers.definitions import Catalog
+from featurestore.readers.repository import load_catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
