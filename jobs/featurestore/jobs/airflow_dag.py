@@ -299,14 +299,7 @@ def store_status(catalog: str | None = None, redis_conn_id: str = "featurestore_
     publish_quietly(status_samples(statuses), MetricsTarget.from_env(), "status", {"source": "status"})
     unhealthy = [s for s in statuses if s.verdict in UNHEALTHY]
     if unhealthy:
-        raise AirflowFailException(
-            "; ".join(
-                f"view {s.view!r} is {s.verdict}"
-                + (f" (run {s.last_failure_run}: {s.last_failure_reason})" if s.verdict == "failing" else "")
-                + (f" ({s.age_seconds:.0f}s old, max_age {s.max_age_seconds}s)" if s.verdict == "stale" else "")
-                for s in unhealthy
-            )
-        )
+        raise AirflowFailException("; ".join(s.headline() for s in unhealthy))
     return [s.to_dict() for s in statuses]
 
 
