@@ -197,6 +197,11 @@ def test_ctrl_c_is_recorded_as_an_interrupted_run_and_re_raised(
     record = json.loads(client.stored[0]["record"])
     assert record["status"] == "interrupted" and "Py4J" not in record["error"]
     assert record["error"].startswith("interrupted (Ctrl-C")
+    # the next run in the same process (a notebook): an error is its own again, not the old interrupt's
+    monkeypatch.setattr(materialize, "read_snapshot", lambda *args: (_ for _ in ()).throw(RuntimeError("Delta")))
+    with pytest.raises(RuntimeError, match="Delta"):
+        execute(None, job(), client)  # type: ignore[arg-type]
+    assert json.loads(client.stored[1]["record"])["status"] == "failed"
 
 
 def _guard_failure(feature: str = "credit_limit") -> Failure:

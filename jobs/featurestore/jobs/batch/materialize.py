@@ -512,6 +512,7 @@ def connect(job: PreparedRun) -> Any:
 
 def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     """The stages of a prepared run, then its record; closes ``client`` (see :func:`materialize`)."""
+    interrupts.reset()  # a Ctrl-C before this run (e.g. in a notebook) says nothing about it
     started = time.time()
     run_id = job.request.run_id or new_run_id(job.view.name, job.request.ds)
     fields = log_fields(job.view.name, job.request.ds, run_id)
