@@ -15,7 +15,7 @@ import pytest
 from featurestore.jobs import cli
 from featurestore.jobs.batch import materialize
 from featurestore.jobs.cli import runner
-from featurestore.jobs.core import console
+from featurestore.jobs.core import console, interrupts
 from featurestore.jobs.core.console import ExitCode
 from featurestore.jobs.spark import cached_jars
 from featurestore.readers.errors import (
@@ -43,10 +43,11 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("FEATURESTORE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("FEATURESTORE_REDIS_URL", raising=False)
     yield
-    logger = logging.getLogger("featurestore")
-    for handler in [h for h in logger.handlers if getattr(h, "_featurestore_cli", False)]:
-        logger.removeHandler(handler)
-        handler.close()
+    interrupts.reset()
+    for logger in (logging.getLogger("featurestore"), logging.getLogger()):
+        for handler in [h for h in logger.handlers if getattr(h, "_featurestore_cli", False)]:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 def test_version_is_the_distributions(capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,6 +220,50 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log(capsy
     assert "Traceback (most recent call last)" in err  # the tail of the log holds it
     assert runner.run_command("runs", run, argparse.Namespace(verbose=0), starts_spark=False) == ExitCode.FAILED
     assert "(run with -v for the traceback)" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_130(capsys: pytest.CaptureFixture[str]) -> None:
+    code = runner.run_command("demo", _command(KeyboardInterrupt()), argparse.Namespace(), starts_spark=True)
+    assert code == ExitCode.INTERRUPTED == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "featurestore demo: interrupted"
+
+
+@pytest.mark.parametrize(
+    "after", [RuntimeError("Py4JError: io.delta.tables.DeltaTable.isDeltaTable does not exist in the JVM"),
+              JobError("the streaming query stopped")],
+)  # fmt: skip
+def test_an_error_after_ctrl_c_is_the_interrupts_consequence(
+    after: Exception, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25 item 1: the JVM's calls fail after the interrupt (Py4J errors): still one line, 130."""
+
+    def run(args: argparse.Namespace) -> int:
+        interrupts.note_interrupt()  # what the SIGINT handler (interrupts.on_sigint) notes first
+        # py4j logs its failures through the root logger itself, with a traceback
+        try:
+            raise after
+        except Exception:
+            logging.getLogger().exception("Exception while sending command.")
+        raise after
+
+    code = runner.run_command("materialize", run, argparse.Namespace(verbose=0, quiet=0), starts_spark=True)
+    err = capsys.readouterr().err
+    assert code == ExitCode.INTERRUPTED
+    assert err.strip().splitlines()[-1] == "featurestore materialize: interrupted"
+    assert "Traceback" not in err and "Py4J" not in err and "error:" not in err and "last lines of" not in err
+    logs = list((Path(console.featurestore_home()) / "logs").glob("materialize-*.log"))
+    assert len(logs) == 1 and "Exception while sending command." in logs[0].read_text()  # kept in the log file
+
+
+def test_the_sigint_handler_notes_the_interrupt_and_raises_keyboard_interrupt() -> None:
+    assert not interrupts.interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.on_sigint(2, None)
+    assert interrupts.interrupted() and interrupts.caused_by_interrupt(RuntimeError("after"))
+    interrupts.reset()
+    assert not interrupts.caused_by_interrupt(RuntimeError("before")) and interrupts.caused_by_interrupt(
+        KeyboardInterrupt()
+    )
 
 
 def test_a_command_that_never_starts_spark_leaves_no_log_file() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from datetime import timedelta
 
 import pytest
 
@@ -97,8 +98,48 @@ def test_float64_values(value: float | None, stored: bytes | None) -> None:
 )
 def test_float32_values(value: float, stored: bytes) -> None:
     assert codec.encode_value(F32, value) == stored
+    decoded = codec.decode_value(F32, stored)
     if stored != b"inf":
-        assert struct.pack("<f", codec.decode_value(F32, stored)) == struct.pack("<f", value)
+        assert struct.pack("<f", decoded) == struct.pack("<f", value)
+    # read back as the float32 itself, as a float64 to the last bit: what the packed and compact
+    # layouts, Spark's FloatType and the training set (float(np.float32(x))) give
+    assert decoded == (math.inf if stored == b"inf" else struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def test_a_float32_reads_as_the_float32_not_the_nearest_double_to_its_text() -> None:
+    """Issue 25 item 10: "0.33333334" is the float32 0.3333333432674408, not the double 0.33333334."""
+    stored = codec.encode_value(F32, 1 / 3)
+    assert stored == b"0.33333334"  # the stored text is unchanged
+    assert codec.decode_value(F32, stored) == 0.3333333432674408 != 0.33333334
+    assert codec.decode_value(F32, b"1e39") == math.inf  # beyond float32 (not written by us): inf, no error
+
+
+def test_every_layout_and_the_training_set_return_the_same_float32() -> None:
+    """The text, packed and compact layouts decode a float32 feature to the same Python float, and
+    that float is numpy's float32 upcast (what the training set returns), for many values."""
+    import random
+
+    import numpy as np
+
+    from featurestore.readers.definitions import Entity, FeatureView
+
+    rng = random.Random(25)
+    values = [rng.uniform(-1e3, 1e3) for _ in range(400)] + [
+        rng.random() * 10 ** rng.randint(-30, 30) for _ in range(400)
+    ]
+    entity = Entity("thing", "thing_id", "string")
+    compact = FeatureView(name="c", entity=entity, features=(F32,), layout="compact", ttl=timedelta(days=1))
+    record_decode = codec.record_decoder(compact)
+    differed_before = 0
+    for value in values:
+        expected = float(np.float32(value))
+        text = codec.encode_value(F32, value)
+        assert text is not None
+        assert codec.decode_value(F32, text) == expected  # text layout
+        assert struct.unpack("<f", struct.pack("<f", value))[0] == expected  # packed layout's field
+        assert record_decode(codec.encode_record(compact, {"x": value}))[0] == expected  # compact layout
+        differed_before += float(text) != expected
+    assert differed_before > 0  # the old rule (the nearest double to the text) would have differed
 
 
 @pytest.mark.parametrize(

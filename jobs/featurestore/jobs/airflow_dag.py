@@ -213,10 +213,12 @@ class MaterializeOperator(SparkSubmitOperator):
         try:
             super().execute(context)
         except AirflowException as exc:
-            reason = _validation_failure(url, self.view, context["ds"])
-            if reason:
+            refusal = _validation_failure(url, self.view, context["ds"])
+            if refusal:
+                status, reason = refusal
+                what = "a guard refused the data" if status == "refused_by_guard" else "validation failed"
                 raise AirflowFailException(
-                    f"view {self.view!r}: validation failed for ds {context['ds']}, nothing was written and the "
+                    f"view {self.view!r}: {what} for ds {context['ds']}, nothing was written and the "
                     f"previous values keep serving until their TTL: {reason}"
                 ) from exc
             raise
@@ -251,16 +253,17 @@ class AuditOperator(MaterializeOperator):
             ) from exc
 
 
-def _validation_failure(url: str, view: str, ds: str) -> str | None:
-    """What failed in the validation of the newest run of ``view`` for ``ds``; None if it passed."""
+def _validation_failure(url: str, view: str, ds: str) -> tuple[str, str] | None:
+    """(status, what failed) when the newest run of ``view`` for ``ds`` was refused before writing
+    (``failed_validation`` or ``refused_by_guard``: not worth a retry); None otherwise."""
     try:
         record = latest_run_record(url, view, ds)
     except Exception as exc:  # the job's own failure is the story; this lookup only refines it
         log.warning("could not read the run record of view %r: %s", view, exc)
         return None
-    if record is None or record.status != "failed_validation":
+    if record is None or record.status not in ("failed_validation", "refused_by_guard"):
         return None
-    return "; ".join(record.failures) or record.error or f"run {record.run_id}"
+    return record.status, "; ".join(record.failures) or record.error or f"run {record.run_id}"
 
 
 @task
@@ -305,14 +308,7 @@ def store_status(catalog: str | None = None, redis_conn_id: str = "featurestore_
     publish_quietly(status_samples(statuses), MetricsTarget.from_env(), "status", {"source": "status"})
     unhealthy = [s for s in statuses if s.verdict in UNHEALTHY]
     if unhealthy:
-        raise AirflowFailException(
-            "; ".join(
-                f"view {s.view!r} is {s.verdict}"
-                + (f" (run {s.last_failure_run}: {s.last_failure_reason})" if s.verdict == "failing" else "")
-                + (f" ({s.age_seconds:.0f}s old, max_age {s.max_age_seconds}s)" if s.verdict == "stale" else "")
-                for s in unhealthy
-            )
-        )
+        raise AirflowFailException("; ".join(s.headline() for s in unhealthy))
     return [s.to_dict() for s in statuses]
 
 

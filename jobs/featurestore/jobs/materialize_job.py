@@ -21,7 +21,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run one materialization, return its exit code: 0 succeeded,
-    1 failed, 2 usage error, 3 failed validation (``featurestore.jobs.core.console.ExitCode``)."""
+    1 failed, 2 usage error, 3 failed validation, 4 refused by a guard, 130 interrupted
+    (``featurestore.jobs.core.console.ExitCode``)."""
     from featurestore.jobs.batch.materialize import prepare
     from featurestore.jobs.cli import add_repo_option, materialize, settings_from_args
     from featurestore.jobs.core import console

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs import jvm
+from featurestore.jobs.core import interrupts
 from featurestore.jobs.core.settings import DEFAULT_SPARK_MASTER, Settings, featurestore_home
 from featurestore.jobs.core.settings import JARS_ENV_VAR as JARS_ENV_VAR
 from featurestore.readers.errors import ConfigurationError
@@ -179,6 +180,9 @@ def build_session(
     for key, value in options.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    # PySpark's SIGINT handler calls the JVM from inside the handler and turns Ctrl-C into a
+    # Py4JError: ours only notes the interrupt and raises KeyboardInterrupt (core/interrupts.py)
+    interrupts.take_over_sigint()
     if not jars and not env.under_spark_submit:
         record_jars(spark, skip=extra)
     return spark
@@ -281,11 +285,26 @@ def run_entry(
     except FeatureStoreError as exc:
         console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
         return console.exit_code_for(exc)
-    spark = build_session(app_name, settings=settings)
+    interrupts.reset()
+    try:
+        spark = build_session(app_name, settings=settings)
+    except KeyboardInterrupt:
+        console.echo(f"{prog}: interrupted", err=True)
+        return int(console.ExitCode.INTERRUPTED)
     try:
         return run(spark, settings)
+    except KeyboardInterrupt:
+        console.echo(f"{prog}: interrupted", err=True)
+        return int(console.ExitCode.INTERRUPTED)
     except FeatureStoreError as exc:
+        if interrupts.interrupted():  # failed as Spark went away after Ctrl-C: the interrupt is the news
+            console.echo(f"{prog}: interrupted", err=True)
+            return int(console.ExitCode.INTERRUPTED)
         console.echo(f"{prog}: error: {redact_text(str(exc))}", err=True)
         return console.exit_code_for(exc)
     finally:
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception:
+            if not interrupts.interrupted():
+                raise

@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _F32 = struct.Struct("<f")
+_F32_PACK, _F32_UNPACK = _F32.pack, _F32.unpack  # bound once: decode_float32 is on the read path
 _FORBIDDEN_ID_CHARS = frozenset("{}") | frozenset(chr(c) for c in range(32)) | {"\x7f"}
 
 
@@ -271,13 +272,31 @@ def encode_packed(view: FeatureView, values: dict[str, Any]) -> bytes | None:
 _BOOLS = {b"1": True, b"0": False}
 
 
+def decode_float32(raw: bytes | str) -> float:
+    """A float32 feature's stored text as the exact float32 value it stands for (as a Python float).
+
+    The text is the shortest decimal that round-trips to the float32 (``0.33333334``); the
+    nearest *double* to that text (``0.33333334``) differs in its last bits from the float32
+    itself (``0.3333333432674408``), which is what the packed and compact layouts, Spark's
+    ``FloatType`` and the training set (``float(np.float32(x))``) give.  Serving the exact
+    float32 makes every path return the same Python float (docs/reader.md, "float32").
+    """
+    number = float(raw)
+    try:
+        return _F32_UNPACK(_F32_PACK(number))[0]  # type: ignore[no-any-return]
+    except OverflowError:  # beyond float32's range (not written by us): inf, as the float32 casts do
+        return math.copysign(math.inf, number)
+
+
 def decoder(feature: Feature) -> Callable[[bytes], Any]:
     """A converter from stored bytes to the feature's Python value, built once per feature."""
     dtype = DType(feature.dtype)
     if dtype is DType.INT64:
         return int
-    if dtype is DType.FLOAT64 or dtype is DType.FLOAT32:
+    if dtype is DType.FLOAT64:
         return float
+    if dtype is DType.FLOAT32:
+        return decode_float32
     if dtype is DType.STRING:
         return bytes.decode
     if dtype is DType.BOOL:

@@ -18,7 +18,6 @@ unchanged): training equals serving at every read.
 from __future__ import annotations
 
 import json
-import struct
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -59,9 +58,9 @@ USERS = [*range(1, 21), 9999]  # 9999 was never written
 
 
 def _same(feature: str, served: Any, trained: Any) -> bool:
-    if feature in ("amount_mean_30d", "last_amount") and served is not None and trained is not None:
-        return struct.pack("<f", served) == struct.pack("<f", trained)  # the same float32
-    return served == trained
+    # the same Python value, float32 features included: compared as float64, to the last bit
+    # (the reader decodes a float32's text to the float32 itself, as the training set upcasts it)
+    return bool(served == trained)
 
 
 def _into_bucket(window_ms: int, earliest: int = 300, latest: int = 1500) -> int:

@@ -18,8 +18,12 @@ import pytest
 import redis
 
 from featurestore.jobs import cli
+from featurestore.jobs.batch.transforms import transform_for
 from featurestore.jobs.core import control_plane, run_records
+from featurestore.jobs.core.console import ExitCode
 from featurestore.jobs.core.run_records import latest_run, record_run
+from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
+from featurestore.jobs.examples.fraud.definitions import catalog as example_catalog
 from featurestore.jobs.ops.acl import BATCH_WRITER, READER, ROLES, STREAMING_WRITER, Role, apply, setuser_line
 from featurestore.jobs.ops.post_load_check import check_view
 from featurestore.jobs.streaming import StreamingWriter
@@ -230,3 +234,24 @@ def test_roles_on_a_cluster(cluster_url: str) -> None:
         for role in (READER, BATCH_WRITER):
             admin.execute_command("ACL", "DELUSER", role.default_user, target_nodes="all")
         admin.close()
+
+
+def test_materialize_as_a_reader_is_told_it_needs_the_batch_writer_role(
+    redis_url: str, admin: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25 item 10: the reader role has no PING; materialize checks Redis before Spark starts and
+    must say what the user needs (the batch-writer role, and the command that grants it), not only
+    that `ping` was refused with a list of all three roles to pick from."""
+    monkeypatch.setenv(REDIS_URL_ENV_VAR, user_url(redis_url, READER.default_user))
+    for table in transform_for(example_catalog.view("user_profile")).sources:  # passes the warehouse check
+        (tmp_path / table / "_delta_log").mkdir(parents=True)
+    code = cli.main(["materialize", "--view", "user_profile", "--ds", DS, "--warehouse", str(tmp_path)])
+    assert code == ExitCode.PERMISSION
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(
+        "featurestore materialize: error: featurestore materialize needs the ACL role 'batch-writer'"
+    )
+    assert "the 'ping' command to ACL user 'fs_reader'" in last
+    assert "`featurestore acl --role batch-writer --user fs_reader`" in last
+    assert "reader|batch-writer|streaming-writer" not in last and PASSWORD not in last
+    assert admin.dbsize() == 0  # nothing written, not even a run record

@@ -91,3 +91,31 @@ def test_status_of_an_unreachable_store_is_one_clear_line(capsys: pytest.Capture
     assert cli.main(["status", "--redis-url", "redis://:s3cret@127.0.0.1:1"]) == ExitCode.UNREACHABLE
     err = capsys.readouterr().err
     assert "127.0.0.1:1" in err and "s3cret" not in err and "Traceback" not in err
+
+
+def test_a_dead_stream_is_stale_and_unhealthy_in_status_and_its_metrics(
+    redis_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 25 item 2: the stream wrote for a while and died; an hour later its values have expired
+    (per-field TTL), and its last progress report is all that is left.  The clock is injected."""
+    from featurestore.jobs.cli import build_parser, settings_from_args
+    from featurestore.jobs.cli import status as status_command
+
+    with StreamingWriter.connect(redis_url, "user_realtime", catalog=catalog) as writer:
+        writer.record_progress({"events": 900, "events_per_second": 15.0, "written": 900}, source="spark:events")
+    metrics_dir = tmp_path / "textfile"
+    argv = ["status", "--redis-url", redis_url, "--json", "--metrics-textfile", str(metrics_dir)]
+
+    def status_at(clock: float) -> tuple[int, dict[str, str]]:
+        args = build_parser().parse_args(argv)
+        code = status_command.run(args, settings_from_args(args), clock=lambda: clock)
+        statuses = {s["view"]: s["verdict"] for s in map(json.loads, capsys.readouterr().out.splitlines())}
+        return code, statuses
+
+    code, verdicts = status_at(time.time() + 5)  # the stream is alive: fresh
+    assert verdicts["user_realtime"] == "fresh" and code == 0
+    code, verdicts = status_at(time.time() + 3_600 + 120)  # an hour after the last write (max_age: 1 h)
+    assert verdicts["user_realtime"] == "stale" and code == 1
+    prom = (metrics_dir / "featurestore_status.prom").read_text()
+    assert 'featurestore_view_healthy{view="user_realtime"} 0.0' in prom
+    assert 'featurestore_view_verdict{verdict="stale",view="user_realtime"} 1.0' in prom

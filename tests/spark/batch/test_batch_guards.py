@@ -76,10 +76,13 @@ def test_a_half_loaded_partition_is_refused_and_ordinary_days_pass(
         f"view 'user_transactions' needs at least 50% (Guards.min_partition_share)"
     ) in err
     assert "nothing was written" in err
+    # the suite passed: a refusal by the guards, said so (not "failed validation"), and recorded so
+    assert f"view '{view}' was refused by the input guard and the drift guard, nothing was written" in err
+    assert "failed validation" not in err and "REFUSED_BY_GUARD" in err
     assert snapshot(redis_url) == before  # every key, field, `_ts` byte-identical
     assert client.hgetall(codec.REGISTRY_KEY) == registry_before
     refused = run_records.latest_run(client, view)
-    assert refused is not None and refused.status == "failed_validation" and refused.rows_written == 0
+    assert refused is not None and refused.status == "refused_by_guard" and refused.rows_written == 0
     assert refused.input_rows["transactions"] == {str(DS): kept}
     assert any(f.startswith("featurestore:input_partition_rows: source 'transactions'") for f in refused.failures)
     # the same half-load also moves the 1-day features: the drift guard says so too, naming them
@@ -101,6 +104,8 @@ def test_drift_is_refused_naming_the_feature_and_an_accepted_rerun_is_recorded(
 
     drifted = run(batch_spark, redis_url, view, warehouse_copy)
     assert drifted.exit_code == materialize.EXIT_GUARD, materialize.summary(drifted)  # the drift guard alone
+    assert drifted.record.status == "refused_by_guard"
+    assert str(drifted.record.error).startswith(f"view '{view}' was refused by the drift guard, nothing was written")
     old = good.record.feature_stats[feature]
     new = drifted.record.feature_stats[feature]
     assert old["mean"] is not None and new["mean"] is not None and new["mean"] > 5 * old["mean"]

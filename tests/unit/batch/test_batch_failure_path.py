@@ -10,6 +10,7 @@ fails (:class:`PermissionDeniedError`).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from featurestore.jobs.batch import materialize
+from featurestore.jobs.batch import materialize, validation
 from featurestore.jobs.batch.guards import GuardVerdict
 from featurestore.jobs.batch.materialize import (
     MaterializeRequest,
@@ -28,8 +29,10 @@ from featurestore.jobs.batch.materialize import (
     store_record,
     summary,
 )
+from featurestore.jobs.batch.validation import DRIFT_CHECK, Failure
+from featurestore.jobs.core import interrupts
 from featurestore.jobs.core.console import ExitCode
-from featurestore.readers.errors import JobError, PermissionDeniedError
+from featurestore.readers.errors import GuardRefused, JobError, PermissionDeniedError
 from tests.helpers.batch import make_run_record
 
 URL = "redis://fs_ro:s3cret-pw@127.0.0.1:1"
@@ -166,3 +169,70 @@ def test_store_record_never_raises() -> None:
     why = store_record(Recorder("xadd"), make_run_record(2, "v", "2024-05-31"))
     assert why is not None and why.startswith("run r2 could not be recorded in fs:runs: XADD")
     assert RunOutcome(make_run_record(3, "v", "2024-05-31")).exit_code == 0
+
+
+@pytest.fixture
+def no_interrupt() -> Any:
+    yield
+    interrupts.reset()
+
+
+@pytest.mark.parametrize("after_interrupt", [False, True])
+def test_ctrl_c_is_recorded_as_an_interrupted_run_and_re_raised(
+    stages: dict[str, Any], monkeypatch: pytest.MonkeyPatch, no_interrupt: None, after_interrupt: bool
+) -> None:
+    """Issue 25 item 1: Ctrl-C in a stage, or a Py4J error raised after it as the JVM goes away."""
+
+    def interrupted_read(*args: Any) -> None:
+        if after_interrupt:
+            interrupts.note_interrupt()  # the SIGINT handler ran; then the JVM call failed
+            raise RuntimeError("Py4JError: io.delta.tables.DeltaTable.isDeltaTable does not exist in the JVM")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(materialize, "read_snapshot", interrupted_read)
+    client = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        execute(None, job(), client)  # type: ignore[arg-type]
+    assert client.calls[-2:] == ["xadd", "close"]  # recorded, then closed
+    record = json.loads(client.stored[0]["record"])
+    assert record["status"] == "interrupted" and "Py4J" not in record["error"]
+    assert record["error"].startswith("interrupted (Ctrl-C")
+    # the next run in the same process (a notebook): an error is its own again, not the old interrupt's
+    monkeypatch.setattr(materialize, "read_snapshot", lambda *args: (_ for _ in ()).throw(RuntimeError("Delta")))
+    with pytest.raises(RuntimeError, match="Delta"):
+        execute(None, job(), client)  # type: ignore[arg-type]
+    assert json.loads(client.stored[1]["record"])["status"] == "failed"
+
+
+def _guard_failure(feature: str = "credit_limit") -> Failure:
+    return Failure(DRIFT_CHECK, f"feature {feature!r}: mean 1 -> 10 since the last successful run")
+
+
+@pytest.mark.parametrize(
+    ("failures", "status", "code"),
+    [([_guard_failure()], "refused_by_guard", ExitCode.GUARD),
+     ([_guard_failure(), Failure("expect_column_values_to_be_between", "credit_limit: 1 value below 0")],
+      "failed_validation", ExitCode.VALIDATION)],
+)  # fmt: skip
+def test_a_refusal_by_a_guard_alone_is_recorded_and_reported_as_such(
+    stages: dict[str, Any], monkeypatch: pytest.MonkeyPatch, failures: list[Failure], status: str, code: int
+) -> None:
+    """Issue 25 item 11: the suite passed and only the drift guard refused: refused_by_guard, exit 4,
+    a message naming the guard (not "failed validation"); with a suite failure too: failed_validation, 3."""
+    prepared = job()
+    report = validation.ValidationReport(prepared.view, "user_profile.json", tuple(failures))
+    monkeypatch.setattr(materialize, "validate", lambda *args: report)
+    client = Recorder()
+    outcome = execute(None, prepared, client)  # type: ignore[arg-type]
+    assert (outcome.record.status, outcome.exit_code) == (status, code)
+    assert f'"status":"{status}"' in client.stored[0]["record"] and "hset" not in client.calls  # nothing written
+    error = str(outcome.record.error)
+    if status == "refused_by_guard":
+        assert error.startswith("view 'user_profile' was refused by the drift guard, nothing was written")
+        assert "(suite user_profile.json and built-in checks passed)" in error and "failed validation" not in error
+        assert "--accept-drift FEATURE with --reason TEXT" in error
+        with pytest.raises(GuardRefused):
+            raise_for_outcome(outcome)
+    else:
+        assert error.startswith("view 'user_profile' failed validation, nothing was written: 2 check(s) failed")
+    assert f"{status.upper()}" in summary(outcome)

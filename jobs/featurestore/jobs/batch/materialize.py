@@ -17,9 +17,10 @@ materialization, a straight line of stages, each returning a value:
    row checks, the view's Great Expectations suite, the collapse guard, the input guards
    (each source's new partitions against a baseline of recent runs) and the drift guard
    (each feature against the last successful run; :mod:`featurestore.jobs.batch.guards`).
-   A failure writes nothing, records a ``failed_validation`` run and exits 3;
-   ``--accept-input TABLE`` / ``--accept-drift FEATURE`` with ``--reason`` accept a guard's
-   refusal, recorded with who and why;
+   A failure writes nothing: a failed check or suite records a ``failed_validation`` run and
+   exits 3; a refusal by the guards alone (the data passed) records a ``refused_by_guard`` run
+   and exits 4; ``--accept-input TABLE`` / ``--accept-drift FEATURE`` with ``--reason`` accept a
+   guard's refusal, recorded with who and why;
 4. :func:`write` -> ``BatchWriteStats``: publish the view's **registry** entry, then write on
    the executors (``featurestore.jobs.write.partition_writer.write_view``); rows that
    could not be written make the run ``failed`` (exit 1) — a re-run is safe, writes are
@@ -30,7 +31,8 @@ materialization, a straight line of stages, each returning a value:
 Each stage logs its start at INFO on ``featurestore.jobs.batch.materialize`` with the
 view, ``ds`` and run id as structured fields (``record.view``, ``record.ds``,
 ``record.run_id``).  Exit codes (:class:`featurestore.jobs.core.console.ExitCode`): 0 succeeded,
-1 failed, 2 usage error, 3 failed validation.
+1 failed, 2 usage error, 3 failed validation, 4 refused by a guard, 130 interrupted (Ctrl-C: the
+run is recorded ``interrupted``, see :func:`execute`).
 
 The command line (:mod:`featurestore.jobs.cli.materialize`) parses the arguments and builds
 the :class:`MaterializeRequest` from them and the settings (``--redis-url`` defaults to
@@ -56,7 +58,7 @@ from featurestore.jobs.batch import guards, schema, transforms, validation
 from featurestore.jobs.batch.guards import GuardVerdict, Override
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, PARTITION_COLUMN, SourceSnapshot, check_tables
 from featurestore.jobs.batch.validation import Failure, RowChecks, ValidationReport
-from featurestore.jobs.core import control_plane, repository, run_records
+from featurestore.jobs.core import control_plane, interrupts, repository, run_records
 from featurestore.jobs.core.console import ExitCode, Steps, exit_code_for
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget, publish_quietly, run_samples
@@ -68,7 +70,9 @@ from featurestore.readers.definitions import Catalog, FeatureView
 from featurestore.readers.errors import (
     ConfigurationError,
     FeatureStoreError,
+    GuardRefused,
     JobError,
+    PermissionDeniedError,
     ValidationFailed,
     WriteError,
 )
@@ -148,13 +152,21 @@ class RunOutcome:
             return EXIT_FAILED  # the data is written, but the run is missing from fs:runs (and its checks)
         if self.failure is not None:
             return exit_code_for(self.failure)  # permission, password, cluster down ...: each its own code
-        return {"succeeded": ExitCode.OK, "failed_validation": EXIT_VALIDATION}.get(self.record.status, EXIT_FAILED)
+        return _EXIT_CODES.get(self.record.status, EXIT_FAILED)
 
     @property
     def error(self) -> str | None:
         """What went wrong, first failure first: the run's own error, then a record that could not be stored."""
         parts = [part for part in (self.record.error, self.not_recorded) if part]
         return "; and ".join(parts) if parts else None
+
+
+_EXIT_CODES = {
+    "succeeded": ExitCode.OK,
+    "failed_validation": EXIT_VALIDATION,
+    "refused_by_guard": EXIT_GUARD,
+    run_records.INTERRUPTED: ExitCode.INTERRUPTED,
+}
 
 
 def _iso(epoch: float) -> str:
@@ -373,13 +385,19 @@ def require_written(stats: BatchWriteStats, job: PreparedRun) -> None:
         )
 
 
-def _verdict(error: Exception | None, stats: BatchWriteStats | None) -> tuple[str, str | None, list[str]]:
+INTERRUPTED_MESSAGE = "interrupted (Ctrl-C / SIGINT): not a failure of the view; a re-run is safe"
+
+
+def _verdict(error: BaseException | None, stats: BatchWriteStats | None) -> tuple[str, str | None, list[str]]:
     """(status, error message, failures) of a run that ended with ``error`` (None: it succeeded)."""
     write_failures = [redact_text(f) for f in stats.failures] if stats is not None else []
     if error is None:
         return "succeeded", None, write_failures
-    if isinstance(error, ValidationFailed):
-        return "failed_validation", redact_text(str(error)), [str(f) for f in getattr(error, "failures", [])]
+    if interrupts.caused_by_interrupt(error):  # Ctrl-C, or the JVM's calls failing after it
+        return run_records.INTERRUPTED, INTERRUPTED_MESSAGE, write_failures
+    if isinstance(error, ValidationFailed):  # a GuardRefused too: the data passed, a guard refused it
+        status = "refused_by_guard" if isinstance(error, GuardRefused) else "failed_validation"
+        return status, redact_text(str(error)), [str(f) for f in getattr(error, "failures", [])]
     if isinstance(error, FeatureStoreError):
         return "failed", redact_text(str(error)), write_failures
     # Spark, Delta or Redis errors: the first line says what happened
@@ -396,10 +414,12 @@ def run_record(
     snapshot: SourceSnapshot | None,
     features: Features | None,
     stats: BatchWriteStats | None,
-    error: Exception | None,
+    error: BaseException | None,
     verdict: GuardVerdict | None = None,
+    computed_at_ms: int | None = None,
 ) -> RunRecord:
-    """5. The run as stored in ``fs:runs``, from what the stages returned before the run ended."""
+    """5. The run as stored in ``fs:runs``, from what the stages returned before the run ended
+    (``computed_at_ms``: the ``_ts:<view>`` written, if the write started)."""
     status, message, failures = _verdict(error, stats)
     verdict = verdict or GuardVerdict()
     return RunRecord(
@@ -416,6 +436,7 @@ def run_record(
         retries=stats.retries if stats is not None else 0,
         started_at=_iso(started),
         finished_at=_iso(finished),
+        computed_at=_iso(computed_at_ms / 1000) if computed_at_ms is not None else "",
         durations=dict(durations),
         error=message,
         rows_out=features.checks.rows if features is not None else 0,
@@ -474,14 +495,26 @@ def materialize(spark: SparkSession, request: MaterializeRequest) -> RunOutcome:
       ``failed``) and returned, with the error in ``outcome.record.error``; call
       :func:`raise_for_outcome` to turn it into an exception.
     * Any other error (Spark, Delta) is recorded as ``failed`` and re-raised.
+    * Ctrl-C (:class:`KeyboardInterrupt`, and whatever fails after it while Spark goes away) is
+      recorded as ``interrupted`` and re-raised as :class:`KeyboardInterrupt`.
     """
     job = prepare(request)
-    client = control_plane.connect(job.settings)  # fail fast: no point computing without a target
+    client = connect(job)  # fail fast: no point computing without a target
     return execute(spark, job, client)
+
+
+BATCH_WRITER_ROLE = "batch-writer"  # the ACL role a run needs (featurestore.jobs.ops.acl.BATCH_WRITER)
+_JOB = "featurestore materialize"
+
+
+def connect(job: PreparedRun) -> Any:
+    """The run's control-plane client (PING'd): a user without the batch-writer role is told so."""
+    return control_plane.connect(job.settings, role=BATCH_WRITER_ROLE, job=_JOB)
 
 
 def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     """The stages of a prepared run, then its record; closes ``client`` (see :func:`materialize`)."""
+    interrupts.reset()  # a Ctrl-C before this run (e.g. in a notebook) says nothing about it
     started = time.time()
     run_id = job.request.run_id or new_run_id(job.view.name, job.request.ds)
     fields = log_fields(job.view.name, job.request.ds, run_id)
@@ -489,9 +522,10 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     snapshot: SourceSnapshot | None = None
     features: Features | None = None
     stats: BatchWriteStats | None = None
-    error: Exception | None = None
+    error: BaseException | None = None
     verdict: GuardVerdict | None = None
     previous: RunRecord | None = None
+    computed_at_ms: int | None = None
     try:
         # the guards' baseline: the view's last successful runs, newest first
         history = run_records.recent_runs(client, job.view.name, "succeeded", job.view.guards.baseline_runs)
@@ -510,20 +544,28 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
             log.warning("accepted by %s (%s): %s", entry["by"], entry["reason"], entry["failure"], extra=fields)
         report.raise_if_failed()  # nothing is written, not even the registry
         # one computed-at time for the `_ts:<view>` written and the feature log
-        computed_at_ms = job.request.computed_at_ms or int(time.time() * 1000)
-        job = dataclasses.replace(job, request=dataclasses.replace(job.request, computed_at_ms=computed_at_ms))
+        computed_at = job.request.computed_at_ms or int(time.time() * 1000)
+        job = dataclasses.replace(job, request=dataclasses.replace(job.request, computed_at_ms=computed_at))
+        computed_at_ms = computed_at
         with clock.stage("write"):
             stats = write(client, job, features, run_id)
         require_written(stats, job)
         with clock.stage("log"):
             log_written(features, job, run_id, computed_at_ms)
+    except PermissionDeniedError as exc:  # e.g. the registry's HSET refused: say which role the run needs
+        error = control_plane.needs_role(exc, BATCH_WRITER_ROLE, _JOB)
     except Exception as exc:  # recorded below; a FeatureStoreError is an outcome, anything else re-raised
+        error = exc
+    except KeyboardInterrupt as exc:  # Ctrl-C: recorded as interrupted below, then re-raised
+        interrupts.note_interrupt()
         error = exc
     finally:
         if features is not None:
             _quietly(features.release, "releasing the cached features", fields)
     finished = time.time()
-    record = run_record(job, run_id, started, finished, clock.durations, snapshot, features, stats, error, verdict)
+    record = run_record(
+        job, run_id, started, finished, clock.durations, snapshot, features, stats, error, verdict, computed_at_ms
+    )
     # The run's own error comes first: a record that cannot be stored (e.g. a user without
     # XADD, the very permission that failed the run) is said next to it, never instead of it.
     not_recorded = store_record(client, record, fields)
@@ -531,10 +573,7 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
     # Prometheus metrics of the run, when a textfile folder or a Pushgateway is configured
     samples = run_samples(record, last_success_at=previous.finished_at if previous is not None else None)
     publish_quietly(samples, job.request.metrics, f"run_{job.view.name}", {"view": job.view.name})
-    if error is not None and not isinstance(error, FeatureStoreError):  # Spark, Delta ...: re-raised as is
-        if not_recorded:
-            error.add_note(not_recorded)
-        raise error
+    _raise_unless_an_outcome(record, error, not_recorded, fields)
     level = logging.INFO if record.status == "succeeded" else logging.WARNING
     log.log(level, "run %s %s", run_id, record.status, extra=fields)
     return RunOutcome(
@@ -546,6 +585,23 @@ def execute(spark: SparkSession, job: PreparedRun, client: Any) -> RunOutcome:
         not_recorded=not_recorded,
         failure=error if isinstance(error, FeatureStoreError) else None,
     )
+
+
+def _raise_unless_an_outcome(
+    record: RunRecord, error: BaseException | None, not_recorded: str | None, fields: Mapping[str, str]
+) -> None:
+    """Re-raise what is not a run's outcome: Ctrl-C (as :class:`KeyboardInterrupt`, whatever failed
+    after it: the Py4J errors are its consequence), and errors other than a FeatureStoreError."""
+    if record.status == run_records.INTERRUPTED:
+        log.info("run %s interrupted", record.run_id, extra=dict(fields))  # the CLI's one line says so
+        interrupt = KeyboardInterrupt()
+        if not_recorded:
+            interrupt.add_note(not_recorded)
+        raise interrupt from (None if isinstance(error, KeyboardInterrupt) else error)
+    if error is not None and not isinstance(error, FeatureStoreError):  # Spark, Delta ...: re-raised as is
+        if not_recorded:
+            error.add_note(not_recorded)
+        raise error
 
 
 def store_record(client: Any, record: RunRecord, fields: Mapping[str, str] | None = None) -> str | None:
@@ -569,7 +625,9 @@ def _quietly(cleanup: Callable[[], object], what: str, fields: Mapping[str, str]
     try:
         cleanup()
     except Exception as exc:
-        log.warning("%s failed: %s", what, redact_text(f"{type(exc).__name__}: {exc}"), extra=dict(fields))
+        # after Ctrl-C the JVM's calls fail as a matter of course: no news for the terminal
+        level = logging.DEBUG if interrupts.interrupted() else logging.WARNING
+        log.log(level, "%s failed: %s", what, redact_text(f"{type(exc).__name__}: {exc}"), extra=dict(fields))
 
 
 def raise_for_outcome(outcome: RunOutcome) -> None:
@@ -580,6 +638,8 @@ def raise_for_outcome(outcome: RunOutcome) -> None:
         if outcome.not_recorded and outcome.not_recorded not in getattr(outcome.failure, "__notes__", ()):
             outcome.failure.add_note(outcome.not_recorded)
         raise outcome.failure  # the first failure itself: its class is what callers catch
+    if record.status == "refused_by_guard":
+        raise GuardRefused(outcome.error or f"view {record.view!r} was refused by a guard")
     if record.status == "failed_validation":
         raise ValidationFailed(outcome.error or f"view {record.view!r} failed validation")
     if outcome.exit_code != ExitCode.OK:
@@ -604,7 +664,7 @@ def summary(outcome: RunOutcome) -> str:
         lines.append("  NaN      stored as null (absent): " + ", ".join(f"{k} {v}" for k, v in r.nan_as_null.items()))
     if outcome.ignored_columns:
         lines.append(f"  ignored  columns not in the view: {', '.join(outcome.ignored_columns)}")
-    if r.status != "failed_validation" and "write" in r.durations:
+    if r.status not in run_records.REFUSED and "write" in r.durations:
         lines.append(
             f"  wrote    {r.entities_written:,} entities ({r.rows_written:,} rows, {r.rows_failed:,} failed, "
             f"{r.retries:,} retries) at {outcome.entities_per_second:,.0f} entities/s"
@@ -639,7 +699,7 @@ def run_request(
     job = prepare(request)
     if spark is None:  # a typo in --warehouse: found before Spark starts, and no run is recorded
         check_tables(request.warehouse, job.transform.sources)
-    client = control_plane.connect(job.settings)
+    client = connect(job)
     with Steps(2, f"materialize {request.view}") as steps:  # a bar on a terminal only
         try:
             with steps.step("start Spark"):

@@ -326,10 +326,34 @@ def raise_if_failed(view: FeatureView, failures: Sequence[Failure], suite: str) 
     :class:`GuardRefused` (its subclass, its own exit code) when only the guards refused."""
     if not failures:
         return
-    kind = GuardRefused if all(f.check in GUARD_CHECKS for f in failures) else ValidationFailed
-    error = kind(
-        f"view {view.name!r} failed validation, nothing was written: {len(failures)} check(s) failed "
-        f"(suite {suite} and built-in checks): " + "; ".join(str(f) for f in failures)
-    )
+    listed = "; ".join(str(f) for f in failures)
+    error: ValidationFailed
+    if all(f.check in GUARD_CHECKS for f in failures):
+        # the data passed every check: only a guard's comparison with earlier runs stopped it
+        names = guard_names(failures)
+        options = " / ".join(dict.fromkeys(_GUARD_OVERRIDES[f.check] for f in failures))
+        error = GuardRefused(
+            f"view {view.name!r} was refused by the {' and the '.join(names)}, nothing was written "
+            f"(suite {suite} and built-in checks passed): {len(failures)} refusal(s): {listed} "
+            f"(to write anyway: {options} with --reason TEXT)"
+        )
+    else:
+        error = ValidationFailed(
+            f"view {view.name!r} failed validation, nothing was written: {len(failures)} check(s) failed "
+            f"(suite {suite} and built-in checks): {listed}"
+        )
     error.failures = list(failures)  # type: ignore[attr-defined]
     raise error
+
+
+_GUARD_NAMES = {INPUT_ROWS_CHECK: "input guard", INPUT_STALE_CHECK: "input guard", DRIFT_CHECK: "drift guard"}
+_GUARD_OVERRIDES = {
+    INPUT_ROWS_CHECK: "--accept-input TABLE",
+    INPUT_STALE_CHECK: "--accept-input TABLE",
+    DRIFT_CHECK: "--accept-drift FEATURE",
+}
+
+
+def guard_names(failures: Sequence[Failure]) -> list[str]:
+    """The guards that refused (``input guard``, ``drift guard``), in the order of their failures."""
+    return list(dict.fromkeys(_GUARD_NAMES[f.check] for f in failures if f.check in _GUARD_NAMES))

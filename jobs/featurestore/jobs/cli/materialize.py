@@ -94,7 +94,8 @@ def request_from_args(args: argparse.Namespace, settings: Settings) -> Materiali
 
 def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None = None) -> int:
     """Run from parsed arguments; prints the summary and returns 0, or raises the run's failure
-    (:class:`ValidationFailed`: exit 3, :class:`JobError`: exit 1; see :func:`raise_for_outcome`)."""
+    (:class:`ValidationFailed`: exit 3, :class:`GuardRefused`: exit 4, :class:`JobError`: exit 1;
+    see :func:`raise_for_outcome`)."""
     outcome = run_request(request_from_args(args, settings), spark, settings)
     echo(summary(outcome), err=outcome.exit_code != 0)
     if args.json:

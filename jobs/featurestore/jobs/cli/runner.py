@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from featurestore.jobs.core import interrupts
 from featurestore.jobs.core.console import (
     ExitCode,
     configure_logging,
@@ -51,17 +52,21 @@ def run_command(
         send_jvm_output_to(log_file, announce)
     code: int
     error_line: str | None = None  # said last, after the log's tail: the user's last line is ours
+    interrupts.reset()
     try:
         code = int(run(args))
     except KeyboardInterrupt:
-        echo(f"featurestore {command}: interrupted", err=True)
-        return ExitCode.INTERRUPTED
+        return _interrupted(command)
     except FeatureStoreError as exc:
+        if interrupts.interrupted():  # an error after Ctrl-C is its consequence, not the news
+            return _interrupted(command)
         # notes say what else failed after the first failure (e.g. a run record not stored)
         message = "; and ".join([str(exc), *getattr(exc, "__notes__", ())])
         error_line = f"featurestore {command}: error: {message}"
         code = exit_code_for(exc)
     except Exception as exc:  # Spark, Delta, redis-py ...: one line here, the traceback in the log
+        if interrupts.interrupted():  # e.g. a Py4JError: the JVM's calls fail as Spark goes away
+            return _interrupted(command)
         first_line = (str(exc).strip().splitlines() or [""])[0]
         logging.getLogger(__name__).debug("featurestore %s failed", command, exc_info=True)
         error_line = f"featurestore {command}: error: {type(exc).__name__}: {first_line}"
@@ -83,3 +88,10 @@ def run_command(
     if error_line is not None:
         echo(error_line, err=True)
     return code
+
+
+def _interrupted(command: str) -> int:
+    """Ctrl-C: one line on stderr and exit 130 (what failed after the interrupt goes to the log only)."""
+    logging.getLogger(__name__).debug("featurestore %s interrupted", command, exc_info=True)
+    echo(f"featurestore {command}: interrupted", err=True)
+    return ExitCode.INTERRUPTED

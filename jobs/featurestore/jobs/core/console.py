@@ -33,6 +33,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, TextIO
 
+from featurestore.jobs.core import interrupts
 from featurestore.jobs.core.settings import featurestore_home
 from featurestore.readers.errors import (
     AuthenticationError,
@@ -142,6 +143,36 @@ class _ConsoleHandler(logging.Handler):
 _OUR_HANDLER = "_featurestore_cli"
 
 
+class _OutsideHandler(logging.Handler):
+    """Records of other libraries (not ``featurestore.*``, which has its own handlers): to the run's
+    log file if any, and to stderr as before, except after Ctrl-C, when the JVM's calls failing
+    (py4j's tracebacks) are the interrupt's consequence, not news: the log file only."""
+
+    def __init__(self, log_file: Path | None) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+        self.to_file: logging.Handler | None = None
+        if log_file is not None:
+            self.to_file = _LogFileHandler(log_file)
+            self.to_file.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == LOGGER_NAME or record.name.startswith(LOGGER_NAME + "."):
+            return
+        if self.to_file is not None:
+            self.to_file.emit(record)
+        if not interrupts.interrupted():
+            try:
+                _write(self.format(record), sys.stderr)
+            except Exception:
+                self.handleError(record)
+
+    def close(self) -> None:
+        if self.to_file is not None:
+            self.to_file.close()
+        super().close()
+
+
 class _State:
     """The process's output settings (one terminal per process)."""
 
@@ -161,9 +192,11 @@ def configure_logging(verbose: int = 0, quiet: int = 0, log_file: Path | None = 
     """Route the ``featurestore`` loggers: to stderr at the verbosity's level, and everything
     from DEBUG up to ``log_file`` (if any).  Calling it again replaces what it set before."""
     logger = logging.getLogger(LOGGER_NAME)
-    for handler in [h for h in logger.handlers if getattr(h, _OUR_HANDLER, False)]:
-        logger.removeHandler(handler)
-        handler.close()
+    root = logging.getLogger()
+    for owner in (logger, root):
+        for handler in [h for h in owner.handlers if getattr(h, _OUR_HANDLER, False)]:
+            owner.removeHandler(handler)
+            handler.close()
     _State.quiet = bool(quiet)
     console = _ConsoleHandler(verbosity_level(verbose, quiet))
     console.setFormatter(RedactingFormatter("featurestore: %(levelname)s: %(message)s"))
@@ -177,6 +210,11 @@ def configure_logging(verbose: int = 0, quiet: int = 0, log_file: Path | None = 
         setattr(handler, _OUR_HANDLER, True)
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    # Other libraries' records (root's level, WARNING and up): py4j logs through the root logger
+    # itself (logging.exception), which would otherwise install basicConfig's stderr handler.
+    outside = _OutsideHandler(log_file)
+    setattr(outside, _OUR_HANDLER, True)
+    root.addHandler(outside)
     # py4j logs every callback and its shutdown at INFO/DEBUG: only its problems are news
     logging.getLogger("py4j").setLevel(logging.WARNING)
 

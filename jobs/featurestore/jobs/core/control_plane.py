@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from featurestore.readers.errors import PermissionDeniedError
 from featurestore.readers.settings import ConnectionSettings
 from featurestore.readers.wire import redis_client
 
@@ -23,11 +24,19 @@ def job_settings(url: str, *, timeout: float = JOB_TIMEOUT_SECONDS) -> Connectio
     return ConnectionSettings.from_url(url, timeout=timeout)
 
 
-def connect(target: str | ConnectionSettings, *, timeout: float = JOB_TIMEOUT_SECONDS) -> Any:
+def connect(
+    target: str | ConnectionSettings,
+    *,
+    timeout: float = JOB_TIMEOUT_SECONDS,
+    role: str | None = None,
+    job: str | None = None,
+) -> Any:
     """A redis-py client (``Redis`` or ``RedisCluster``) for the job side, connected (PING) or an error.
 
     ``target`` is a URL (parsed with ``timeout``) or settings parsed once by the caller
-    (their own timeout applies).
+    (their own timeout applies).  ``role`` and ``job`` (e.g. ``"batch-writer"``,
+    ``"featurestore materialize"``): a refused PING says which role the job needs
+    (:func:`needs_role`), not merely that ``ping`` was refused.
     """
     settings = target if isinstance(target, ConnectionSettings) else job_settings(target, timeout=timeout)
     # the wire's client factory: TLS, ACL user, timeouts, and the store's error classes
@@ -35,10 +44,34 @@ def connect(target: str | ConnectionSettings, *, timeout: float = JOB_TIMEOUT_SE
     client = redis_client(settings)
     try:
         client.ping()
+    except PermissionDeniedError as exc:
+        client.close()
+        if role is None:
+            raise
+        raise needs_role(exc, role, job or "this job") from None
     except BaseException:
         client.close()
         raise
     return client
+
+
+def needs_role(error: PermissionDeniedError, role: str, job: str) -> PermissionDeniedError:
+    """``error`` (a command refused to the ACL user) restated for the job that got it: the job needs
+    ``role``, and the command that gives the user exactly that role (docs/security.md)."""
+    message = str(error)
+    if message.startswith(f"{job} needs the ACL role"):
+        return error  # said already
+    refused = message.split(". Fix: ", 1)[0]
+    user = error.user or "USER"
+    restated = PermissionDeniedError(
+        f"{job} needs the ACL role {role!r}: {refused}. Fix: connect as a {role} user, or give ACL user "
+        f"{user!r} that role: `featurestore acl --role {role} --user {user}` prints its ACL SETUSER line "
+        f"(`--apply` creates it; docs/security.md)",
+        user=error.user,
+        command=error.command,
+    )
+    restated.__notes__ = list(getattr(error, "__notes__", ()))
+    return restated
 
 
 def progress_key(view: str) -> str:

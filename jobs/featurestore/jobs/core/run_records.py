@@ -2,11 +2,20 @@
 
 Each stream entry has one field, ``record``: the run as JSON —
 ``{run_id, view, ds, source_table, source_version, status, rows_read, rows_written,
-rows_failed, entities_written, retries, started_at, finished_at,
+rows_failed, entities_written, retries, started_at, finished_at, computed_at,
 durations{read,transform,validate,write}, error}`` plus a few details (``rows_out``,
 ``source_versions``, ``nan_as_null``, ``failures``) and what the guards measured and
 decided (``input_rows``, ``feature_stats``, ``notes``, ``overrides``: docs/batch.md, "Guards").
-``status`` is ``succeeded``, ``failed_validation`` or ``failed``.  The stream is capped (``MAXLEN ~ 10000``).
+``status`` is one of :data:`STATUSES`:
+
+* ``succeeded``: written;
+* ``failed_validation``: the row checks or the suite refused the data (nothing written, exit 3);
+* ``refused_by_guard``: the data passed, only a guard (input, drift) refused it (nothing written, exit 4);
+* ``failed``: any other failure (exit 1 or the failure class's own code);
+* ``interrupted``: stopped by Ctrl-C / SIGINT (exit 130): not a failure of the view.
+
+``computed_at`` is the time written as ``_ts:<view>`` (empty until the write starts): the clock
+``featurestore status`` and the reader's stale rule share.  The stream is capped (``MAXLEN ~ 10000``).
 
 One stream key, so the same calls work on a standalone server and on a Cluster client.
 """
@@ -24,7 +33,9 @@ from featurestore.readers.errors import ConfigurationError
 
 RUNS_KEY = "fs:runs"
 MAX_RUNS = 10_000
-STATUSES = ("succeeded", "failed_validation", "failed")
+STATUSES = ("succeeded", "failed_validation", "refused_by_guard", "failed", "interrupted")
+REFUSED = frozenset({"failed_validation", "refused_by_guard"})  # nothing written, yesterday's values serve
+INTERRUPTED = "interrupted"
 _PAGE = 200
 
 
@@ -45,6 +56,7 @@ class RunRecord:
     retries: int = 0
     started_at: str = ""
     finished_at: str = ""
+    computed_at: str = ""  # the `_ts:<view>` written (ISO 8601 UTC); "" when nothing was written
     durations: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     # details beyond the required fields

@@ -6,35 +6,48 @@ view, their memory per entity with ``MEMORY USAGE``, the newest ``_ts`` — for 
 view, how long ago its last event was written, and the last progress report of the job or consumer
 feeding it: events/s, event -> Redis latency p50/p99, consumer lag, dead letters), and a verdict:
 
-==================== =================================================================
-``fresh``            the newest values are younger than half the view's ``max_age``
-``ageing``           older than half of ``max_age`` (a nightly run was probably missed)
-``stale``            older than ``max_age``: the reader serves defaults, status *stale*
-``never materialized`` no run recorded and no value found
-``failing``          the view's newest run failed (validation or runtime)
-==================== =================================================================
+====================== ===============================================================
+``fresh``              the newest values are younger than half the view's ``max_age``
+``ageing``             older than half of ``max_age`` (a nightly run was probably missed)
+``stale``              older than ``max_age``: the reader serves defaults, status *stale*;
+                       also a streaming view whose stream is known (``fs:stream:<view>``)
+                       but wrote nothing within ``max_age`` (a dead or idle stream)
+``never materialized`` a batch view: no run recorded and no value found
+``never written``      a streaming view: no stream known and no value found
+``refused``            the view's newest run was refused by a guard alone (input, drift):
+                       nothing written, the previous values serve until ``max_age``
+``failing``            the view's newest run failed (validation or runtime)
+====================== ===============================================================
 
-The exit code is 1 when any view is ``stale`` or ``failing`` (0 otherwise), so the command
-doubles as a health check (cron, a Kubernetes probe, the Airflow DAG).  Works against a
-standalone server and a Cluster (the sample scans every primary).
+**One clock.**  A view's age is the age of its newest values as the reader judges them: the
+``_ts:<view>`` written with them (sampled keys; for a batch view also its last successful
+run's ``computed_at``, the same ``_ts``; the run's end only for records older than that field),
+and for a streaming view also the last progress report that counted written events.  An
+``interrupted`` run (Ctrl-C) is neither a success nor a failure of the view: it is skipped.
+
+The exit code is 1 when any view is ``stale``, ``refused`` or ``failing`` (0 otherwise), so the
+command doubles as a health check (cron, a Kubernetes probe, the Airflow DAG);
+``featurestore_view_healthy{view=...}`` is 0 for the same views.  Works against a standalone
+server and a Cluster (the sample scans every primary).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from featurestore.jobs.core.control_plane import progress_key
 from featurestore.jobs.core.job_metrics import Sample
-from featurestore.jobs.core.run_records import RunRecord, aligned, epoch_seconds, list_runs
+from featurestore.jobs.core.run_records import INTERRUPTED, RunRecord, aligned, epoch_seconds, list_runs
 from featurestore.jobs.ops.post_load_check import entity_keys
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, Entity, FeatureView
 
 FRESH, AGEING, STALE, NEVER, FAILING = "fresh", "ageing", "stale", "never materialized", "failing"
-UNHEALTHY = frozenset({STALE, FAILING})
+NEVER_WRITTEN, REFUSED = "never written", "refused"
+UNHEALTHY = frozenset({STALE, REFUSED, FAILING})
 DEFAULT_SAMPLE = 200
 _MEMORY_SAMPLE = 50  # MEMORY USAGE is O(fields) per key: a smaller sample is enough for a mean
 _RUNS_SCANNED = 500  # the newest run records looked at for the last success / failure
@@ -56,7 +69,7 @@ class ViewStatus:
     view: str
     kind: str
     verdict: str
-    age_seconds: float | None  # of the newest values known (last successful run, or newest sampled _ts)
+    age_seconds: float | None  # of the newest values known (their `_ts`: last successful run, sampled keys, stream)
     max_age_seconds: int
     ttl_seconds: int | None
     last_success_run: str | None
@@ -74,13 +87,32 @@ class ViewStatus:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def headline(self) -> str:
+        """One line: the view, its verdict and why (the failed or refused run, or its age)."""
+        line = f"view {self.view!r} is {self.verdict}"
+        if self.verdict in (FAILING, REFUSED):
+            return line + f" (run {self.last_failure_run}: {self.last_failure_reason})"
+        if self.verdict == STALE and self.age_seconds is None:
+            return line + f" (its stream wrote nothing within max_age {self.max_age_seconds}s)"
+        if self.verdict == STALE:
+            return line + f" ({self.age_seconds:.0f}s old, max_age {self.max_age_seconds}s)"
+        return line
 
-def verdict(age_seconds: float | None, max_age_seconds: int, failing: bool) -> str:
-    """The verdict for a view whose newest values are ``age_seconds`` old (None: none known)."""
+
+def verdict(
+    age_seconds: float | None, max_age_seconds: int, failing: bool, *, refused: bool = False, never: str = NEVER
+) -> str:
+    """The verdict for a view whose newest values are ``age_seconds`` old (None: none known).
+
+    ``failing``: its newest run failed; ``refused``: a guard alone refused it; ``never``: what
+    to call a view with no values known (:data:`NEVER`, :data:`NEVER_WRITTEN`, or :data:`STALE`
+    for a stream that is known but wrote nothing lately)."""
     if failing:
         return FAILING
+    if refused:
+        return REFUSED
     if age_seconds is None:
-        return NEVER
+        return never
     if age_seconds > max_age_seconds:
         return STALE
     if age_seconds > max_age_seconds / 2:
@@ -88,23 +120,60 @@ def verdict(age_seconds: float | None, max_age_seconds: int, failing: bool) -> s
     return FRESH
 
 
-def view_status(view: FeatureView, runs: Sequence[RunRecord], sample: EntitySample, now_ms: int) -> ViewStatus:
-    """Pure: the status of ``view`` from its run records (newest first) and a key sample."""
-    mine = [r for r in runs if r.view == view.name]
+def run_values_ms(run: RunRecord) -> int | None:
+    """When a successful run's values were computed: the ``_ts:<view>`` it wrote (``computed_at``),
+    the clock of the reader's stale rule; the run's end for a record older than that field."""
+    seconds = epoch_seconds(run.computed_at) if run.computed_at else epoch_seconds(run.finished_at)
+    return None if seconds is None else round(seconds * 1000)
+
+
+def stream_write_ms(progress: Mapping[str, str] | None) -> int | None:
+    """The newest write a stream's progress report vouches for: its ``last_write_ms`` if it has
+    one, else the report's time when it counted events since the report before (a report of an
+    idle stream says the job runs, not that it wrote)."""
+    if not progress:
+        return None
+    try:
+        if progress.get("last_write_ms"):
+            return int(progress["last_write_ms"])
+        if float(progress.get("events_per_second") or 0) > 0:
+            return int(progress["updated_ms"])
+    except (KeyError, ValueError):
+        return None
+    return None
+
+
+def view_status(
+    view: FeatureView,
+    runs: Sequence[RunRecord],
+    sample: EntitySample,
+    now_ms: int,
+    progress: Mapping[str, str] | None = None,
+) -> ViewStatus:
+    """Pure: the status of ``view`` from its run records (newest first), a key sample and, for a
+    streaming view, its stream's last progress report (``fs:stream:<view>``)."""
+    # an interrupted run (Ctrl-C) says nothing about the view: neither a success nor a failure
+    mine = [r for r in runs if r.view == view.name and r.status != INTERRUPTED]
     success = next((r for r in mine if r.status == "succeeded"), None)
     failure = next((r for r in mine if r.status != "succeeded"), None)
-    failing = bool(mine) and mine[0].status != "succeeded"
+    newest_run = mine[0].status if mine else "succeeded"
     stamps = sample.stamps_ms.get(view.name, [])
-    finished = epoch_seconds(success.finished_at) if success is not None else None
-    newest = max([*stamps, *([round(finished * 1000)] if finished is not None else [])], default=None)
+    known = [*stamps, run_values_ms(success) if success is not None else None, stream_write_ms(progress)]
+    newest = max((ms for ms in known if ms is not None), default=None)
     reason = None
     if failure is not None:
         reason = "; ".join(failure.failures) or failure.error or failure.status
+    age = None if newest is None else max(0, now_ms - newest) / 1000
+    failing = newest_run not in ("succeeded", "refused_by_guard")
+    if view.is_batch:
+        never = NEVER
+    else:  # a stream that is known but vouches for no write in the window is not "never materialized"
+        never = STALE if progress else NEVER_WRITTEN
     return ViewStatus(
         view=view.name,
         kind=str(view.kind),
-        verdict=verdict(None if newest is None else max(0, now_ms - newest) / 1000, view.max_age_seconds, failing),
-        age_seconds=None if newest is None else round(max(0, now_ms - newest) / 1000, 1),
+        verdict=verdict(age, view.max_age_seconds, failing, refused=newest_run == "refused_by_guard", never=never),
+        age_seconds=None if age is None else round(age, 1),
         max_age_seconds=view.max_age_seconds,
         ttl_seconds=view.ttl_seconds,
         last_success_run=success.run_id if success else None,
@@ -117,6 +186,7 @@ def view_status(view: FeatureView, runs: Sequence[RunRecord], sample: EntitySamp
         keys_with_view=len(stamps),
         memory_per_entity_bytes=sample.memory_per_entity,
         newest_write_age_seconds=None if not stamps else round(max(0, now_ms - max(stamps)) / 1000, 1),
+        stream=dict(progress) if progress else None,
     )
 
 
@@ -145,8 +215,10 @@ def collect(client: Any, catalog: Catalog, sample_size: int, now_ms: int) -> lis
         name: sample_entity(client, catalog.entity(name), catalog.views_of(name), sample_size)
         for name in dict.fromkeys(v.entity.name for v in catalog.views)
     }
-    statuses = [view_status(v, runs, samples[v.entity.name], now_ms) for v in catalog.views]
-    return [replace(s, stream=stream_progress(client, s.view)) if s.kind == "streaming" else s for s in statuses]
+    return [
+        view_status(v, runs, samples[v.entity.name], now_ms, None if v.is_batch else stream_progress(client, v.name))
+        for v in catalog.views
+    ]
 
 
 def status_samples(statuses: Iterable[ViewStatus]) -> list[Sample]:
@@ -222,8 +294,11 @@ def format_table(statuses: Sequence[ViewStatus], now_ms: int | None = None) -> s
     now = int(time.time() * 1000) if now_ms is None else now_ms
     lines += [stream_line(s.view, s.stream, now) for s in statuses if s.stream]
     for s in statuses:
-        if s.last_failure_reason and s.verdict == FAILING:
+        if s.last_failure_reason and s.verdict in (FAILING, REFUSED):
             reason = s.last_failure_reason
             reason = reason if len(reason) <= 300 else reason[:297] + "..."
-            lines.append(f"  {s.view}: run {s.last_failure_run} failed: {reason}")
+            what = "was refused by a guard" if s.verdict == REFUSED else "failed"
+            lines.append(f"  {s.view}: run {s.last_failure_run} {what}: {reason}")
+        elif s.verdict == STALE and s.kind == "streaming" and s.age_seconds is None:
+            lines.append(f"  {s.view}: its stream wrote nothing within max_age {_age(s.max_age_seconds)}")
     return "\n".join(lines)

@@ -114,7 +114,8 @@ class AuditReport:
 
 
 def _same_value(feature: Feature, a: Any, b: Any, tolerance: float = 0.0) -> bool:
-    """Equal as the feature's type: float32 as float32 bits (a reader returns the float64 of its shortest text)."""
+    """Equal as the feature's type: float32 as float32 bits (the reader and the log both give the
+    float32 widened to a float64 now; the bits also match records a reader older than that served)."""
     if a is None or b is None:
         return a is None and b is None
     dtype = DType(feature.dtype)
