@@ -206,3 +206,8 @@ def drive(python: Path, repo: Path, steps: list[dict[str, Any]]) -> list[dict[st
         raise AssertionError(f"feast driver failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     answers: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
     return answers
+
+
+if __name__ == "__main__":  # scripts/bootstrap pre-builds the venv: python -m tests.helpers.feast
+    built, took = feast_python()
+    print(f"Feast side venv: {built.parent.parent} ({'built in %.0f s' % took if took else 'already there'})")

@@ -7,6 +7,7 @@ STEPS_JSON is a list of steps, run in order in one process (Feast takes seconds 
 it prints one JSON list, an answer per step:
 
 * ``{"op": "materialize", "start": ISO, "end": ISO}`` — ``FeatureStore.materialize``;
+* ``{"op": "materialize_incremental", "end": ISO}`` — ``FeatureStore.materialize_incremental``;
 * ``{"op": "push", "source": NAME, "rows": {column: [values]}}`` — ``FeatureStore.push(..., to=ONLINE)``
   (``event_timestamp``: ``"now"`` or ``"now-S"``, S seconds before the push);
 * ``{"op": "online", "rows": [...], "features": [...], "full": bool, "async": bool}`` —
@@ -55,6 +56,8 @@ def _step(store: Any, step: dict[str, Any]) -> dict[str, Any]:
         store.materialize(
             start_date=datetime.fromisoformat(step["start"]), end_date=datetime.fromisoformat(step["end"])
         )
+    elif op == "materialize_incremental":
+        store.materialize_incremental(end_date=datetime.fromisoformat(step["end"]))
     elif op == "push":
         frame = pd.DataFrame(step["rows"])
         # "now" / "now-10": relative to the push itself (a pushed view's ttl is a few seconds here)
