@@ -14,14 +14,18 @@ Redis repository only in the ``online_store`` block.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +212,52 @@ def drive(python: Path, repo: Path, steps: list[dict[str, Any]]) -> list[dict[st
     return answers
 
 
+@contextlib.contextmanager
+def serving(python: Path, repo: Path, seconds: float = 120) -> Iterator[str]:
+    """``feast serve`` (Feast's HTTP feature server) on a free loopback port, until the block ends;
+    its base URL once ``/health`` answers.  The process is ours: stopped by its pid."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (repo / "serve.log").open("w")
+    command = [str(python), str(python.parent / "feast"), "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, cwd=repo, env=feast_env(), stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            if server.poll() is not None:
+                raise AssertionError(f"feast serve exited: {(repo / 'serve.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"feast serve did not answer in {seconds} s: {(repo / 'serve.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def post_json(url: str, body: dict[str, Any]) -> Any:
+    """POST ``body`` as JSON; the decoded answer."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
 if __name__ == "__main__":  # scripts/bootstrap pre-builds the venv: python -m tests.helpers.feast
     built, took = feast_python()
-    print(f"Feast side venv: {built.parent.parent} ({'built in %.0f s' % took if took else 'already there'})")
+    how = f"built in {took:.0f} s" if took else "already there"
+    print(f"Feast side venv: {built.parent.parent} ({how})")

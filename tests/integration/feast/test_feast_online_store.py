@@ -181,6 +181,18 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
     assert 0 < client.ttl("fs:driver:{1}") <= 86400
     assert b"conv_rate" not in client.hgetall("fs:driver:{2}")  # null: absent
 
+    # `feast serve`: Feast's HTTP feature server answers from our store, with our statuses
+    with fh.serving(feast_python, repo) as base:
+        served = fh.post_json(
+            base + "/get-online-features",
+            {"features": ["driver_stats:trips", "driver_stats:conv_rate"], "entities": {"driver_id": [1, 2, 3, 9]}},
+        )
+    names = served["metadata"]["feature_names"]
+    by_name = {name: result for name, result in zip(names, served["results"], strict=True)}
+    assert by_name["trips"]["values"] == [10, 20, None, None]
+    assert by_name["trips"]["statuses"] == ["PRESENT", "PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND"]
+    assert by_name["conv_rate"]["statuses"] == ["PRESENT", "NULL_VALUE", "OUTSIDE_MAX_AGE", "NOT_FOUND"]
+
     # same answers both ways: what Feast wrote, our reader serves with the same values and statuses
     reader = FeatureReader.connect(redis_url, catalog=_our_catalog())
     batch = reader.get_many(ids, STATS, entity="driver")
