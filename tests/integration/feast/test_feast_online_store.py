@@ -3,8 +3,9 @@
 A Feast repository whose ``feature_store.yaml`` names ``featurestore.feast.FeatureStoreOnlineStore``
 (tests/helpers/feast.py) goes through ``feast apply``, ``materialize``, ``push`` and
 ``get_online_features`` (sync and async, ``full_feature_names`` both ways); what it wrote is our
-storage format, served by our ``FeatureReader`` with the same values; our statuses reach Feast
-value by value (present, missing, null, stale, an expired pushed field).
+storage format, served by our ``FeatureReader`` with the same values (and what our
+``StreamingWriter`` wrote is served by Feast); our statuses reach Feast value by value (present,
+missing, null, stale, an expired pushed field); ``feast serve`` answers one request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from featurestore.feast.mapping import FeastField, FeastViewSpec, catalog_for, feast_status, view_for
+from featurestore.jobs.streaming import StreamingWriter
 from featurestore.readers import FeatureReader, FeatureStatus, codec
 from tests.helpers import feast as fh
 
@@ -69,7 +71,7 @@ def _by_feature(answer: dict[str, Any], view: str) -> tuple[dict[str, list[Any]]
     return values, statuses
 
 
-def _our_catalog() -> Any:
+def _our_catalog(live_ttl: int = LIVE_TTL) -> Any:
     """Our definitions of the two Feast views, from the same mapping the plug-in uses."""
     key = (FeastField("driver_id", "INT64"),)
     stats = FeastViewSpec(
@@ -87,7 +89,7 @@ def _our_catalog() -> Any:
         86400,
     )
     live = FeastViewSpec(
-        "driver_live", ("driver",), key, (FeastField("speed", "DOUBLE"), FeastField("zone", "STRING")), LIVE_TTL, True
+        "driver_live", ("driver",), key, (FeastField("speed", "DOUBLE"), FeastField("zone", "STRING")), live_ttl, True
     )
     return catalog_for([view_for(stats), view_for(live)])
 
@@ -217,19 +219,33 @@ def test_an_unsupported_value_type_is_refused_at_apply(feast_python: Path, redis
 
 @pytest.mark.cluster
 def test_feast_on_a_cluster_then_teardown(feast_python: Path, cluster_url: str, tmp_path: Path) -> None:
+    """Feast writes and reads on the Cluster; it also serves what OUR streaming writer wrote."""
     assert cluster_url.endswith("?cluster=true")
-    repo = _repo(feast_python, tmp_path / "repo", cluster_url)
+    repo = fh.write_repo(tmp_path / "repo", cluster_url, _stats_rows(), live_ttl_seconds=600)
+    made = fh.run(feast_python, ["-c", fh.PARQUET, str(repo)], repo)
+    assert made.returncode == 0, made.stderr
+    applied = fh.feast_cli(feast_python, repo, "apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    catalog = _our_catalog(live_ttl=600)
+    with StreamingWriter.connect(cluster_url, catalog.view("driver_live"), catalog=catalog) as ours:
+        ours.write(1, {"speed": 12.25, "zone": "N"})
+        ours.write(2, {"speed": None, "zone": "S"})
+
     now = datetime.now(UTC).isoformat()
     steps = [
         {"op": "materialize_incremental", "end": now},
         _online([f"driver_stats:{f}" for f in STATS], full=False, is_async=True, ids=[1, 2, 3]),
+        _online([f"driver_live:{f}" for f in LIVE], full=True, is_async=False, ids=[1, 2, 3]),
     ]
-    answer = fh.drive(feast_python, repo, steps)[1]
-    values, statuses = _by_feature(answer, "driver_stats")
+    answers = fh.drive(feast_python, repo, steps)
+    values, statuses = _by_feature(answers[1], "driver_stats")
     assert values["trips"] == [10, 20, None] and values["city"] == ["Paris", "Lyon", None]
     # a first materialize-incremental starts one ttl back: driver 3's 2-day-old row is not loaded
     assert statuses["conv_rate"] == ["PRESENT", "NULL_VALUE", "NOT_FOUND"]
-    reader = FeatureReader.connect(cluster_url, catalog=_our_catalog())
+    values, statuses = _by_feature(answers[2], "driver_live")  # written by our StreamingWriter
+    assert (values["speed"], values["zone"]) == ([12.25, None, None], ["N", "S", None])
+    assert statuses["speed"] == ["PRESENT", "NULL_VALUE", "NOT_FOUND"]
+    reader = FeatureReader.connect(cluster_url, catalog=catalog)
     assert reader.get(2, ["trips", "city"], entity="driver").to_list() == [20, "Lyon"]
 
     # `feast teardown`: the views' fields leave every entity hash (on every shard) and the registry
