@@ -38,7 +38,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.type_map import feast_value_type_to_python_type
 
-from featurestore.jobs.streaming.writer import StreamingWriter
+from featurestore.jobs.streaming.writer import DEFAULT_TIMEOUT_SECONDS, StreamingWriter
 from featurestore.jobs.write.commands import BatchWritePlan, resp
 from featurestore.readers import codec
 from featurestore.readers.aio import AsyncFeatureReader
@@ -164,7 +164,8 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
         url = self._config(config).connection_string
         wire = self._wires.get(url)
         if wire is None:
-            settings = ConnectionSettings.from_url(url, timeout=float(self._config(config).timeout_seconds) + 4)
+            # control commands get the streaming writer's timeout; batch writes retry until their deadline
+            settings = ConnectionSettings.from_url(url, timeout=DEFAULT_TIMEOUT_SECONDS)
             wire = Wire(settings, policy=RetryPolicy(seconds=WRITER_RETRY_SECONDS), replicas=False)
             self._wires[url] = wire
         return wire

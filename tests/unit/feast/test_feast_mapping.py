@@ -171,3 +171,10 @@ def test_importing_the_package_does_not_import_feast() -> None:
     import featurestore.feast  # noqa: F401
 
     assert "featurestore.feast.store" not in sys.modules and "feast" not in sys.modules
+
+
+def test_every_supported_type_has_a_value_field_to_read_back_into() -> None:
+    from featurestore.feast.mapping import ID_TYPES, PROTO_FIELDS
+
+    assert set(PROTO_FIELDS) == set(VALUE_TYPES)
+    assert set(ID_TYPES) <= set(VALUE_TYPES)
