@@ -217,6 +217,19 @@ def test_an_unsupported_value_type_is_refused_at_apply(feast_python: Path, redis
     assert "Feast feature view 'driver_blobs': feature 'photo' has Feast type BYTES" in output
 
 
+def test_the_password_comes_from_the_environment(feast_python: Path, secured_url: str, tmp_path: Path) -> None:
+    """An ACL user's password as ``${VAR}`` in feature_store.yaml (Feast expands it): apply connects."""
+    password = secured_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    url = secured_url.replace(f":{password}@", ":${FS_TEST_REDIS_PASSWORD}@")
+    repo = fh.write_repo(tmp_path / "repo", url, _stats_rows())
+    assert password not in (repo / "feature_store.yaml").read_text()
+    applied = fh.feast_cli(feast_python, repo, "apply", env={"FS_TEST_REDIS_PASSWORD": password})
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert set(redis.Redis.from_url(secured_url).hkeys(codec.REGISTRY_KEY)) == {b"driver_stats", b"driver_live"}
+    refused = fh.feast_cli(feast_python, repo, "apply", env={"FS_TEST_REDIS_PASSWORD": "wrong"})
+    assert refused.returncode != 0 and password not in refused.stdout + refused.stderr
+
+
 @pytest.mark.cluster
 def test_feast_on_a_cluster_then_teardown(feast_python: Path, cluster_url: str, tmp_path: Path) -> None:
     """Feast writes and reads on the Cluster; it also serves what OUR streaming writer wrote."""
