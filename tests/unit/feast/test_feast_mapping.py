@@ -178,3 +178,26 @@ def test_every_supported_type_has_a_value_field_to_read_back_into() -> None:
 
     assert set(PROTO_FIELDS) == set(VALUE_TYPES)
     assert set(ID_TYPES) <= set(VALUE_TYPES)
+
+
+def test_what_the_store_imports_of_ours_loads_no_heavy_dependency() -> None:
+    """``pip install redis-feature-store[feast]`` brings no [jobs] extra: the writers' modules the
+    store reuses (featurestore.jobs.write.commands, featurestore.jobs.streaming.writer) must import
+    without pyspark, pandas, pyarrow, Great Expectations or the Kafka client."""
+    import subprocess
+
+    ours = sorted(
+        node.module
+        for node in ast.walk(ast.parse((PACKAGE / "store.py").read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("featurestore.")
+    )
+    assert "featurestore.jobs.streaming.writer" in ours and "featurestore.jobs.write.commands" in ours
+    heavy = ("pyspark", "pandas", "pyarrow", "great_expectations", "confluent_kafka", "numpy", "tqdm", "airflow")
+    script = (
+        "import importlib, sys\n"
+        f"for name in {ours!r}: importlib.import_module(name)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
