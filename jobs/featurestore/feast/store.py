@@ -231,6 +231,17 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
         else:
             self._write_batch(config, state, data, progress)
 
+    async def online_write_batch_async(
+        self,
+        config: RepoConfig,
+        table: Any,
+        data: list[tuple[EntityKeyProto, dict[str, Any], datetime, datetime | None]],
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        """``store.push_async(...)``: the same write, in a worker thread (our writers are synchronous;
+        ``async_supported`` says so, so Feast's own server pushes synchronously)."""
+        await asyncio.to_thread(self.online_write_batch, config, table, data, progress)
+
     def _write_streaming(
         self, config: RepoConfig, state: _ViewState, data: Sequence[Any], progress: Callable[[int], Any] | None
     ) -> None:

@@ -9,7 +9,8 @@ it prints one JSON list, an answer per step:
 * ``{"op": "materialize", "start": ISO, "end": ISO}`` — ``FeatureStore.materialize``;
 * ``{"op": "materialize_incremental", "end": ISO}`` — ``FeatureStore.materialize_incremental``;
 * ``{"op": "push", "source": NAME, "rows": {column: [values]}}`` — ``FeatureStore.push(..., to=ONLINE)``
-  (``event_timestamp``: ``"now"`` or ``"now-S"``, S seconds before the push);
+  (``event_timestamp``: ``"now"`` or ``"now-S"``, S seconds before the push); ``"push_async"``:
+  the same with ``FeatureStore.push_async``;
 * ``{"op": "online", "rows": [...], "features": [...], "full": bool, "async": bool}`` —
   ``get_online_features`` (or ``_async``): the feature names, values and statuses;
 * ``{"op": "sleep", "seconds": S}``.
@@ -58,13 +59,16 @@ def _step(store: Any, step: dict[str, Any]) -> dict[str, Any]:
         )
     elif op == "materialize_incremental":
         store.materialize_incremental(end_date=datetime.fromisoformat(step["end"]))
-    elif op == "push":
+    elif op in ("push", "push_async"):
         frame = pd.DataFrame(step["rows"])
         # "now" / "now-10": relative to the push itself (a pushed view's ttl is a few seconds here)
         frame["event_timestamp"] = [
             pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=float(t[4:] or 0)) for t in frame["event_timestamp"]
         ]
-        store.push(step["source"], frame, to=PushMode.ONLINE)
+        if op == "push":
+            store.push(step["source"], frame, to=PushMode.ONLINE)
+        else:
+            asyncio.run(store.push_async(step["source"], frame, to=PushMode.ONLINE))
     elif op == "online":
         return _online(store, step)
     elif op == "sleep":

@@ -109,7 +109,12 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
         {
             "op": "push",
             "source": "driver_push",
-            "rows": {"driver_id": [1, 2], "speed": [42.5, None], "zone": ["A", "B"], "event_timestamp": ["now"] * 2},
+            "rows": {"driver_id": [1], "speed": [42.5], "zone": ["A"], "event_timestamp": ["now"]},
+        },
+        {
+            "op": "push_async",
+            "source": "driver_push",
+            "rows": {"driver_id": [2], "speed": [None], "zone": ["B"], "event_timestamp": ["now"]},
         },
         # out of order: older than what is stored, the guard skips it
         {
@@ -125,7 +130,7 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
         _online(everything, full=False, is_async=False, ids=[1]),
     ]
     answers = fh.drive(feast_python, repo, steps)
-    sync_all, async_all, sync_full_stats, async_stats, _, expired = answers[3:]
+    sync_all, async_all, sync_full_stats, async_stats, _, expired = answers[4:]
 
     # full_feature_names both ways: view__feature or the bare name
     assert set(sync_all["names"]) == {"driver_id", *STATS, *LIVE}
