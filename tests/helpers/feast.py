@@ -160,11 +160,16 @@ FEAST_REDIS_BLOCK = """online_store:
 """
 
 
-def write_repo(folder: Path, url: str, stats: dict[str, list[Any]], live_ttl_seconds: int = 3) -> Path:
-    """The Feast repository in ``folder`` (``stats``: the batch source's columns, written as parquet
-    by the side venv's pandas when materializing — here as JSON, converted by :func:`parquet_step`)."""
+def write_repo(
+    folder: Path, url: str, stats: dict[str, list[Any]], live_ttl_seconds: int = 3, layout: str | None = None
+) -> Path:
+    """The Feast repository in ``folder`` (``stats``: the batch source's columns, as JSON: :data:`PARQUET`
+    makes the parquet file with the side venv's pandas); ``layout`` adds that key to the store's block."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    (folder / "feature_store.yaml").write_text(STORE_YAML.format(url=url))
+    block = STORE_YAML.format(url=url)
+    if layout is not None:
+        block = block.replace(f"  connection_string: {url}\n", f"  connection_string: {url}\n  layout: {layout}\n")
+    (folder / "feature_store.yaml").write_text(block)
     (folder / "definitions.py").write_text(DEFINITIONS.replace("LIVE_TTL", str(live_ttl_seconds)))
     (folder / "data" / "driver_stats.json").write_text(json.dumps(stats))
     return folder

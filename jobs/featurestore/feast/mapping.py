@@ -141,8 +141,12 @@ def _feature(spec: FeastViewSpec, field: FeastField) -> Feature:
         raise _refuse(spec.name, str(exc)) from None
 
 
-def view_for(spec: FeastViewSpec, default_ttl_seconds: int | None = None) -> FeatureView:
-    """Our view for a Feast view (refuses what we cannot represent, naming feature and type)."""
+def view_for(spec: FeastViewSpec, default_ttl_seconds: int | None = None, layout: str = "text") -> FeatureView:
+    """Our view for a Feast view (refuses what we cannot represent, naming feature and type).
+
+    ``layout="compact"`` stores a batch view's features as one binary record (about a third of
+    the text layout's memory, docs/storage-format.md); pushed views always stay ``text`` (each
+    field has its own TTL)."""
     entity = _entity(spec)
     features = tuple(_feature(spec, field) for field in spec.features)
     ttl = spec.ttl_seconds or default_ttl_seconds
@@ -154,7 +158,16 @@ def view_for(spec: FeastViewSpec, default_ttl_seconds: int | None = None) -> Fea
         )
     kind = ViewKind.STREAMING if spec.pushed else ViewKind.BATCH
     try:
-        return FeatureView(spec.name, entity, features, kind=kind, ttl=ttl, max_age=ttl, description=spec.description)
+        return FeatureView(
+            spec.name,
+            entity,
+            features,
+            kind=kind,
+            ttl=ttl,
+            max_age=ttl,
+            description=spec.description,
+            layout="text" if spec.pushed else layout,
+        )
     except DefinitionError as exc:
         raise _refuse(spec.name, str(exc)) from None
 

@@ -74,6 +74,9 @@ class FeatureStoreOnlineStoreConfig(FeastConfigBaseModel):  # type: ignore[misc]
     timeout_seconds: float = 1.0
     # pushed views: skip an event older than the stored one (the out-of-order guard)
     guard: bool = True
+    # batch views: "text" (one readable field per feature) or "compact" (one binary record, about a
+    # third of the memory; docs/storage-format.md); pushed views are always text
+    layout: Literal["text", "compact"] = "text"
 
 
 def _ttl_seconds(view: Any) -> int:
@@ -103,10 +106,17 @@ def _entity_id(key: Any) -> object:
     return feast_value_type_to_python_type(key.entity_values[0])
 
 
-def _proto(value_type: str, value: Any) -> Any:
-    if value_type == "FLOAT_LIST":
-        return ValueProto(float_list_val=FloatList(val=list(value)))
-    return ValueProto(**{PROTO_FIELDS[value_type]: value})
+# Feast ValueType name -> a read value as Feast's ValueProto (mapping.PROTO_FIELDS, spelled out: one call each)
+_PROTO_MAKERS: dict[str, Callable[[Any], Any]] = {
+    "INT32": lambda v: ValueProto(int32_val=v),
+    "INT64": lambda v: ValueProto(int64_val=v),
+    "FLOAT": lambda v: ValueProto(float_val=v),
+    "DOUBLE": lambda v: ValueProto(double_val=v),
+    "STRING": lambda v: ValueProto(string_val=v),
+    "BOOL": lambda v: ValueProto(bool_val=v),
+    "FLOAT_LIST": lambda v: ValueProto(float_list_val=FloatList(val=v)),
+}
+assert set(_PROTO_MAKERS) == set(PROTO_FIELDS)
 
 
 def _timestamp_ms(moment: datetime) -> int:
@@ -124,7 +134,7 @@ class _ViewState:
         self.spec = spec
         self.view = view
         self.catalog = catalog_for([view])
-        self.types = {f.name: f.value_type for f in spec.features}
+        self.makers = {f.name: _PROTO_MAKERS[f.value_type] for f in spec.features}
         self.reader: FeatureReader | None = None
         self.async_readers: dict[int, AsyncFeatureReader] = {}
         self.streaming: StreamingWriter | None = None
@@ -152,10 +162,10 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
     def _state(self, config: RepoConfig, table: Any) -> _ViewState:
         store = self._config(config)
         spec = spec_of(table)
-        cache_key = (store.connection_string, str(store.default_ttl_seconds), spec)
+        cache_key = (store.connection_string, f"{store.default_ttl_seconds} {store.layout}", spec)
         state = self._views.get(cache_key)
         if state is None:
-            state = _ViewState(spec, view_for(spec, store.default_ttl_seconds))
+            state = _ViewState(spec, view_for(spec, store.default_ttl_seconds, store.layout))
             self._views[cache_key] = state
         return state
 
@@ -203,7 +213,8 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
                 view = self._state(config, table).view
             except ValueError:  # never applied here: nothing of ours to remove
                 continue
-            names = [f.name.encode() for f in view.features] + [codec.ts_field(view)]
+            fields = list(codec.record_fields(view)) if view.is_compact else [f.name.encode() for f in view.features]
+            names = [*fields, codec.ts_field(view)]
             pattern = f"{codec.KEY_PREFIX.decode()}{view.entity.name}:*"
             for node in wire.primaries():
                 cursor = b"0"
@@ -327,21 +338,33 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
     def _features(state: _ViewState, requested: Sequence[str] | None) -> list[str]:
         return list(requested) if requested else [f.name for f in state.view.features]
 
-    def _rows(self, state: _ViewState, batch: FeatureBatch) -> tuple[list[ReadRow], list[dict[str, str]]]:
-        """Feast's rows (present values only) and each row's Feast status per feature."""
+    def _rows(self, state: _ViewState, batch: FeatureBatch) -> tuple[list[ReadRow], list[dict[str, str] | None]]:
+        """Feast's rows (present values only) and each row's Feast status per feature, or None
+        for a row Feast's own builder gets right (all present, or not found at all)."""
         rows: list[ReadRow] = []
-        statuses: list[dict[str, str]] = []
+        statuses: list[dict[str, str] | None] = []
         read_at = batch.read_at_ms / 1000.0
+        makers = [state.makers[name] for name in batch.features]
+        view = state.view.name
         for vector in batch:
-            age = vector.age(state.view.name)
-            row_status = {name: feast_status(vector.status(name), age) for name in vector.features}
+            age = vector.age(view)
+            if age is None:  # no _ts:<view>: every feature NOT_FOUND
+                rows.append((None, None))
+                statuses.append(None)
+                continue
+            moment = datetime.fromtimestamp(read_at - age, tz=UTC)
+            if vector.all_present:
+                values = {n: make(v) for n, make, v in zip(batch.features, makers, vector.values, strict=True)}
+                rows.append((moment, values))
+                statuses.append(None)
+                continue
+            row_status = {name: feast_status(status, age) for name, status in vector.statuses.items()}
             values = {
-                name: _proto(state.types[name], vector[name])
-                for name, status in row_status.items()
-                if status == "PRESENT"
+                n: make(v)
+                for n, make, v in zip(batch.features, makers, vector.values, strict=True)
+                if row_status[n] == "PRESENT"
             }
-            moment = None if age is None else datetime.fromtimestamp(read_at - age, tz=UTC)
-            rows.append((moment, values or None) if age is not None else (None, None))
+            rows.append((moment, values or None))
             statuses.append(row_status)
         return rows, statuses
 
@@ -442,7 +465,7 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
 def _populate(
     requested: list[str],
     rows: list[ReadRow],
-    statuses: list[dict[str, str]],
+    statuses: list[dict[str, str] | None],
     idxs: Any,
     response: Any,
     full_feature_names: bool,
@@ -456,7 +479,10 @@ def _populate(
     )
     vectors = response.results[len(response.results) - len(requested) :]
     for row, destinations in enumerate(tuple(idxs)):
+        row_status = statuses[row]
+        if row_status is None:
+            continue
         for position, name in enumerate(requested):
-            status = _FEAST_STATUS[statuses[row][name]]
+            status = _FEAST_STATUS[row_status[name]]
             for out in destinations:
                 vectors[position].statuses[out] = status

@@ -71,7 +71,7 @@ def _by_feature(answer: dict[str, Any], view: str) -> tuple[dict[str, list[Any]]
     return values, statuses
 
 
-def _our_catalog(live_ttl: int = LIVE_TTL) -> Any:
+def _our_catalog(live_ttl: int = LIVE_TTL, layout: str = "text") -> Any:
     """Our definitions of the two Feast views, from the same mapping the plug-in uses."""
     key = (FeastField("driver_id", "INT64"),)
     stats = FeastViewSpec(
@@ -91,7 +91,7 @@ def _our_catalog(live_ttl: int = LIVE_TTL) -> Any:
     live = FeastViewSpec(
         "driver_live", ("driver",), key, (FeastField("speed", "DOUBLE"), FeastField("zone", "STRING")), live_ttl, True
     )
-    return catalog_for([view_for(stats), view_for(live)])
+    return catalog_for([view_for(stats, layout=layout), view_for(live, layout=layout)])
 
 
 def test_feast_writes_and_reads_our_format_with_our_statuses(
@@ -237,14 +237,15 @@ def test_the_password_comes_from_the_environment(feast_python: Path, secured_url
 
 @pytest.mark.cluster
 def test_feast_on_a_cluster_then_teardown(feast_python: Path, cluster_url: str, tmp_path: Path) -> None:
-    """Feast writes and reads on the Cluster; it also serves what OUR streaming writer wrote."""
+    """Feast writes and reads on the Cluster, batch views in the compact layout; it also serves what
+    OUR streaming writer wrote."""
     assert cluster_url.endswith("?cluster=true")
-    repo = fh.write_repo(tmp_path / "repo", cluster_url, _stats_rows(), live_ttl_seconds=600)
+    repo = fh.write_repo(tmp_path / "repo", cluster_url, _stats_rows(), live_ttl_seconds=600, layout="compact")
     made = fh.run(feast_python, ["-c", fh.PARQUET, str(repo)], repo)
     assert made.returncode == 0, made.stderr
     applied = fh.feast_cli(feast_python, repo, "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    catalog = _our_catalog(live_ttl=600)
+    catalog = _our_catalog(live_ttl=600, layout="compact")  # a text catalogue would fail the registry check
     with StreamingWriter.connect(cluster_url, catalog.view("driver_live"), catalog=catalog) as ours:
         ours.write(1, {"speed": 12.25, "zone": "N"})
         ours.write(2, {"speed": None, "zone": "S"})
@@ -265,6 +266,7 @@ def test_feast_on_a_cluster_then_teardown(feast_python: Path, cluster_url: str, 
     assert statuses["speed"] == ["PRESENT", "NULL_VALUE", "NOT_FOUND"]
     reader = FeatureReader.connect(cluster_url, catalog=catalog)
     assert reader.get(2, ["trips", "city"], entity="driver").to_list() == [20, "Lyon"]
+    assert b"_c:driver_stats" in redis.RedisCluster.from_url(cluster_url).hgetall("fs:driver:{2}")  # the record
 
     # `feast teardown`: the views' fields leave every entity hash (on every shard) and the registry
     down = fh.feast_cli(feast_python, repo, "teardown")

@@ -61,6 +61,12 @@ def test_a_pushed_view_is_a_streaming_view_whose_fields_live_for_the_ttl() -> No
     assert view.feature_ttl(view.features[0]) == 60 and view.max_age_seconds == 60
 
 
+def test_the_compact_layout_is_for_batch_views_only() -> None:
+    assert view_for(spec(), layout="compact").is_compact
+    assert not view_for(spec(pushed=True), layout="compact").is_compact  # each pushed field has its own TTL
+    assert not view_for(spec()).is_compact
+
+
 @pytest.mark.parametrize(("value_type", "dtype"), sorted(VALUE_TYPES.items()))
 def test_every_supported_value_type(value_type: str, dtype: DType) -> None:
     length = 4 if value_type == "FLOAT_LIST" else 0
