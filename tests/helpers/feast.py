@@ -132,6 +132,15 @@ driver_live = FeatureView(
     source=driver_push,
     online=True,
 )
+if os.environ.get("FS_FEAST_FRESH"):  # Feast's quickstart pattern: a pushed copy of a batch view
+    driver_stats_fresh = FeatureView(
+        name="driver_stats_fresh",
+        entities=[driver],
+        ttl=timedelta(days=1),
+        schema=[Field(name="trips", dtype=Int64)],
+        source=driver_push,
+        online=True,
+    )
 if os.environ.get("FS_FEAST_UNSUPPORTED"):
     driver_blobs = FeatureView(
         name="driver_blobs",

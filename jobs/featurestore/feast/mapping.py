@@ -100,7 +100,7 @@ def _refuse(view: str, what: str) -> UnsupportedFeastDefinition:
     return UnsupportedFeastDefinition(f"Feast feature view {view!r}: {what} (redis-feature-store online store)")
 
 
-def _entity(spec: FeastViewSpec) -> Entity:
+def _entity(spec: FeastViewSpec, hash_per_view: bool) -> Entity:
     if len(spec.join_keys) != 1 or len(spec.entities) != 1:
         keys = ", ".join(k.name for k in spec.join_keys) or "none"
         raise _refuse(
@@ -116,7 +116,7 @@ def _entity(spec: FeastViewSpec) -> Entity:
             f"join key {key.name!r} has Feast type {key.value_type}; ids must be {', '.join(sorted(ID_TYPES))}",
         )
     try:
-        return Entity(spec.entities[0], join_key=key.name, id_dtype=id_dtype)
+        return Entity(spec.name if hash_per_view else spec.entities[0], join_key=key.name, id_dtype=id_dtype)
     except DefinitionError as exc:
         raise _refuse(spec.name, str(exc)) from None
 
@@ -141,13 +141,17 @@ def _feature(spec: FeastViewSpec, field: FeastField) -> Feature:
         raise _refuse(spec.name, str(exc)) from None
 
 
-def view_for(spec: FeastViewSpec, default_ttl_seconds: int | None = None, layout: str = "text") -> FeatureView:
+def view_for(
+    spec: FeastViewSpec, default_ttl_seconds: int | None = None, layout: str = "text", hash_per_view: bool = False
+) -> FeatureView:
     """Our view for a Feast view (refuses what we cannot represent, naming feature and type).
 
     ``layout="compact"`` stores a batch view's features as one binary record (about a third of
     the text layout's memory, docs/storage-format.md); pushed views always stay ``text`` (each
-    field has its own TTL)."""
-    entity = _entity(spec)
+    field has its own TTL).  ``hash_per_view=True`` keys each view's values by the view's name
+    (``fs:<view>:{<id>}``) instead of the entity's, so two views of one entity may have features
+    of the same name (Feast's "fresh" pushed copy of a batch view does)."""
+    entity = _entity(spec, hash_per_view)
     features = tuple(_feature(spec, field) for field in spec.features)
     ttl = spec.ttl_seconds or default_ttl_seconds
     if not ttl:
@@ -177,7 +181,10 @@ def catalog_for(views: Iterable[FeatureView]) -> Catalog:
     try:
         return Catalog(tuple(views))
     except DefinitionError as exc:
-        raise UnsupportedFeastDefinition(f"Feast repository: {exc} (redis-feature-store online store)") from None
+        raise UnsupportedFeastDefinition(
+            f"Feast repository: {exc}; our store keeps one field per feature name in the entity's hash: "
+            "rename one, or set hash_per_view: true in the online_store block (redis-feature-store online store)"
+        ) from None
 
 
 def key_ttl(view: FeatureView, registry: Sequence[Mapping[str, Any]]) -> int:

@@ -77,6 +77,9 @@ class FeatureStoreOnlineStoreConfig(FeastConfigBaseModel):  # type: ignore[misc]
     # batch views: "text" (one readable field per feature) or "compact" (one binary record, about a
     # third of the memory; docs/storage-format.md); pushed views are always text
     layout: Literal["text", "compact"] = "text"
+    # one hash per (view, id), fs:<view>:{<id>}, instead of one per entity: two views of one entity
+    # may then reuse feature names (Feast's pushed "fresh" copy of a batch view)
+    hash_per_view: bool = False
 
 
 def _ttl_seconds(view: Any) -> int:
@@ -162,10 +165,11 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
     def _state(self, config: RepoConfig, table: Any) -> _ViewState:
         store = self._config(config)
         spec = spec_of(table)
-        cache_key = (store.connection_string, f"{store.default_ttl_seconds} {store.layout}", spec)
+        options = (store.default_ttl_seconds, store.layout, store.hash_per_view)
+        cache_key = (store.connection_string, repr(options), spec)
         state = self._views.get(cache_key)
         if state is None:
-            state = _ViewState(spec, view_for(spec, store.default_ttl_seconds, store.layout))
+            state = _ViewState(spec, view_for(spec, *options))
             self._views[cache_key] = state
         return state
 

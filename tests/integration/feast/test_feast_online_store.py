@@ -214,12 +214,19 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
     reader.close()
 
 
-def test_an_unsupported_value_type_is_refused_at_apply(feast_python: Path, redis_url: str, tmp_path: Path) -> None:
+def test_what_the_store_cannot_represent_is_refused_at_apply(
+    feast_python: Path, redis_url: str, tmp_path: Path
+) -> None:
     repo = fh.write_repo(tmp_path / "repo", redis_url, _stats_rows())
     applied = fh.feast_cli(feast_python, repo, "apply", env={"FS_FEAST_UNSUPPORTED": "1"})
     output = applied.stdout + applied.stderr
     assert applied.returncode != 0, output
     assert "Feast feature view 'driver_blobs': feature 'photo' has Feast type BYTES" in output
+    # two views of one entity with a feature of the same name: refused, saying what to do
+    applied = fh.feast_cli(feast_python, repo, "apply", env={"FS_FEAST_FRESH": "1"})
+    output = applied.stdout + applied.stderr
+    assert applied.returncode != 0, output
+    assert "trips" in output and "hash_per_view: true" in output
 
 
 def test_the_password_comes_from_the_environment(feast_python: Path, secured_url: str, tmp_path: Path) -> None:

@@ -126,8 +126,17 @@ def test_names_our_store_cannot_key_are_refused_with_the_view() -> None:
 def test_a_feature_name_twice_on_one_entity_is_refused() -> None:
     a = view_for(spec(FeastField("trips", "INT64"), name="a"))
     b = view_for(spec(FeastField("trips", "INT64"), name="b"))
-    with pytest.raises(UnsupportedFeastDefinition, match="trips"):
+    with pytest.raises(UnsupportedFeastDefinition, match="trips.*hash_per_view: true"):
         catalog_for([a, b])
+
+
+def test_a_hash_per_view_lets_two_views_of_an_entity_share_feature_names() -> None:
+    batch = view_for(spec(FeastField("trips", "INT64"), name="driver_stats"), hash_per_view=True)
+    fresh = view_for(spec(FeastField("trips", "INT64"), name="driver_stats_fresh", pushed=True), hash_per_view=True)
+    catalog_for([batch, fresh])
+    assert codec.entity_key(batch.entity, 7) == b"fs:driver_stats:{7}"
+    assert codec.entity_key(fresh.entity, 7) == b"fs:driver_stats_fresh:{7}"
+    assert batch.entity.join_key == "driver_id"
 
 
 def test_the_key_ttl_is_the_longest_batch_ttl_of_the_entity() -> None:
