@@ -47,7 +47,7 @@ from featurestore.readers.errors import WriteError
 from featurestore.readers.reader import FeatureReader
 from featurestore.readers.results import FeatureBatch
 from featurestore.readers.settings import ConnectionSettings, redact_text
-from featurestore.readers.wire import ASKING, WRITER_RETRY_SECONDS, RetryPolicy, Wire
+from featurestore.readers.wire import ASKING, WRITER_RETRY_SECONDS, RetryPolicy, Wire, encode
 
 from .mapping import PROTO_FIELDS, FeastField, FeastViewSpec, catalog_for, feast_status, key_ttl, view_for
 
@@ -215,6 +215,7 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
         catalog_for([s.view for s in states])  # feature names unique per entity, across views
         for state in states:
             self._publish(config, state, run_id="feast:apply")
+        log.info("feast apply: published %d views to %s", len(states), self._wire(config).settings.redacted_url)
         if tables_to_delete:
             names = [t.name for t in tables_to_delete]
             self._wire(config).execute("HDEL", codec.REGISTRY_KEY, *names, key=codec.REGISTRY_KEY)
@@ -235,11 +236,12 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
                 cursor = b"0"
                 while True:
                     cursor, keys = wire.execute_on(node, "SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-                    for key in keys:
-                        wire.execute("HDEL", key, *names, key=key)
+                    if keys:  # one pipelined round trip per SCAN page
+                        self._send(wire, view.name, list(keys), [[encode(b"HDEL", key, *names)] for key in keys])
                     if cursor in (b"0", 0, "0"):
                         break
             wire.execute("HDEL", codec.REGISTRY_KEY, view.name, key=codec.REGISTRY_KEY)
+            log.info("feast teardown: removed view %r from %s", view.name, wire.settings.redacted_url)
 
     # --- writes ------------------------------------------------------------------------
 
