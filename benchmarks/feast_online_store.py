@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[store].append(run_one(python, store, server.url, args, workdir))
     finally:
         local_redis.stop(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
     version = runs["ours"][0]["feast_version"]
     print(f"\nFeast {version}: our online store ({args.layout}) vs Feast's Redis store,")
     print(f"{args.entities} entities x 20 features, one Redis 8 on loopback, {args.rounds} rounds, median [min-max];")
