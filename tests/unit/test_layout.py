@@ -34,7 +34,8 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
         "training": ("featurestore.jobs.training",),
         "deploy": ("featurestore.jobs.deploy",),
     },
-    {"ops": ("featurestore.jobs.ops",), "repo": ("featurestore.jobs.repo",)},
+    # the Feast online store reuses the batch and streaming writers' command builders (docs/feast.md)
+    {"ops": ("featurestore.jobs.ops",), "repo": ("featurestore.jobs.repo",), "feast": ("featurestore.feast",)},
     {"cli": ("featurestore.jobs.cli",)},
     {
         "entries": (

@@ -18,7 +18,11 @@ from featurestore.jobs.examples import EXAMPLES, example_module
 from featurestore.readers import Catalog, load_catalog
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCTION_ROOTS = (REPO / "readers" / "featurestore" / "readers", REPO / "jobs" / "featurestore" / "jobs")
+PRODUCTION_ROOTS = (
+    REPO / "readers" / "featurestore" / "readers",
+    REPO / "jobs" / "featurestore" / "jobs",
+    REPO / "jobs" / "featurestore" / "feast",
+)
 # dev tooling runs the examples; the examples and the skeleton `featurestore init` copies are repositories
 EXEMPT = tuple(REPO / "jobs" / "featurestore" / "jobs" / part for part in ("dev", "examples", "repo/skeleton"))
 

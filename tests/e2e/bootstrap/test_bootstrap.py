@@ -5,7 +5,8 @@ bootstrap makes a virtualenv and installs into that.  These tests run the real s
 ``PYTHON`` = the system interpreter (``/usr/bin/python3`` where there is one) and
 ``FEATURESTORE_VENV`` = a temporary folder; ``FEATURESTORE_PIP_ARGS="--no-deps -e ."`` keeps
 the install to the project itself (the full ``.[dev]`` install is what CI's own bootstrap did
-before this test ran), and ``--no-apt --no-jars`` leave the machine and ~/.ivy2 alone.
+before this test ran), and ``--no-apt --no-jars --no-feast`` leave the machine, ~/.ivy2 and the
+Feast side venv alone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def bootstrap(venv: Path, *args: str, **env: str) -> subprocess.CompletedProcess
         **env,
     }
     return subprocess.run(
-        ["bash", str(ROOT / "scripts" / "bootstrap"), "--no-apt", "--no-jars", *args],
+        ["bash", str(ROOT / "scripts" / "bootstrap"), "--no-apt", "--no-jars", "--no-feast", *args],
         env=environment,
         capture_output=True,
         text=True,
