@@ -275,7 +275,7 @@ def audit_row(data: Mapping[str, Any]) -> AuditRow:
     return AuditRow(
         audited_at=str(data.get("audited_at", ""))[:19].replace("T", " "),
         ds=str(data.get("ds", "")),
-        result=Badge("OK" if ok else "mismatch", "ok" if ok else "mismatch"),
+        result=Badge.of("OK" if ok else "mismatch", "ok" if ok else "mismatch"),
         worst_rate=f"{float(data.get('worst_rate', 0.0)):.2%}",
         limit=f"{float(data.get('max_mismatch_rate', 0.0)):.2%}",
         sample=f"{int(data.get('sample', 0)):,}",
