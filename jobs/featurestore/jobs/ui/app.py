@@ -27,6 +27,7 @@ from featurestore.jobs.ui.store import ConsoleConfig, Store, WriteUserRefused
 from featurestore.readers.errors import (
     CatalogError,
     ConfigurationError,
+    FeatureNotFoundError,
     FeatureStoreConnectionError,
     PermissionDeniedError,
 )
@@ -187,6 +188,7 @@ def _error_pages(render: Render, where: str) -> dict[Any, Callable[[Request, Exc
         FeatureStoreConnectionError: unavailable,
         PermissionDeniedError: unavailable,
         CatalogError: not_found,
+        FeatureNotFoundError: not_found,
         ConfigurationError: not_found,
         HTTPException: http_error,
         Exception: failure,
