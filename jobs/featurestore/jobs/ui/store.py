@@ -86,7 +86,7 @@ class Store:
         if allowed:
             raise WriteUserRefused(
                 f"the Redis user {self.user!r} may write to the store ({', '.join(allowed)}): the console reads "
-                "with a read-only user (`featurestore acl` and docs/ui.md show its role), "
+                "with a read-only user (its ACL role: docs/ui.md), "
                 "or start it with --allow-write-user",
                 user=self.user,
                 command=allowed[0],
