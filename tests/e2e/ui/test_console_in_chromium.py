@@ -21,9 +21,10 @@ from featurestore.jobs.ui.app import create_app
 from featurestore.jobs.ui.store import ConsoleConfig
 from featurestore.readers.settings import ConnectionSettings
 from tests.helpers.reader import client_for, test_catalog
-from tests.integration.ui.test_console import populate
+from tests.helpers.ui import populate
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
@@ -92,8 +93,12 @@ def accessible(driver: Any) -> None:
 
 def visit(driver: Any, name: str, heading: str, shots: Path) -> str:
     """Wait for the page whose h1 starts with ``heading``, check it, screenshot it; its text."""
-    WebDriverWait(driver, 10).until(
-        lambda d: any(h.text.startswith(heading) for h in d.find_elements(By.TAG_NAME, "h1"))
+    script = (
+        "return document.readyState === 'complete' ? [...document.querySelectorAll('h1')].map(h => h.textContent) : []"
+    )
+    # a page still unloading may answer with an error: retried until the new page's h1 is there
+    WebDriverWait(driver, 10, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: any(text.startswith(heading) for text in d.execute_script(script))
     )
     accessible(driver)
     shots.mkdir(parents=True, exist_ok=True)

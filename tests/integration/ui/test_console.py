@@ -4,44 +4,24 @@ user that can write, and a store that is down (a 503 page, not a stack trace).""
 from __future__ import annotations
 
 import html
-import json
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from featurestore.jobs.core.control_plane import progress_key
 from featurestore.jobs.core.run_records import RunRecord, record_run
 from featurestore.jobs.ops.acl import apply
-from featurestore.jobs.streaming.events import progress_fields
 from featurestore.jobs.ui.access import CONSOLE
 from featurestore.jobs.ui.app import create_app
-from featurestore.jobs.ui.store import AUDITS_KEY, ConsoleConfig
+from featurestore.jobs.ui.store import ConsoleConfig
 from featurestore.readers.settings import ConnectionSettings
-from tests.helpers.reader import client_for, now_ms, scores, test_catalog, write_view
+from tests.helpers.reader import client_for, test_catalog
+from tests.helpers.ui import populate
 
 PASSWORD = "c0nsole-Pa55"
-
-
-def populate(client: Any) -> None:
-    """A fresh user 42, a stale user 7, runs (one refused by a guard), a stream report, an audit."""
-    write_view(client, test_catalog, scores, {42: {"n_orders": 5, "segment": "gold"}})
-    write_view(client, test_catalog, scores, {7: {"n_orders": 9}}, computed_at_ms=now_ms() - 2 * 3600 * 1000)
-    for i in range(30):
-        record_run(client, RunRecord(f"ok{i}", "scores", "2024-06-01", "orders", i, "succeeded", rows_read=100 + i))
-    refused = RunRecord(
-        "refused1", "scores", "2024-06-02", "orders", 31, "failed_validation",
-        error="guards refused the input", failures=["input: orders ds=2024-06-02 has 12 rows, below its baseline"],
-    )  # fmt: skip
-    record_run(client, refused)
-    report = {"events": 900, "events_per_second": 30.0, "written": 880, "skipped": 20, "dead_letters": 1,
-              "latency_p50_seconds": 0.012, "latency_p99_seconds": 0.09, "lag": 4}  # fmt: skip
-    client.hset(progress_key("live"), mapping=progress_fields(report, "kafka:clicks", now_ms()))
-    audit = {"view": "scores", "ds": "2024-06-01", "audited_at": "2024-06-02T01:00:00", "sample": 100,
-             "max_mismatch_rate": 0.01, "worst_rate": 0.0, "ok": True, "served": {}}  # fmt: skip
-    client.xadd(AUDITS_KEY, {"audit": json.dumps(audit)})
 
 
 @pytest.fixture
@@ -105,3 +85,20 @@ def test_a_store_that_is_down_is_a_503_page() -> None:
         page = browser.get("/")
         assert page.status_code == 503 and "The store is unavailable" in page.text
         assert "hunter2" not in page.text and "Traceback" not in page.text
+
+
+def test_a_page_of_runs_stays_fast_with_thousands_of_runs(redis_url: str) -> None:
+    admin = client_for(redis_url)
+    with admin.pipeline(transaction=False) as pipe:
+        for i in range(5000):
+            record_run(pipe, RunRecord(f"bulk{i}", "scores", "2024-06-01", "orders", i, "succeeded"))
+        pipe.execute()
+    admin.close()
+    with console(redis_url, allow_write_user=True) as browser:
+        started = time.perf_counter()
+        page = browser.get("/runs")
+        older = browser.get(page.text.split('rel="next" href="')[1].split('"')[0])
+        elapsed = time.perf_counter() - started
+    assert page.status_code == older.status_code == 200
+    assert "bulk4999" in page.text and "bulk4974" in older.text and "bulk4999" not in older.text
+    assert elapsed < 2.0, f"two pages of runs took {elapsed:.2f}s"
