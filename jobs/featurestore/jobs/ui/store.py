@@ -26,6 +26,7 @@ from featurestore.readers.settings import ConnectionSettings
 
 AUDITS_KEY = "fs:audits"  # featurestore.jobs.training.audit.AUDITS_KEY (not imported: it loads pyspark)
 FILTER_SCAN_LIMIT = 5_000  # a filtered runs listing reads at most this many entries per page
+RUNS_SCANNED = 500  # the newest runs looked at for a view's last success and failure (as `status`)
 _T = TypeVar("_T")
 
 
@@ -117,7 +118,7 @@ class Store:
         view = self.config.catalog.view(view_name)
 
         def read(client: Any) -> status_ops.ViewStatus:
-            runs = [r for _, r in self._scan_runs(client, view_name, None, status_ops._RUNS_SCANNED)[0]]
+            runs = [r for _, r in self._scan_runs(client, view_name, None, RUNS_SCANNED)[0]]
             sample = status_ops.sample_entity(client, view.entity, (view,), self.config.sample)
             return status_ops.view_status(view, runs, sample, now_ms)
 
