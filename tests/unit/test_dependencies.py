@@ -131,7 +131,8 @@ def _files(root: Path, *, exclude: tuple[str, ...] = ()) -> list[Path]:
 
 
 READER_FILES = _files(READERS)
-PRODUCTION_FILES = _files(JOBS, exclude=("dev/", "airflow_dag.py"))
+PRODUCTION_FILES = _files(JOBS, exclude=("dev/", "airflow_dag.py", "ui/", "cli/ui.py"))
+UI_FILES = [*_files(JOBS / "ui"), JOBS / "cli" / "ui.py"]  # `featurestore ui`: the [ui] extra
 DAG_FILES = [JOBS / "airflow_dag.py"]
 DEV_FILES = _files(JOBS / "dev")
 
@@ -141,6 +142,7 @@ DEV_FILES = _files(JOBS / "dev")
     [
         pytest.param(READER_FILES, ("",), id="readers: base"),
         pytest.param(PRODUCTION_FILES, ("", "jobs"), id="jobs: base + [jobs]"),
+        pytest.param(UI_FILES, ("", "jobs", "ui"), id="ui: base + [jobs] + [ui]"),
         pytest.param(DAG_FILES, ("", "jobs", "airflow"), id="airflow_dag: base + [jobs] + [airflow]"),
         pytest.param(DEV_FILES, ("", "jobs", "server"), id="dev: base + [jobs] + [server]"),
     ],

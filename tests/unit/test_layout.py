@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ROOTS = {"featurestore.readers": REPO / "readers", "featurestore.jobs": REPO / "jobs"}
-PRODUCTION = ("core", "cli", "batch", "write", "streaming", "ops", "deploy", "training")
+PRODUCTION = ("core", "cli", "batch", "write", "streaming", "ops", "deploy", "training", "ui")
 # The layers, bottom to top (docs/layout.md, "Layers"): a module imports only from its own group or
 # from a lower layer, at module level or inside a function alike; the groups of one layer (streaming,
 # training, deploy) do not import each other.  A module is in the group of its longest matching prefix.
@@ -36,6 +36,7 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
     },
     # the Feast online store reuses the batch and streaming writers' command builders (docs/feast.md)
     {"ops": ("featurestore.jobs.ops",), "repo": ("featurestore.jobs.repo",), "feast": ("featurestore.feast",)},
+    {"ui": ("featurestore.jobs.ui",)},  # the web console: on ops (status, inspect), below the CLI
     {"cli": ("featurestore.jobs.cli",)},
     {
         "entries": (

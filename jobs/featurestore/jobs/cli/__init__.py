@@ -68,6 +68,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
         "decode one entity's hash, any layout: value, status, view age, field TTL",
         False,
     ),
+    "ui": ("featurestore.jobs.cli.ui", "serve the read-only web console: views, runs, streams, entities", False),
     "catalog": ("featurestore.jobs.cli.catalog", "export the views' contract or conformance vectors", False),
     "acl": ("featurestore.jobs.cli.acl", "print (or --apply) the least-privilege ACL roles", False),
     "executor-env": (

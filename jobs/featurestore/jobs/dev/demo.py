@@ -272,6 +272,9 @@ def _stop(services: _Services, workdir: Path, *, keep: bool, temporary: bool) ->
         )
         if services.server is not None:
             console.echo(f"stop it with: featurestore redis stop --workdir {workdir / 'redis'}")
+            console.echo(
+                f"browse it: featurestore ui --redis-url {services.url} --allow-write-user -> http://127.0.0.1:8765/"
+            )
     elif temporary:
         shutil.rmtree(workdir, ignore_errors=True)
 
