@@ -45,6 +45,7 @@ from typing import Any
 import pytest
 
 from featurestore.jobs.dev import local_redis
+from featurestore.jobs.examples import example_module, example_path
 
 ENGINE = os.environ.get("FEATURESTORE_TEST_ENGINE", "redis")
 TESTS = Path(__file__).resolve().parent
@@ -58,6 +59,12 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 # Batch runs append to the feature log only in the tests that ask for it (MaterializeRequest.feature_log):
 # a Delta write per run would slow every other materialization test.
 os.environ.setdefault("FEATURESTORE_FEATURE_LOG", "off")
+# The store has no default catalogue or suites (docs/feature-repository.md): outside a repository the
+# tests name the fraud example's, as a user would; a test of another repository takes both out
+# (monkeypatch.delenv, or an environment without them for a subprocess), since the environment
+# outranks a repository's featurestore.toml.
+os.environ.setdefault("FEATURESTORE_CATALOG", example_module("fraud", "definitions"))
+os.environ.setdefault("FEATURESTORE_EXPECTATIONS", str(example_path("fraud").joinpath("expectations")))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

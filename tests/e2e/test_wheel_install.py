@@ -164,10 +164,11 @@ import sys
 from importlib.resources import files
 import featurestore.readers, featurestore.jobs
 from featurestore.jobs.batch.validation import suite_path
+from featurestore.jobs.examples import example_path
 from featurestore.jobs.examples.fraud.definitions import catalog
 print(featurestore.readers.__file__)
 print(featurestore.jobs.__file__)
-print(suite_path(catalog.view("user_profile")))
+print(suite_path(catalog.view("user_profile"), str(example_path("fraud").joinpath("expectations"))))
 print(files("featurestore.readers").joinpath("py.typed").is_file())
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "great_expectations", "airflow")))
 """
@@ -179,11 +180,11 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "great_exp
 
 
 def test_every_validating_command_takes_an_expectations_folder(venv: Path, home: Path, env: dict[str, str]) -> None:
-    """``--expectations DIR`` / ``$FEATURESTORE_EXPECTATIONS`` replace the packaged suites (checked before Spark)."""
+    """``--expectations DIR`` / ``$FEATURESTORE_EXPECTATIONS`` name the suites' folder (checked before Spark)."""
     featurestore = str(venv / "bin" / "featurestore")
     suites = home / "suites"  # empty folders: each command must look there, and only there
     materialize = [featurestore, "materialize", "--view", "user_profile", "--ds", "2024-05-31"]
-    materialize += ["--redis-url", "redis://127.0.0.1:1"]
+    materialize += ["--redis-url", "redis://127.0.0.1:1", "--catalog", "featurestore.jobs.examples.fraud.definitions"]
     for args, extra_env, folder in (
         ([*materialize, "--expectations", str(suites / "flag")], {}, suites / "flag"),
         (materialize, {"FEATURESTORE_EXPECTATIONS": str(suites / "env")}, suites / "env"),

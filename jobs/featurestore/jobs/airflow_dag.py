@@ -33,8 +33,8 @@ Settings (docs/airflow.md has the full table):
 * parse time, from the environment of the DAG processor and the workers:
   ``FEATURESTORE_CATALOG``, ``FEATURESTORE_SPARK_CONN_ID`` (default ``featurestore_spark``),
   ``FEATURESTORE_REDIS_CONN_ID`` (default ``featurestore_redis``), ``FEATURESTORE_SCHEDULE``,
-  ``FEATURESTORE_WAREHOUSE``, ``FEATURESTORE_EXPECTATIONS`` (default: the example suites
-  shipped in the package), ``FEATURESTORE_JOB_FILE``, ``FEATURESTORE_RETRIES``,
+  ``FEATURESTORE_WAREHOUSE``, ``FEATURESTORE_EXPECTATIONS`` (default: the
+  repository's ``expectations_dir``), ``FEATURESTORE_JOB_FILE``, ``FEATURESTORE_RETRIES``,
   ``FEATURESTORE_RETRY_DELAY_SECONDS``, ``FEATURESTORE_MATERIALIZE_TIMEOUT_MINUTES``,
   ``FEATURESTORE_CHECK_TIMEOUT_MINUTES``;
 * run time, Airflow Variables (else the same name upper-cased in the environment):

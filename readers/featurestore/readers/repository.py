@@ -42,8 +42,6 @@ REPO_ENV_VAR = "FEATURESTORE_REPO"
 CATALOG_ENV_VAR = "FEATURESTORE_CATALOG"
 DEFAULT_DEFINITIONS = "definitions.py"
 PACKAGE_PREFIX = "featurestore_repo_"
-# TODO(examples): goes with the example fallback of load_catalog once fraud is an example repository
-DEFAULT_CATALOG_MODULE = "featurestore.jobs.examples.fraud.definitions"
 # a repository's name names its package (featurestore_repo_<name>) and its DAG
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
@@ -97,7 +95,8 @@ def require_repository(repo: str | os.PathLike[str] | None = None, environ: Mapp
     if found is None:
         raise ConfigurationError(
             f"no feature repository: {Path.cwd()} has no {SETTINGS_FILE}; pass --repo DIR, set "
-            f"{REPO_ENV_VAR}, or create one with: featurestore init DIR"
+            f"{REPO_ENV_VAR} (or name the definitions with --catalog, $FEATURESTORE_CATALOG), or create one with: "
+            "featurestore init DIR (featurestore init DIR --example fraud for the example)"
         )
     return found
 
@@ -257,7 +256,8 @@ def load_catalog(
     module on ``sys.path`` (a module-level ``catalog`` object).
 
     ``None``: ``$FEATURESTORE_CATALOG``, else the repository found by :func:`find_repository`
-    (``$FEATURESTORE_REPO``, else the working directory), else the example catalogue.
+    (``$FEATURESTORE_REPO``, else the working directory), else a :class:`ConfigurationError`
+    that says how to name or create a repository: there is no default catalogue.
     """
     if isinstance(ref, Catalog):
         return ref
@@ -266,12 +266,7 @@ def load_catalog(
         named = env.get(CATALOG_ENV_VAR)
         if named:
             return load_catalog(named, environ=environ)
-        folder = find_repository(None, env)
-        if folder is not None:
-            return _catalog_of_repository(folder)
-        # TODO(examples): no repository found: an error (require_repository's) once the fraud
-        # example is a repository of its own
-        return _catalog_from_module(DEFAULT_CATALOG_MODULE)
+        return _catalog_of_repository(require_repository(None, env))
     text = str(ref)
     path = Path(text).expanduser()
     if path.is_dir():

@@ -12,10 +12,10 @@ import pytest
 
 from featurestore.jobs import cli
 from featurestore.jobs.batch import materialize, transforms
-from featurestore.jobs.batch.validation import example_suites
 from featurestore.jobs.core import run_records
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.dev.sample_data import GeneratedWarehouse
+from featurestore.jobs.examples import example_path
 from featurestore.jobs.examples.fraud.definitions import catalog
 from featurestore.readers import codec
 from featurestore.readers.reader import FeatureReader
@@ -140,7 +140,9 @@ def test_a_failed_suite_writes_nothing_and_exits_non_zero_naming_the_expectation
     before = snapshot(redis_url)
     registry_before = client.hgetall(codec.REGISTRY_KEY)
     strict = tmp_path / "expectations"
-    shutil.copytree(str(example_suites()), strict)  # a checkout or an installed wheel: a real folder
+    shutil.copytree(
+        str(example_path("fraud").joinpath("expectations")), strict
+    )  # a checkout or an installed wheel: a real folder
     suite = json.loads((strict / "user_profile.json").read_text())
     suite["expectations"].append(
         {"type": "expect_column_values_to_be_between", "kwargs": {"column": "credit_limit", "max_value": 600}}

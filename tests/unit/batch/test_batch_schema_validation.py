@@ -47,28 +47,35 @@ def test_malformed_suites_are_refused_naming_the_view(tmp_path: Path) -> None:
         validation.load_suite(path, VIEW)
 
 
-def test_suites_come_from_the_flag_else_the_environment_else_the_package(
+def test_suites_come_from_the_flag_else_the_environment_else_the_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view = example.view("user_profile")
-    monkeypatch.delenv(validation.EXPECTATIONS_ENV_VAR, raising=False)
-    packaged = validation.suite_path(view)
-    # the example suites are package data of the fraud example, read through importlib.resources
-    examples = Path(validation.__file__).parents[1] / "examples"
-    assert str(packaged) == str(examples / "fraud" / "expectations" / "user_profile.json")
-    assert validation.load_suite(packaged, view)["expectations"]
     monkeypatch.setenv(validation.EXPECTATIONS_ENV_VAR, str(tmp_path / "from_env"))
     from_env = Settings.from_env().expectations_dir  # the command line's settings (flag > environment > file)
     assert str(validation.suite_path(view, from_env)) == str(tmp_path / "from_env" / "user_profile.json")
+    assert str(validation.suite_path(view)) == str(tmp_path / "from_env" / "user_profile.json")  # the Python API
     assert str(validation.suite_path(view, tmp_path / "flag")) == str(tmp_path / "flag" / "user_profile.json")
+    monkeypatch.delenv(validation.EXPECTATIONS_ENV_VAR)
+    repo = tmp_path / "repo"
+    (repo / "expectations").mkdir(parents=True)
+    (repo / "featurestore.toml").write_text('name = "shop"\n')
+    monkeypatch.chdir(repo)
+    assert str(validation.suite_path(view)) == str(repo / "expectations" / "user_profile.json")
 
 
-def test_a_missing_suite_says_where_it_was_looked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_repository_or_a_folder_there_are_no_suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No default folder: the example's suites are never picked for a user's views."""
     monkeypatch.delenv(validation.EXPECTATIONS_ENV_VAR, raising=False)
-    with pytest.raises(ConfigurationError, match=r"no expectation suite item_stats\.json among the example suites"):
-        validation.load_suite(validation.suite_path(VIEW), VIEW)  # a view of the user's own catalogue
-    with pytest.raises(ConfigurationError, match="--expectations DIR"):
-        validation.load_suite(validation.suite_path(VIEW), VIEW)
+    monkeypatch.delenv("FEATURESTORE_REPO", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError) as raised:
+        validation.suite_path(VIEW)
+    assert str(raised.value) == (
+        "view 'item_stats': no folder of expectation suites: pass --expectations DIR, set "
+        "FEATURESTORE_EXPECTATIONS=DIR or expectations_dir in featurestore.toml (a repository's expectations/ "
+        "is the default: featurestore init DIR makes one)"
+    )
     with pytest.raises(ConfigurationError, match=f"{tmp_path}/item_stats.json' not found"):
         validation.load_suite(validation.suite_path(VIEW, tmp_path), VIEW)
 

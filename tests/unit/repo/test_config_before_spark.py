@@ -22,7 +22,9 @@ NOWHERE = "redis://127.0.0.1:1"
 def materialize(
     tmp_path: Path, warehouse: Path, command: tuple[str, ...] = ("materialize", "--ds", "2024-05-31")
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
+    # the session's settings out, but the example catalogue and suites (tests/conftest.py)
+    kept = ("FEATURESTORE_CATALOG", "FEATURESTORE_EXPECTATIONS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_") or k in kept}
     env["FEATURESTORE_HOME"] = str(tmp_path / "home")
     args = [*command, "--view", "user_profile", "--warehouse", str(warehouse)]
     if command[0] != "backfill":  # backfill writes the feature log only: no Redis

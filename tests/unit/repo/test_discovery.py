@@ -43,7 +43,8 @@ def test_no_parent_search_and_no_repository_is_none(tmp_path: Path, monkeypatch:
         require_repository(None, {})
     assert str(raised.value) == (
         f"no feature repository: {tmp_path / 'sub'} has no featurestore.toml; pass --repo DIR, set "
-        "FEATURESTORE_REPO, or create one with: featurestore init DIR"
+        "FEATURESTORE_REPO (or name the definitions with --catalog, $FEATURESTORE_CATALOG), or create one with: "
+        "featurestore init DIR (featurestore init DIR --example fraud for the example)"
     )
 
 

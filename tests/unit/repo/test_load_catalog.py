@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from featurestore.readers import Catalog, CatalogError, load_catalog
+from featurestore.readers.errors import ConfigurationError
 from featurestore.readers.repository import SETTINGS_FILE
 
 DEFINITIONS = """\
@@ -131,3 +132,12 @@ def test_loading_a_repository_imports_no_heavy_module(tmp_path: Path) -> None:
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_outside_a_repository_there_is_no_default_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No example stands in for a team's definitions: the error says how to name or create them."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"no feature repository: .* featurestore init DIR"):
+        load_catalog(None, environ={})
+    environ = {"FEATURESTORE_CATALOG": "featurestore.jobs.examples.fraud.definitions"}
+    assert "user_profile" in [view.name for view in load_catalog(None, environ=environ).views]

@@ -11,9 +11,8 @@ check with what was observed, and the job writes nothing.
    feature and reported (``nan_as_null``), never silently.
 2. **The suite** ``<suite>.json`` (GX 1.x ``ExpectationSuite`` JSON), run on the Spark
    DataFrame with an ephemeral GX context.  It is read from ``--expectations DIR``, else
-   ``$FEATURESTORE_EXPECTATIONS``, else the example suites shipped inside the package
-   (``featurestore/jobs/examples/fraud/expectations/``, read with :mod:`importlib.resources`, so an
-   installed wheel and a checkout find them the same way).
+   ``$FEATURESTORE_EXPECTATIONS``, else the repository's ``expectations_dir`` (default
+   ``expectations/``); outside a repository there is no default folder.
 3. **The collapse guard**: rows to write, and rows read from the source, may not fall
    below ``min_row_ratio`` x those of the view's last successful run (``0`` turns it off).
 """
@@ -25,21 +24,18 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.core.settings import EXPECTATIONS_ENV_VAR as EXPECTATIONS_ENV_VAR
+from featurestore.jobs.core.settings import Settings
 from featurestore.readers.definitions import DType, FeatureView
 from featurestore.readers.errors import ConfigurationError, GuardRefused, ValidationFailed
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-# the example suites (one per batch view of the example catalogue), package data of this package
-EXAMPLE_SUITES_PACKAGE = "featurestore.jobs.examples.fraud"
-EXAMPLE_SUITES_FOLDER = "expectations"
 EXPECTATIONS_HELP = (
     f"folder of the GX suites, <suite>.json per batch view (default: ${EXPECTATIONS_ENV_VAR}, "
     "else the repository's expectations_dir, default expectations/)"
@@ -174,20 +170,20 @@ def nan_to_null(df: DataFrame, view: FeatureView) -> DataFrame:
 # --- Great Expectations -------------------------------------------------------------------
 
 
-def example_suites() -> Traversable:
-    """The folder of the example suites shipped in the package (a ``Path`` for an installed or checked-out package)."""
-    return files(EXAMPLE_SUITES_PACKAGE).joinpath(EXAMPLE_SUITES_FOLDER)
-
-
 def suite_path(view: FeatureView, expectations_dir: str | os.PathLike[str] | None = None) -> Traversable:
     """``<dir>/<suite>.json``: ``expectations_dir`` (the settings': ``--expectations``, else
     ``$FEATURESTORE_EXPECTATIONS``, else the settings file's ``expectations_dir``, else the
-    repository's ``expectations/``), else the example suites shipped in the package.  One folder
-    is searched, never several."""
-    # TODO(examples): outside a repository the packaged example suites are the fallback; it goes
-    # with load_catalog's example fallback once the fraud example is a repository of its own
-    folder: Traversable = Path(expectations_dir) if expectations_dir else example_suites()
-    return folder.joinpath(f"{view.expectation_suite}.json")
+    repository's ``expectations/``); ``None`` resolves them as the command line does (for a caller of
+    the Python API).  One folder is searched, never several; outside a repository there is no default."""
+    if not expectations_dir:
+        expectations_dir = Settings.from_env().expectations_dir
+    if not expectations_dir:
+        raise ConfigurationError(
+            f"view {view.name!r}: no folder of expectation suites: pass --expectations DIR, set "
+            f"{EXPECTATIONS_ENV_VAR}=DIR or expectations_dir in featurestore.toml (a repository's "
+            f"expectations/ is the default: featurestore init DIR makes one)"
+        )
+    return Path(expectations_dir).joinpath(f"{view.expectation_suite}.json")
 
 
 def load_suite(path: str | os.PathLike[str] | Traversable, view: FeatureView) -> dict[str, Any]:
@@ -195,12 +191,6 @@ def load_suite(path: str | os.PathLike[str] | Traversable, view: FeatureView) ->
     if isinstance(path, (str, os.PathLike)):
         path = Path(path)
     if not path.is_file():
-        if str(path) == str(example_suites().joinpath(path.name)):
-            raise ConfigurationError(
-                f"view {view.name!r}: no expectation suite {view.expectation_suite}.json among the example suites "
-                f"shipped in the package; write one per batch view of your catalogue in a folder and pass "
-                f"--expectations DIR (or set {EXPECTATIONS_ENV_VAR}=DIR)"
-            )
         raise ConfigurationError(
             f"view {view.name!r}: expectation suite {str(path)!r} not found (every batch view needs "
             f"<DIR>/{view.expectation_suite}.json in the folder given by --expectations DIR, {EXPECTATIONS_ENV_VAR} "

@@ -372,7 +372,7 @@ class DagSettings:
     """Parse-time settings of the nightly Airflow DAG (``FEATURESTORE_<NAME>``; docs/airflow.md)."""
 
     dag_id: str = "featurestore_nightly"
-    catalog: str | None = None  # None: the reader library's default catalogue
+    catalog: str | None = None  # None: the repository's (featurestore.readers.load_catalog)
     spark_conn_id: str = "featurestore_spark"
     redis_conn_id: str = "featurestore_redis"
     # 02:00 UTC over a daily data interval: the run for ds=D starts once day D is complete.

@@ -109,7 +109,11 @@ def _settings_lines(settings: Settings) -> Iterator[str]:
 
 def _definitions_line(catalog: Catalog, settings: Settings) -> str:
     batch, streaming = len(catalog.batch_views), len(catalog.streaming_views)
-    suites = f"suites in {settings.expectations_dir}" if settings.expectations_dir else "packaged suites"
+    suites = (
+        f"suites in {settings.expectations_dir}"
+        if settings.expectations_dir
+        else "no suites folder (--expectations DIR)"
+    )
     return (
         f"definitions: {len(catalog.entities)} entities, {len(catalog.views)} views "
         f"({batch} batch, {streaming} streaming); {suites}"
