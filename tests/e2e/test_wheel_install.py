@@ -131,15 +131,19 @@ def test_the_wheel_holds_the_package_its_data_and_the_license(wheel: Path) -> No
         for root in (REPO / "readers", REPO / "jobs")
         for p in (root / "featurestore").rglob("*.py")
     }
-    examples = REPO / "jobs" / "featurestore" / "jobs" / "examples"
+    jobs = REPO / "jobs" / "featurestore"
+    # the example repositories and init's skeleton ship whole (featurestore.toml, suites, README, gitignore;
+    # their .py files are sources), the console its templates and stylesheet
+    data_roots = [jobs / "jobs" / "examples", jobs / "jobs" / "repo" / "skeleton", jobs / "jobs" / "ui"]
     data = {
         "featurestore/readers/py.typed",
         "featurestore/jobs/py.typed",
-        # the example repositories ship whole (featurestore.toml, suites, README; their dags/*.py are sources)
+        "featurestore/feast/py.typed",
         *(
-            f"featurestore/jobs/examples/{p.relative_to(examples)}"
-            for p in examples.rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc")
+            f"featurestore/{p.relative_to(jobs)}"
+            for root in data_roots
+            for p in root.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
         ),
     }
     assert {n for n in names if n.startswith("featurestore/")} == sources | data

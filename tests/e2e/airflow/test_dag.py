@@ -279,4 +279,4 @@ def test_store_status_fails_loudly_naming_a_stale_or_failing_view(
     ))  # fmt: skip
     verdicts = {s["view"]: s["verdict"] for s in store_status.function()}
     assert verdicts == {"user_transactions": "never materialized", "user_profile": "fresh", "merchant_risk": "fresh",
-                        "user_realtime": "never materialized"}  # fmt: skip
+                        "user_realtime": "never written"}  # fmt: skip

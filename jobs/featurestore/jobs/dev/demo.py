@@ -157,15 +157,20 @@ def _example_settings(args: argparse.Namespace, settings: Settings) -> tuple[Set
 
     from featurestore.jobs.examples import example_module, example_path
 
-    if args.example is None:
-        return settings, STREAMING_EXAMPLE if settings.repo is None else None
-    example_path(args.example)  # an unknown example fails before anything starts
+    example = args.example
+    if example is None:
+        if settings.repo is not None:
+            return settings, None
+        if settings.catalog:  # definitions named outside a repository: the fraud example's stream, as before
+            return settings, STREAMING_EXAMPLE
+        example = STREAMING_EXAMPLE  # no repository, nothing named: the README's demo, the fraud example
+    example_path(example)  # an unknown example fails before anything starts
     changes: dict[str, Any] = {}
     if args.catalog is None:
-        changes["catalog"] = example_module(args.example, "definitions")
+        changes["catalog"] = example_module(example, "definitions")
     if args.expectations is None:
-        changes["expectations_dir"] = str(example_path(args.example).joinpath("expectations"))
-    streamed = args.example if args.example == STREAMING_EXAMPLE else None
+        changes["expectations_dir"] = str(example_path(example).joinpath("expectations"))
+    streamed = example if example == STREAMING_EXAMPLE else None
     return dataclasses.replace(settings, **changes), streamed
 
 

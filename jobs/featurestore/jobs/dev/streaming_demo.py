@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from featurestore.jobs.examples.fraud.sample_data import EVENT_SCHEMA, EventGenerator, TxnEvent
 from featurestore.jobs.streaming.windows import ViewProgram, reference
-from featurestore.readers.codec import format_float32
+from featurestore.readers.codec import decode_float32, format_float32
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -151,7 +151,7 @@ def compare(expected: dict[int, dict[str, Any]], vectors: Iterable[Any]) -> list
         for name in FIELDS:
             value = want[name]
             if name in ("last_amount", "seconds_since_prev_txn") and value is not None:
-                value = float(format_float32(value))  # stored as float32
+                value = decode_float32(format_float32(value))  # stored as float32, served as the float32 itself
             if value is None:  # absent: the reader serves the default as missing
                 ok = vector.status(name).value == "missing"
             else:
