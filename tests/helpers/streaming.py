@@ -1,4 +1,5 @@
-"""Helpers of the streaming tests: a catalogue with short TTLs and a batch loader.
+"""Helpers of the streaming tests: a catalogue with short TTLs, a batch loader, and the end of a
+streaming driver run as a subprocess.
 
 The short-TTL catalogue has the same shape as the example one (two batch views, one of
 them shorter than the key TTL, and a streaming view whose features have different TTLs),
@@ -7,8 +8,13 @@ with lifetimes of seconds so expiry can be watched within a test.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -59,3 +65,24 @@ def plain_client(url: str) -> Any:
     if "cluster=true" in query:
         return redis.RedisCluster.from_url(base)
     return redis.Redis.from_url(base)
+
+
+def finish_driver(process: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> dict[str, Any]:
+    """Wait for a streaming driver (started with ``start_new_session=True``, output in ``log``) to end
+    with exit code 0; return the last JSON report it printed.  A driver still running after
+    ``timeout`` seconds is killed with its JVM (its process group) and the test fails."""
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError(f"the driver did not finish in {timeout}s:\n{log.read_text()[-3000:]}") from None
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    return dict(json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{"))))
+
+
+def report_of(log: Path, view: str) -> dict[str, Any]:
+    """The JSON report of ``view`` among the ones a driver printed when it ended (one line per view)."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return dict(next(r for r in reversed(lines) if r.get("view") == view))

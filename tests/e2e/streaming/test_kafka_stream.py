@@ -16,7 +16,6 @@ at a time: on a busy 2-core machine two drivers side by side starve each other's
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -35,6 +34,7 @@ from featurestore.jobs.streaming.windows import ViewProgram, reference
 from featurestore.jobs.streaming.writer import StreamingWriter
 from featurestore.readers import FeatureReader
 from tests.e2e.streaming.two_views import user_countries_live
+from tests.helpers.streaming import finish_driver, report_of
 
 REPO = Path(__file__).resolve().parents[3]
 EVENTS, USERS, PER_BATCH = 1200, 100, 100
@@ -55,23 +55,6 @@ def _driver(command: list[str], url: str, kafka: Any, topic: str, checkpoint: Pa
 
 CLI = [sys.executable, "-m", "featurestore.jobs.cli", "stream"]
 ENTRY = [sys.executable, str(REPO / "jobs" / "featurestore" / "jobs" / "stream_job.py")]
-
-
-def _finish(process: Any, log: Path, timeout: float = 300) -> dict[str, Any]:
-    try:
-        code = process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError(f"the driver did not finish in {timeout}s:\n{log.read_text()[-3000:]}") from None
-    text = log.read_text()
-    assert code == 0, text[-3000:]
-    return dict(json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{"))))
-
-
-def _report_of(log: Path, view: str) -> dict[str, Any]:
-    """The JSON report of ``view`` among the ones a driver printed when it ended (one line per view)."""
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return dict(next(r for r in reversed(lines) if r.get("view") == view))
 
 
 def _batches(folder: Path) -> int:
@@ -145,7 +128,7 @@ def test_sigkill_restart_is_exact_and_replay_changes_nothing(
         restarted = _driver(ENTRY, redis_url, kafka, kafka_topic, tmp_path / "cp-b", tmp_path / "b2.log",
                             "--available-now", "--max-offsets-per-trigger", str(4 * PER_BATCH))  # fmt: skip
         drivers.append(restarted)
-        report_b = _finish(restarted, tmp_path / "b2.log")
+        report_b = finish_driver(restarted, tmp_path / "b2.log")
         assert _batches(commits) > committed  # the restart went on from the checkpoint
 
         # exactly the state the events call for, computed from them (not by a second driver)
@@ -179,8 +162,8 @@ def test_sigkill_restart_is_exact_and_replay_changes_nothing(
                          "--catalog", "tests.e2e.streaming.two_views",
                          "--view", "user_realtime", "--view", "user_countries_live")  # fmt: skip
         drivers.append(replay)
-        report_second = _finish(replay, tmp_path / "r.log")
-        report_r = _report_of(tmp_path / "r.log", "user_realtime")
+        report_second = finish_driver(replay, tmp_path / "r.log")
+        report_r = report_of(tmp_path / "r.log", "user_realtime")
         assert report_second["view"] == "user_countries_live" and report_second["events"] == EVENTS
         second = ViewProgram.of(user_countries_live)
         by_user: dict[int, list[dict[str, Any]]] = {}
