@@ -217,17 +217,26 @@ def feast_cli(
     return run(python, [str(python.parent / "feast"), "-c", str(repo), *args], repo, env)
 
 
-def drive(python: Path, repo: Path, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run :data:`DRIVER`'s steps in one Feast process; their answers."""
-    done = run(python, [str(DRIVER), str(repo), json.dumps(steps)], repo)
+def drive(
+    python: Path, repo: Path, steps: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Run :data:`DRIVER`'s steps in one Feast process (``env`` added to its environment); their answers."""
+    done = drive_process(python, repo, steps, env)
     if done.returncode != 0:
         raise AssertionError(f"feast driver failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     answers: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
     return answers
 
 
+def drive_process(
+    python: Path, repo: Path, steps: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`drive`'s process as it ended (for steps expected to fail)."""
+    return run(python, [str(DRIVER), str(repo), json.dumps(steps)], repo, env)
+
+
 @contextlib.contextmanager
-def serving(python: Path, repo: Path, seconds: float = 120) -> Iterator[str]:
+def serving(python: Path, repo: Path, seconds: float = 120, env: dict[str, str] | None = None) -> Iterator[str]:
     """``feast serve`` (Feast's HTTP feature server) on a free loopback port, until the block ends;
     its base URL once ``/health`` answers.  The process is ours: stopped by its pid."""
     with socket.socket() as probe:
@@ -235,7 +244,9 @@ def serving(python: Path, repo: Path, seconds: float = 120) -> Iterator[str]:
         port = probe.getsockname()[1]
     log = (repo / "serve.log").open("w")
     command = [str(python), str(python.parent / "feast"), "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(command, cwd=repo, env=feast_env(), stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        command, cwd=repo, env={**feast_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + seconds
