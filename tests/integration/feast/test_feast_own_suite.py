@@ -16,14 +16,18 @@ import pytest
 
 from tests.helpers import feast_suite
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.environ.get(feast_suite.SOURCE_ENV),
+        reason=f"${feast_suite.SOURCE_ENV} names no Feast checkout (Feast's tests are not in its wheel)",
+    ),
+]
 log = logging.getLogger(__name__)
 
 
 def test_feasts_universal_online_store_tests(feast_python: Path, redis_url: str, tmp_path: Path) -> None:
-    source = os.environ.get(feast_suite.SOURCE_ENV)
-    if not source:
-        pytest.skip(f"${feast_suite.SOURCE_ENV} names no Feast checkout (Feast's tests are not in its wheel)")
+    source = os.environ[feast_suite.SOURCE_ENV]
     python, built = feast_suite.suite_python(feast_python)
     if built:
         log.warning("built the Feast suite venv %s in %.0f s", python.parent.parent, built)
