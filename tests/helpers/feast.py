@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,46 @@ live = pd.DataFrame({
 })
 live.to_parquet(folder + "/data/driver_live.parquet")
 """
+
+
+STATS = ["conv_rate", "acc_rate", "trips", "city", "active", "embedding"]  # driver_stats' features
+LIVE = ["speed", "zone"]  # driver_live's (pushed)
+
+
+def stats_rows() -> dict[str, list[Any]]:
+    """The batch source's rows: driver 1 fresh, 2 with a null conv_rate, 3 older than the view's ttl."""
+    now = datetime.now(UTC)
+    fresh, old = (now - timedelta(hours=1)).isoformat(), (now - timedelta(days=2)).isoformat()
+    return {
+        "driver_id": [1, 2, 3],
+        "conv_rate": [0.5, None, 0.25],  # driver 2: a null
+        "acc_rate": [0.1, 0.2, 0.3],
+        "trips": [10, 20, 30],
+        "city": ["Paris", "Lyon", "Nice"],
+        "active": [True, False, True],
+        "embedding": [[1.0, 2.0, 3.0], [0.5, 0.25, -1.0], [0.0, 0.0, 0.0]],
+        "event_timestamp": [fresh, fresh, old],  # driver 3: older than the view's ttl (1 day): stale
+    }
+
+
+def online_step(features: list[str], full: bool, is_async: bool, ids: list[int]) -> dict[str, Any]:
+    """A ``get_online_features`` step of :data:`DRIVER`."""
+    rows = [{"driver_id": i} for i in ids]
+    return {"op": "online", "rows": rows, "features": features, "full": full, "async": is_async}
+
+
+def materialize_step() -> dict[str, Any]:
+    """A ``materialize`` step of :data:`DRIVER` over the last three days."""
+    now = datetime.now(UTC)
+    return {"op": "materialize", "start": (now - timedelta(days=3)).isoformat(), "end": now.isoformat()}
+
+
+def by_feature(answer: dict[str, Any], view: str) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
+    """Values and statuses by bare feature name (whichever full_feature_names was)."""
+    bare = {name: name.split("__", 1)[1] if name.startswith(f"{view}__") else name for name in answer["names"]}
+    values = {bare[n]: v for n, v in answer["values"].items() if n != "driver_id"}
+    statuses = {bare[n]: s for n, s in answer["statuses"].items() if n != "driver_id"}
+    return values, statuses
 
 
 def run(

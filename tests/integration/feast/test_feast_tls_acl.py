@@ -29,7 +29,6 @@ import redis
 from featurestore.jobs.ops.acl import BATCH_WRITER, READER, ROLES, STREAMING_WRITER, Role, apply
 from featurestore.readers import codec
 from tests.helpers import feast as fh
-from tests.integration.feast.test_feast_online_store import STATS, _by_feature, _materialize, _online, _stats_rows
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +100,7 @@ def acl_repo_url(redis_url: str) -> Iterator[tuple[Any, str]]:
 
 
 def _made_repo(feast_python: Path, folder: Path, url: str) -> Path:
-    repo = fh.write_repo(folder, url, _stats_rows(), live_ttl_seconds=600)
+    repo = fh.write_repo(folder, url, fh.stats_rows(), live_ttl_seconds=600)
     made = fh.run(feast_python, ["-c", fh.PARQUET, str(repo)], repo)
     assert made.returncode == 0, made.stderr
     assert PASSWORD not in (repo / "feature_store.yaml").read_text()
@@ -125,24 +124,24 @@ def test_feast_over_tls_as_the_batch_writer_then_the_reader(
     outputs.append(_output(applied))
     assert applied.returncode == 0, outputs[-1]
     assert set(admin.hkeys(codec.REGISTRY_KEY)) == {b"driver_stats", b"driver_live"}
-    loaded = fh.drive_process(feast_python, repo, [_materialize()], env=as_role(BATCH_WRITER))
+    loaded = fh.drive_process(feast_python, repo, [fh.materialize_step()], env=as_role(BATCH_WRITER))
     outputs.append(_output(loaded))
     assert loaded.returncode == 0, outputs[-1]
     assert admin.hget("fs:driver:{1}", "trips") == b"10" and 0 < admin.ttl("fs:driver:{1}") <= 86400
 
     # the reader: get_online_features sync and async, and feast serve, over TLS
-    features = [f"driver_stats:{f}" for f in STATS]
+    features = [f"driver_stats:{f}" for f in fh.STATS]
     answers = fh.drive(
         feast_python,
         repo,
         [
-            _online(features, full=False, is_async=False, ids=[1, 2, 9]),
-            _online(features, full=True, is_async=True, ids=[1, 2, 9]),
+            fh.online_step(features, full=False, is_async=False, ids=[1, 2, 9]),
+            fh.online_step(features, full=True, is_async=True, ids=[1, 2, 9]),
         ],
         env=as_role(READER),
     )
     for answer in answers:
-        values, statuses = _by_feature(answer, "driver_stats")
+        values, statuses = fh.by_feature(answer, "driver_stats")
         assert (values["trips"], values["city"], values["conv_rate"]) == (
             [10, 20, None],
             ["Paris", "Lyon", None],
@@ -203,7 +202,7 @@ def test_feast_push_as_the_streaming_writer_and_teardown_as_the_batch_writer(
     answer = fh.drive(
         feast_python,
         repo,
-        [_online(["driver_live:speed", "driver_live:zone"], full=False, is_async=True, ids=[1])],
+        [fh.online_step(["driver_live:speed", "driver_live:zone"], full=False, is_async=True, ids=[1])],
         env=as_role(READER),
     )[0]
     assert answer["values"]["speed"] == [1.5] and answer["statuses"]["zone"] == ["PRESENT"]
