@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,46 @@ live.to_parquet(folder + "/data/driver_live.parquet")
 """
 
 
+STATS = ["conv_rate", "acc_rate", "trips", "city", "active", "embedding"]  # driver_stats' features
+LIVE = ["speed", "zone"]  # driver_live's (pushed)
+
+
+def stats_rows() -> dict[str, list[Any]]:
+    """The batch source's rows: driver 1 fresh, 2 with a null conv_rate, 3 older than the view's ttl."""
+    now = datetime.now(UTC)
+    fresh, old = (now - timedelta(hours=1)).isoformat(), (now - timedelta(days=2)).isoformat()
+    return {
+        "driver_id": [1, 2, 3],
+        "conv_rate": [0.5, None, 0.25],  # driver 2: a null
+        "acc_rate": [0.1, 0.2, 0.3],
+        "trips": [10, 20, 30],
+        "city": ["Paris", "Lyon", "Nice"],
+        "active": [True, False, True],
+        "embedding": [[1.0, 2.0, 3.0], [0.5, 0.25, -1.0], [0.0, 0.0, 0.0]],
+        "event_timestamp": [fresh, fresh, old],  # driver 3: older than the view's ttl (1 day): stale
+    }
+
+
+def online_step(features: list[str], full: bool, is_async: bool, ids: list[int]) -> dict[str, Any]:
+    """A ``get_online_features`` step of :data:`DRIVER`."""
+    rows = [{"driver_id": i} for i in ids]
+    return {"op": "online", "rows": rows, "features": features, "full": full, "async": is_async}
+
+
+def materialize_step() -> dict[str, Any]:
+    """A ``materialize`` step of :data:`DRIVER` over the last three days."""
+    now = datetime.now(UTC)
+    return {"op": "materialize", "start": (now - timedelta(days=3)).isoformat(), "end": now.isoformat()}
+
+
+def by_feature(answer: dict[str, Any], view: str) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
+    """Values and statuses by bare feature name (whichever full_feature_names was)."""
+    bare = {name: name.split("__", 1)[1] if name.startswith(f"{view}__") else name for name in answer["names"]}
+    values = {bare[n]: v for n, v in answer["values"].items() if n != "driver_id"}
+    statuses = {bare[n]: s for n, s in answer["statuses"].items() if n != "driver_id"}
+    return values, statuses
+
+
 def run(
     python: Path, args: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -217,17 +258,26 @@ def feast_cli(
     return run(python, [str(python.parent / "feast"), "-c", str(repo), *args], repo, env)
 
 
-def drive(python: Path, repo: Path, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run :data:`DRIVER`'s steps in one Feast process; their answers."""
-    done = run(python, [str(DRIVER), str(repo), json.dumps(steps)], repo)
+def drive(
+    python: Path, repo: Path, steps: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Run :data:`DRIVER`'s steps in one Feast process (``env`` added to its environment); their answers."""
+    done = drive_process(python, repo, steps, env)
     if done.returncode != 0:
         raise AssertionError(f"feast driver failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     answers: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
     return answers
 
 
+def drive_process(
+    python: Path, repo: Path, steps: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`drive`'s process as it ended (for steps expected to fail)."""
+    return run(python, [str(DRIVER), str(repo), json.dumps(steps)], repo, env)
+
+
 @contextlib.contextmanager
-def serving(python: Path, repo: Path, seconds: float = 120) -> Iterator[str]:
+def serving(python: Path, repo: Path, seconds: float = 120, env: dict[str, str] | None = None) -> Iterator[str]:
     """``feast serve`` (Feast's HTTP feature server) on a free loopback port, until the block ends;
     its base URL once ``/health`` answers.  The process is ours: stopped by its pid."""
     with socket.socket() as probe:
@@ -235,7 +285,9 @@ def serving(python: Path, repo: Path, seconds: float = 120) -> Iterator[str]:
         port = probe.getsockname()[1]
     log = (repo / "serve.log").open("w")
     command = [str(python), str(python.parent / "feast"), "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(command, cwd=repo, env=feast_env(), stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        command, cwd=repo, env={**feast_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + seconds

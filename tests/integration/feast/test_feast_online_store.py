@@ -10,7 +10,7 @@ missing, null, stale, an expired pushed field); ``feast serve`` answers one requ
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,50 +25,15 @@ from tests.helpers import feast as fh
 pytestmark = pytest.mark.slow
 
 LIVE_TTL = 6
-STATS = ["conv_rate", "acc_rate", "trips", "city", "active", "embedding"]
-LIVE = ["speed", "zone"]
-
-
-def _stats_rows() -> dict[str, list[Any]]:
-    now = datetime.now(UTC)
-    fresh, old = (now - timedelta(hours=1)).isoformat(), (now - timedelta(days=2)).isoformat()
-    return {
-        "driver_id": [1, 2, 3],
-        "conv_rate": [0.5, None, 0.25],  # driver 2: a null
-        "acc_rate": [0.1, 0.2, 0.3],
-        "trips": [10, 20, 30],
-        "city": ["Paris", "Lyon", "Nice"],
-        "active": [True, False, True],
-        "embedding": [[1.0, 2.0, 3.0], [0.5, 0.25, -1.0], [0.0, 0.0, 0.0]],
-        "event_timestamp": [fresh, fresh, old],  # driver 3: older than the view's ttl (1 day): stale
-    }
 
 
 def _repo(feast_python: Path, folder: Path, url: str) -> Path:
-    repo = fh.write_repo(folder, url, _stats_rows(), live_ttl_seconds=LIVE_TTL)
+    repo = fh.write_repo(folder, url, fh.stats_rows(), live_ttl_seconds=LIVE_TTL)
     made = fh.run(feast_python, ["-c", fh.PARQUET, str(repo)], repo)
     assert made.returncode == 0, made.stderr
     applied = fh.feast_cli(feast_python, repo, "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     return repo
-
-
-def _online(features: list[str], full: bool, is_async: bool, ids: list[int]) -> dict[str, Any]:
-    rows = [{"driver_id": i} for i in ids]
-    return {"op": "online", "rows": rows, "features": features, "full": full, "async": is_async}
-
-
-def _materialize() -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {"op": "materialize", "start": (now - timedelta(days=3)).isoformat(), "end": now.isoformat()}
-
-
-def _by_feature(answer: dict[str, Any], view: str) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
-    """Values and statuses by bare feature name (whichever full_feature_names was)."""
-    bare = {name: name.split("__", 1)[1] if name.startswith(f"{view}__") else name for name in answer["names"]}
-    values = {bare[n]: v for n, v in answer["values"].items() if n != "driver_id"}
-    statuses = {bare[n]: s for n, s in answer["statuses"].items() if n != "driver_id"}
-    return values, statuses
 
 
 def _our_catalog(live_ttl: int = LIVE_TTL, layout: str = "text") -> Any:
@@ -101,11 +66,11 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
     client = redis.Redis.from_url(redis_url)
     assert set(client.hkeys(codec.REGISTRY_KEY)) == {b"driver_stats", b"driver_live"}  # published at apply
 
-    everything = [f"driver_stats:{f}" for f in STATS] + [f"driver_live:{f}" for f in LIVE]
-    stats_only = [f"driver_stats:{f}" for f in STATS]
+    everything = [f"driver_stats:{f}" for f in fh.STATS] + [f"driver_live:{f}" for f in fh.LIVE]
+    stats_only = [f"driver_stats:{f}" for f in fh.STATS]
     ids = [1, 2, 3, 9]
     steps = [
-        _materialize(),
+        fh.materialize_step(),
         {
             "op": "push",
             "source": "driver_push",
@@ -122,28 +87,28 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
             "source": "driver_push",
             "rows": {"driver_id": [1], "speed": [1.0], "zone": ["Z"], "event_timestamp": ["now-30"]},
         },
-        _online(everything, full=False, is_async=False, ids=ids),
-        _online(everything, full=True, is_async=True, ids=ids),
-        _online(stats_only, full=True, is_async=False, ids=ids),
-        _online(stats_only, full=False, is_async=True, ids=ids),
+        fh.online_step(everything, full=False, is_async=False, ids=ids),
+        fh.online_step(everything, full=True, is_async=True, ids=ids),
+        fh.online_step(stats_only, full=True, is_async=False, ids=ids),
+        fh.online_step(stats_only, full=False, is_async=True, ids=ids),
         {"op": "sleep", "seconds": LIVE_TTL + 1},
-        _online(everything, full=False, is_async=False, ids=[1]),
+        fh.online_step(everything, full=False, is_async=False, ids=[1]),
     ]
     answers = fh.drive(feast_python, repo, steps)
     sync_all, async_all, sync_full_stats, async_stats, _, expired = answers[4:]
 
     # full_feature_names both ways: view__feature or the bare name
-    assert set(sync_all["names"]) == {"driver_id", *STATS, *LIVE}
-    assert set(async_all["names"]) == {"driver_id"} | {f"driver_stats__{f}" for f in STATS} | {
-        f"driver_live__{f}" for f in LIVE
+    assert set(sync_all["names"]) == {"driver_id", *fh.STATS, *fh.LIVE}
+    assert set(async_all["names"]) == {"driver_id"} | {f"driver_stats__{f}" for f in fh.STATS} | {
+        f"driver_live__{f}" for f in fh.LIVE
     }
-    assert set(sync_full_stats["names"]) == {"driver_id"} | {f"driver_stats__{f}" for f in STATS}
-    assert set(async_stats["names"]) == {"driver_id", *STATS}
+    assert set(sync_full_stats["names"]) == {"driver_id"} | {f"driver_stats__{f}" for f in fh.STATS}
+    assert set(async_stats["names"]) == {"driver_id", *fh.STATS}
 
     for answer in (sync_all, async_all):
-        values, statuses = _by_feature(answer, "driver_stats")
-        values.update(_by_feature(answer, "driver_live")[0])
-        statuses.update(_by_feature(answer, "driver_live")[1])
+        values, statuses = fh.by_feature(answer, "driver_stats")
+        values.update(fh.by_feature(answer, "driver_live")[0])
+        statuses.update(fh.by_feature(answer, "driver_live")[1])
         # driver 1: present everywhere; the late push (speed 1.0) was skipped by the guard
         assert [values[f][0] for f in ("conv_rate", "acc_rate", "trips", "city", "active", "speed", "zone")] == [
             0.5,
@@ -155,24 +120,24 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
             "A",
         ]
         assert values["embedding"][0] == [1.0, 2.0, 3.0]
-        assert all(statuses[f][0] == "PRESENT" for f in STATS + LIVE)
+        assert all(statuses[f][0] == "PRESENT" for f in fh.STATS + fh.LIVE)
         # driver 2: conv_rate and speed were null (absent fields, the view's _ts present)
         assert (values["conv_rate"][1], statuses["conv_rate"][1]) == (None, "NULL_VALUE")
         assert (values["speed"][1], statuses["speed"][1]) == (None, "NULL_VALUE")
         assert (values["zone"][1], statuses["zone"][1]) == ("B", "PRESENT")
         assert values["embedding"][1] == [0.5, 0.25, -1.0] and values["trips"][1] == 20
         # driver 3: computed 2 days ago, the view's ttl is 1 day: stale, no value
-        assert all(statuses[f][2] == "OUTSIDE_MAX_AGE" and values[f][2] is None for f in STATS)
-        assert all(statuses[f][2] == "NOT_FOUND" for f in LIVE)  # never pushed
+        assert all(statuses[f][2] == "OUTSIDE_MAX_AGE" and values[f][2] is None for f in fh.STATS)
+        assert all(statuses[f][2] == "NOT_FOUND" for f in fh.LIVE)  # never pushed
         # driver 9: never written
-        assert all(statuses[f][3] == "NOT_FOUND" and values[f][3] is None for f in STATS + LIVE)
+        assert all(statuses[f][3] == "NOT_FOUND" and values[f][3] is None for f in fh.STATS + fh.LIVE)
     for answer in (sync_full_stats, async_stats):  # the same answers, named either way
-        assert _by_feature(answer, "driver_stats") == (
-            {f: v for f, v in _by_feature(sync_all, "driver_stats")[0].items() if f in STATS},
-            {f: s for f, s in _by_feature(sync_all, "driver_stats")[1].items() if f in STATS},
+        assert fh.by_feature(answer, "driver_stats") == (
+            {f: v for f, v in fh.by_feature(sync_all, "driver_stats")[0].items() if f in fh.STATS},
+            {f: s for f, s in fh.by_feature(sync_all, "driver_stats")[1].items() if f in fh.STATS},
         )
     # the pushed fields expired with their per-field TTL; the batch view is still there
-    values, statuses = _by_feature(expired, "driver_stats")
+    values, statuses = fh.by_feature(expired, "driver_stats")
     assert (statuses["speed"], statuses["zone"], statuses["trips"]) == (["NOT_FOUND"], ["NOT_FOUND"], ["PRESENT"])
 
     # our storage format: one readable hash per entity, key TTL = the batch view's ttl
@@ -202,11 +167,11 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
 
     # same answers both ways: what Feast wrote, our reader serves with the same values and statuses
     reader = FeatureReader.connect(redis_url, catalog=_our_catalog())
-    batch = reader.get_many(ids, STATS, entity="driver")
-    feast_values, feast_statuses = _by_feature(sync_all, "driver_stats")
+    batch = reader.get_many(ids, fh.STATS, entity="driver")
+    feast_values, feast_statuses = fh.by_feature(sync_all, "driver_stats")
     for row, vector in enumerate(batch):
         age = vector.age("driver_stats")
-        for name in STATS:
+        for name in fh.STATS:
             assert feast_status(vector.status(name), age) == feast_statuses[name][row], (row, name)
             if feast_statuses[name][row] == "PRESENT":
                 ours = vector[name]
@@ -217,7 +182,7 @@ def test_feast_writes_and_reads_our_format_with_our_statuses(
 def test_what_the_store_cannot_represent_is_refused_at_apply(
     feast_python: Path, redis_url: str, tmp_path: Path
 ) -> None:
-    repo = fh.write_repo(tmp_path / "repo", redis_url, _stats_rows())
+    repo = fh.write_repo(tmp_path / "repo", redis_url, fh.stats_rows())
     applied = fh.feast_cli(feast_python, repo, "apply", env={"FS_FEAST_UNSUPPORTED": "1"})
     output = applied.stdout + applied.stderr
     assert applied.returncode != 0, output
@@ -233,7 +198,7 @@ def test_the_password_comes_from_the_environment(feast_python: Path, secured_url
     """An ACL user's password as ``${VAR}`` in feature_store.yaml (Feast expands it): apply connects."""
     password = secured_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     url = secured_url.replace(f":{password}@", ":${FS_TEST_REDIS_PASSWORD}@")
-    repo = fh.write_repo(tmp_path / "repo", url, _stats_rows())
+    repo = fh.write_repo(tmp_path / "repo", url, fh.stats_rows())
     assert password not in (repo / "feature_store.yaml").read_text()
     applied = fh.feast_cli(feast_python, repo, "apply", env={"FS_TEST_REDIS_PASSWORD": password})
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -247,7 +212,7 @@ def test_feast_on_a_cluster_then_teardown(feast_python: Path, cluster_url: str, 
     """Feast writes and reads on the Cluster, batch views in the compact layout; it also serves what
     OUR streaming writer wrote."""
     assert cluster_url.endswith("?cluster=true")
-    repo = fh.write_repo(tmp_path / "repo", cluster_url, _stats_rows(), live_ttl_seconds=600, layout="compact")
+    repo = fh.write_repo(tmp_path / "repo", cluster_url, fh.stats_rows(), live_ttl_seconds=600, layout="compact")
     made = fh.run(feast_python, ["-c", fh.PARQUET, str(repo)], repo)
     assert made.returncode == 0, made.stderr
     applied = fh.feast_cli(feast_python, repo, "apply")
@@ -260,15 +225,15 @@ def test_feast_on_a_cluster_then_teardown(feast_python: Path, cluster_url: str, 
     now = datetime.now(UTC).isoformat()
     steps = [
         {"op": "materialize_incremental", "end": now},
-        _online([f"driver_stats:{f}" for f in STATS], full=False, is_async=True, ids=[1, 2, 3]),
-        _online([f"driver_live:{f}" for f in LIVE], full=True, is_async=False, ids=[1, 2, 3]),
+        fh.online_step([f"driver_stats:{f}" for f in fh.STATS], full=False, is_async=True, ids=[1, 2, 3]),
+        fh.online_step([f"driver_live:{f}" for f in fh.LIVE], full=True, is_async=False, ids=[1, 2, 3]),
     ]
     answers = fh.drive(feast_python, repo, steps)
-    values, statuses = _by_feature(answers[1], "driver_stats")
+    values, statuses = fh.by_feature(answers[1], "driver_stats")
     assert values["trips"] == [10, 20, None] and values["city"] == ["Paris", "Lyon", None]
     # a first materialize-incremental starts one ttl back: driver 3's 2-day-old row is not loaded
     assert statuses["conv_rate"] == ["PRESENT", "NULL_VALUE", "NOT_FOUND"]
-    values, statuses = _by_feature(answers[2], "driver_live")  # written by our StreamingWriter
+    values, statuses = fh.by_feature(answers[2], "driver_live")  # written by our StreamingWriter
     assert (values["speed"], values["zone"]) == ([12.25, None, None], ["N", "S", None])
     assert statuses["speed"] == ["PRESENT", "NULL_VALUE", "NOT_FOUND"]
     reader = FeatureReader.connect(cluster_url, catalog=catalog)
