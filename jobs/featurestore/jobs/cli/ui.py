@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE
 from featurestore.jobs.core.console import note
 from featurestore.jobs.core.control_plane import job_settings
+from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, Settings
 from featurestore.readers.errors import FeatureStoreConnectionError
 from featurestore.readers.repository import load_catalog
@@ -23,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--warehouse", default=None, help="the warehouse (default: $FEATURESTORE_WAREHOUSE)")
+    parser.add_argument(
+        "--feature-log", default=None,
+        help="the feature log shown on the entity page: a folder, or off (default: <warehouse>/_feature_log)",
+    )  # fmt: skip
     parser.add_argument("--sample", type=int, default=50, help="keys sampled per entity for freshness (default 50)")
     parser.add_argument(
         "--allow-write-user", action="store_true",
@@ -41,6 +48,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         catalog=load_catalog(settings.catalog),
         allow_write_user=args.allow_write_user,
         sample=max(args.sample, 0),
+        feature_log=LogSettings.from_settings(
+            args.warehouse or settings.warehouse or DEFAULT_WAREHOUSE, settings, args.feature_log
+        ),
     )
     try:  # refuse a user that can write before serving; a store that is down is the pages' to say
         Store(config).client()
