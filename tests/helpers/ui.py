@@ -1,15 +1,20 @@
 """The console's test store: written without Spark (the batch writer's commands, run records,
-a stream's progress report, an audit), for tests/integration/ui and tests/e2e/ui."""
+a stream's progress report, an audit), for tests/integration/ui and tests/e2e/ui; and a feature log
+written by hand (Delta's JSON commits and parquet files) for the log reader's unit tests."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 from typing import Any
 
+from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.core.control_plane import progress_key
 from featurestore.jobs.core.run_records import RunRecord, record_run
 from featurestore.jobs.streaming.events import progress_fields
 from featurestore.jobs.ui.store import AUDITS_KEY
+from featurestore.readers.definitions import FeatureView
 from tests.helpers.reader import now_ms, scores, test_catalog, write_view
 
 
@@ -30,3 +35,70 @@ def populate(client: Any) -> None:
     audit = {"view": "scores", "ds": "2024-06-01", "audited_at": "2024-06-02T01:00:00", "sample": 100,
              "max_mismatch_rate": 0.01, "worst_rate": 0.0, "ok": True, "served": {}}  # fmt: skip
     client.xadd(AUDITS_KEY, {"audit": json.dumps(audit)})
+
+
+# ---------------------------------------------------------------- a feature log written by hand (unit tier)
+# The Delta protocol's minimum, as Spark writes it for the feature log (protocol 1/2, JSON commits,
+# parquet data files under ds=<day>/, add actions with partitionValues and JSON stats), for the reader's
+# unit tests; tests/spark/ui writes the log with Spark itself (feature_log.write_batch_log).
+
+_ARROW_TYPES = {"int64": "int64", "float64": "float64", "float32": "float32", "string": "string", "bool": "bool_"}
+
+
+def log_arrow_schema(view: FeatureView) -> Any:
+    """The feature log's columns of ``view`` in the data files (``ds`` is the folder, not a column)."""
+    import pyarrow as pa
+
+    def arrow(dtype: str) -> Any:
+        return pa.list_(pa.float32()) if dtype == "vector" else getattr(pa, _ARROW_TYPES[dtype])()
+
+    key = pa.int64() if view.entity.id_dtype == "int64" else pa.string()
+    columns = [pa.field(view.entity.join_key, key)] + [pa.field(f.name, arrow(str(f.dtype))) for f in view.features]
+    columns += [
+        pa.field(fl.VIEW, pa.string()), pa.field(fl.KIND, pa.string()), pa.field(fl.RUN_ID, pa.string()),
+        pa.field(fl.TS_MS, pa.int64()), pa.field(fl.WRITTEN_AT_MS, pa.int64()),
+        pa.field(fl.FIELDS, pa.list_(pa.string())),
+    ]  # fmt: skip
+    return pa.schema(columns)
+
+
+def log_file(table: Path, view: FeatureView, ds: str, rows: list[dict[str, Any]], stats: bool = True) -> dict[str, Any]:
+    """One parquet data file of ``rows`` (missing columns null) in ``ds``'s folder; its ``add`` action."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = log_arrow_schema(view)
+    folder = table / f"{fl.PARTITION}={ds}"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"part-{uuid.uuid4()}.c000.snappy.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / name)
+    ids = [r[view.entity.join_key] for r in rows]
+    add: dict[str, Any] = {
+        "path": f"{fl.PARTITION}={ds}/{name}", "partitionValues": {fl.PARTITION: ds},
+        "size": (folder / name).stat().st_size, "modificationTime": 0, "dataChange": True,
+    }  # fmt: skip
+    if stats:
+        key = view.entity.join_key
+        add["stats"] = json.dumps({"numRecords": len(rows), "minValues": {key: min(ids)}, "maxValues": {key: max(ids)}})
+    return add
+
+
+def log_commit(table: Path, version: int, *actions: dict[str, Any], protocol: dict[str, Any] | None = None) -> None:
+    """Commit ``version`` of the table: ``add``/``remove`` actions (the first commit also metadata and protocol)."""
+    folder = table / "_delta_log"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines: list[dict[str, Any]] = [{"commitInfo": {"operation": "WRITE"}}]
+    if version == 0:
+        lines.append({"metaData": {"id": str(uuid.uuid4()), "format": {"provider": "parquet"}, "schemaString": "{}",
+                                   "partitionColumns": [fl.PARTITION], "configuration": {}}})  # fmt: skip
+        lines.append({"protocol": protocol or {"minReaderVersion": 1, "minWriterVersion": 2}})
+    lines += [a if "remove" in a or "add" in a else {"add": a} for a in actions]
+    (folder / f"{version:020d}.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def log_row(view: FeatureView, entity_id: Any, run_id: str, written_at_ms: int, **values: Any) -> dict[str, Any]:
+    """A log row of ``view``: a batch row (every feature) unless ``_fields`` is given (a streaming event)."""
+    fields = values.pop(fl.FIELDS, None)
+    return {view.entity.join_key: entity_id, **values, fl.VIEW: view.name,
+            fl.KIND: "batch" if fields is None else "streaming", fl.RUN_ID: run_id,
+            fl.TS_MS: written_at_ms - 1000, fl.WRITTEN_AT_MS: written_at_ms, fl.FIELDS: fields}  # fmt: skip

@@ -536,13 +536,17 @@ def ms_text(ms: int | None) -> str:
 
 
 def logged_value_text(feature: Feature, value: Any) -> str:
-    """A value as the log holds it (Arrow's Python value): float32 features in their shortest float32 text."""
+    """A logged value (Arrow's Python value) as the entity page shows served ones: float32s in their shortest text."""
     if value is None:
         return "null"
+
+    def float32(number: float) -> float:  # 0.10000000149011612 -> 0.1, as the reader decodes the stored text
+        return float(codec.format_float32(number))
+
     if feature.dtype is DType.FLOAT32 and isinstance(value, float):
-        return codec.format_float32(value)
-    if feature.dtype is DType.VECTOR and isinstance(value, list):
-        return "[" + ", ".join("null" if v is None else codec.format_float32(v) for v in value) + "]"
+        value = float32(value)
+    elif feature.dtype is DType.VECTOR and isinstance(value, list):
+        value = [None if v is None else float32(v) for v in value]
     return value_text(value)
 
 
