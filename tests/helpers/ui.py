@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from featurestore.jobs.batch.validation import INPUT_ROWS_CHECK
 from featurestore.jobs.core import feature_log as fl
 from featurestore.jobs.core.control_plane import progress_key
 from featurestore.jobs.core.run_records import RunRecord, record_run
 from featurestore.jobs.streaming.events import progress_fields
 from featurestore.jobs.ui.store import AUDITS_KEY
 from featurestore.readers.definitions import FeatureView
-from tests.helpers.reader import now_ms, scores, test_catalog, write_view
+from tests.helpers.reader import live, now_ms, scores, test_catalog, write_view
 
 
 def populate(client: Any) -> None:
@@ -25,8 +27,15 @@ def populate(client: Any) -> None:
     for i in range(30):
         record_run(client, RunRecord(f"ok{i}", "scores", "2024-06-01", "orders", i, "succeeded", rows_read=100 + i))
     refused = RunRecord(
-        "refused1", "scores", "2024-06-02", "orders", 31, "failed_validation",
-        error="guards refused the input", failures=["input: orders ds=2024-06-02 has 12 rows, below its baseline"],
+        "refused1", "scores", "2024-06-02", "orders", 31, "failed_validation", rows_read=12,
+        error="view 'scores' failed validation, nothing was written: 2 check(s) failed",
+        failures=[
+            f"{INPUT_ROWS_CHECK}: orders ds=2024-06-02 has 12 rows, below its baseline (50% of the median 130)",
+            "expect_column_values_to_be_between(column='n_orders', min_value=0): 2 of 12 values unexpected "
+            "(16.67% of non-null), e.g. [-1, -3]",
+        ],
+        input_rows={"orders": {"2024-06-01": 130, "2024-06-02": 12}},
+        feature_stats={"n_orders": {"rows": 12.0, "null_share": 0.0, "mean": 3.5, "std": 2.25}},
     )  # fmt: skip
     record_run(client, refused)
     report = {"events": 900, "events_per_second": 30.0, "written": 880, "skipped": 20, "dead_letters": 1,
@@ -102,3 +111,19 @@ def log_row(view: FeatureView, entity_id: Any, run_id: str, written_at_ms: int, 
     return {view.entity.join_key: entity_id, **values, fl.VIEW: view.name,
             fl.KIND: "batch" if fields is None else "streaming", fl.RUN_ID: run_id,
             fl.TS_MS: written_at_ms - 1000, fl.WRITTEN_AT_MS: written_at_ms, fl.FIELDS: fields}  # fmt: skip
+
+
+def write_feature_log(settings: fl.LogSettings, entity_id: int = 7) -> None:
+    """A feature log of the test catalogue for the entity page: three nightly runs of ``scores`` and a
+    few streaming events of ``live`` for ``entity_id`` (written by hand: the Spark-written log is tests/spark/ui's)."""
+    day, written = 86_400_000, now_ms() - 4 * 86_400_000
+    table = settings.path(scores)
+    for n, ds in enumerate(("2024-05-31", "2024-06-01", "2024-06-02")):
+        rows = [log_row(scores, entity_id, f"scores-{ds}", written + n * day, n_orders=9 + n, spend=120.5 + n,
+                        ratio=0.25, segment="silver", is_vip=False, embedding=[0.5, 0.25, 1.0])]  # fmt: skip
+        log_commit(table, n, log_file(table, scores, ds, rows))
+    table, streamed = settings.path(live), written + 3 * day
+    events = [log_row(live, entity_id, f"stream-{streamed + i}", streamed + i * 1000, clicks_1m=i,
+                      _fields=["clicks_1m"]) for i in range(1, 4)]  # fmt: skip
+    day_written = datetime.fromtimestamp(streamed / 1000, UTC).date().isoformat()  # a streaming row's ds
+    log_commit(table, 0, log_file(table, live, day_written, events))

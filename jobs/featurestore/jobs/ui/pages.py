@@ -2,7 +2,8 @@
 
 Each function takes plain data — the catalogue, :class:`~featurestore.jobs.ops.status.ViewStatus`,
 :class:`~featurestore.jobs.core.run_records.RunRecord`, a stream's progress hash, the
-entity report of :mod:`featurestore.jobs.ops.inspect` — and returns frozen dataclasses of
+entity report of :mod:`featurestore.jobs.ops.inspect`, a page of the feature log
+(:class:`~featurestore.jobs.ui.log_history.History`) — and returns frozen dataclasses of
 display strings that the templates only lay out.  Every status a person reads (a view's
 verdict, a feature's *present* / *stale* / *missing*, a run's result) carries a CSS class
 ``status-<word>`` whose colours the unit tests check for contrast.
