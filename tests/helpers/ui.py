@@ -127,3 +127,23 @@ def write_feature_log(settings: fl.LogSettings, entity_id: int = 7) -> None:
                       _fields=["clicks_1m"]) for i in range(1, 4)]  # fmt: skip
     day_written = datetime.fromtimestamp(streamed / 1000, UTC).date().isoformat()  # a streaming row's ds
     log_commit(table, 0, log_file(table, live, day_written, events))
+
+
+def log_checkpoint(table: Path, version: int, adds: list[dict[str, Any]], hint: bool = True) -> None:
+    """A classic checkpoint of ``version`` holding ``adds`` (and the protocol), as Delta writes it;
+    ``hint``: also ``_last_checkpoint`` naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    add_type = pa.struct([
+        ("path", pa.string()), ("partitionValues", pa.map_(pa.string(), pa.string())), ("size", pa.int64()),
+        ("modificationTime", pa.int64()), ("dataChange", pa.bool_()), ("stats", pa.string()),
+    ])  # fmt: skip
+    protocol_type = pa.struct([("minReaderVersion", pa.int32()), ("minWriterVersion", pa.int32())])
+    rows = [{"add": None, "protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}]
+    rows += [{"add": {**a, "partitionValues": list(a["partitionValues"].items())}, "protocol": None} for a in adds]
+    schema = pa.schema([("add", add_type), ("protocol", protocol_type)])
+    checkpoint = table / "_delta_log" / f"{version:020d}.checkpoint.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), checkpoint)
+    if hint:
+        (table / "_delta_log" / "_last_checkpoint").write_text(json.dumps({"version": version, "size": len(rows)}))

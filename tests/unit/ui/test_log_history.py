@@ -4,6 +4,7 @@ tests/spark/ui reads a log that Spark wrote (batch runs, a re-run, streaming app
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.ui import pages
 from featurestore.jobs.ui.log_history import FeatureLogReader, History, LogRow
 from tests.helpers.reader import live, scores
-from tests.helpers.ui import log_commit, log_file, log_row
+from tests.helpers.ui import log_checkpoint, log_commit, log_file, log_row
 
 T = 1_717_300_000_000
 DAY = 86_400_000
@@ -134,3 +135,27 @@ def test_the_history_model_says_why_there_is_nothing() -> None:
     assert "no Delta table at /log/scores" in missing.note
     empty = pages.history_model(scores, "42", History("scores", "/log/scores", True))
     assert empty.note == "No logged rows of scores for id 42." and empty.next_offset is None and empty.first == 0
+
+
+@pytest.mark.parametrize("hint", [True, False], ids=["_last_checkpoint", "listing"])
+def test_the_newest_checkpoint_and_the_commits_after_it(settings: LogSettings, hint: bool) -> None:
+    table = settings.path(scores)
+    adds = [log_file(table, scores, f"2024-06-0{d}", [log_row(scores, 1, f"r{d}", T + d * DAY)]) for d in (1, 2, 3)]
+    for version, add in enumerate(adds):
+        log_commit(table, version, add)
+    log_checkpoint(table, 2, adds[1:], hint=hint)  # r1's file was removed before the checkpoint
+    for version in (0, 1):  # the log's cleanup deletes the commits a checkpoint covers
+        (table / "_delta_log" / f"{version:020d}.json").unlink()
+    log_commit(table, 3, log_file(table, scores, "2024-06-04", [log_row(scores, 1, "r4", T + 4 * DAY)]))
+    assert [r.run_id for r in FeatureLogReader(settings).history(scores, 1).rows] == ["r4", "r3", "r2"]
+
+
+def test_a_table_written_anew_is_read_anew(settings: LogSettings) -> None:
+    table = settings.path(scores)
+    log_commit(table, 0, log_file(table, scores, "2024-06-01", [log_row(scores, 1, "first", T)]))
+    log_commit(table, 1, log_file(table, scores, "2024-06-02", [log_row(scores, 1, "second", T + DAY)]))
+    reader = FeatureLogReader(settings)
+    assert len(reader.history(scores, 1).rows) == 2
+    shutil.rmtree(table)
+    log_commit(table, 0, log_file(table, scores, "2024-06-03", [log_row(scores, 1, "anew", T + 2 * DAY)]))
+    assert [r.run_id for r in reader.history(scores, 1).rows] == ["anew"]

@@ -6,9 +6,10 @@ must serve a page without starting a JVM, so it reads the table itself with pyar
 ``[jobs]``): the newest complete checkpoint (parquet) and the JSON commits after it give the live
 data files, each with its ``ds`` partition and its column statistics.  The files that may hold
 the entity (an integer id within a file's min/max; a string id: every file) are read newest
-``ds`` first, filtered on the join key, until a page of rows is found or :data:`FILE_BUDGET`
-files were read (the page then says the search stopped).  The file list is cached per table and
-rebuilt when a new commit appears.
+``ds`` first, a day at a time, filtered on the join key, until a page of rows is found or
+:data:`FILE_BUDGET` files were read (the page then says the search stopped; the newest day is
+always read whole).  The live files are cached per table: a later page applies only the commits
+that arrived since, and the first read starts from ``_last_checkpoint`` without listing the log.
 
 Only what the log's writer produces is read: Delta reader version 1, or 3 with the features of
 :data:`READER_FEATURES` (no column mapping, no deletion vectors, no v2 checkpoints).  A table
@@ -96,7 +97,7 @@ class FeatureLogReader:
     def __init__(self, settings: fl.LogSettings, file_budget: int = FILE_BUDGET) -> None:
         self.settings = settings
         self.file_budget = file_budget
-        self._snapshots: dict[str, tuple[int, list[DataFile]]] = {}
+        self._snapshots: dict[str, _Snapshot] = {}
         self._lock = threading.Lock()
 
     def history(self, view: FeatureView, entity_id: Any, offset: int = 0, limit: int = 25) -> History:
@@ -140,13 +141,13 @@ class FeatureLogReader:
             if len(found) >= wanted:
                 return found, True, read
             group = list(partition)
-            if read + len(group) > self.file_budget:
+            if read and read + len(group) > self.file_budget:  # the newest partition is read whatever its size
                 return found, False, read
-            rows: list[LogRow] = []
-            for data_file in group:
-                table = pads.dataset(data_file.path, format="parquet").to_table(filter=pads.field(key) == entity_id)
-                read += 1
-                rows += (_log_row(view, data_file.ds, values) for values in table.to_pylist())
+            # one dataset per day (its files read in parallel); a day's files share the run's schema
+            paths = [f.path for f in group]
+            table = pads.dataset(paths, format="parquet").to_table(filter=pads.field(key) == entity_id)
+            read += len(group)
+            rows = [_log_row(view, group[0].ds, values) for values in table.to_pylist()]
             # within a day, the newest write first
             rows.sort(key=lambda r: (r.written_at_ms or 0, r.ts_ms or 0), reverse=True)
             found += rows
@@ -155,46 +156,106 @@ class FeatureLogReader:
     # ------------------------------------------------------------ the Delta log
 
     def _files(self, table: Path, join_key: str) -> list[DataFile] | None:
-        """The table's live data files (None: no Delta table at ``table``), cached by the newest version."""
+        """The table's live data files (None: no Delta table at ``table``).
+
+        The first read starts from the newest checkpoint; later reads apply only the commits that
+        arrived since (a streaming view's log gains one per micro-batch)."""
         log_dir = table / "_delta_log"
         if not log_dir.is_dir():
             return None
-        commits: dict[int, str] = {}
-        parts: dict[int, dict[int, str]] = {}  # checkpoint version -> part number -> path
-        totals: dict[int, int] = {}
-        for entry in os.scandir(log_dir):
-            if match := _COMMIT.fullmatch(entry.name):
-                commits[int(match[1])] = entry.path
-            elif match := _CHECKPOINT.fullmatch(entry.name):
-                version = int(match[1])
-                parts.setdefault(version, {})[int(match[2] or 1)] = entry.path
-                totals[version] = int(match[3] or 1)
-        complete = [v for v, got in parts.items() if len(got) == totals[v]]
-        if not commits and not complete:
-            return None
-        latest = max([*commits, *complete])
         with self._lock:
             cached = self._snapshots.get(str(table))
-        if cached is not None and cached[0] == latest:
-            return cached[1]
-        checkpoint = max(complete, default=-1)
-        live: dict[str, dict[str, Any]] = {}
-        protocol: dict[str, Any] = {}
-        if checkpoint >= 0:
-            for action in _checkpoint_actions([parts[checkpoint][i] for i in sorted(parts[checkpoint])]):
-                protocol = _apply(action, live) or protocol
-        for version in range(checkpoint + 1, latest + 1):
-            if version not in commits:
-                raise LogUnreadable(f"{log_dir}: commit {version} is missing (log cleaned up without a checkpoint?)")
-            with open(commits[version], encoding="utf-8") as commit:
-                for line in commit:
-                    if line.strip():
-                        protocol = _apply(json.loads(line), live) or protocol
-        _check_protocol(table, protocol)
-        files = [_data_file(table, add, join_key) for add in live.values()]
-        with self._lock:
-            self._snapshots[str(table)] = (latest, files)
-        return files
+        if cached is not None and cached.version >= 0 and not _commit_path(log_dir, cached.version).is_file():
+            cached = None  # the table was deleted and written anew since: its versions started again
+        snapshot = cached if cached is not None else _load(log_dir)
+        advanced = _advance(log_dir, snapshot)
+        if advanced.version < 0:
+            return None  # a folder without any commit yet
+        if advanced is not cached:
+            _check_protocol(table, advanced.protocol)
+            advanced.files = [_data_file(table, add, join_key) for add in advanced.live.values()]
+            with self._lock:
+                self._snapshots[str(table)] = advanced
+        return advanced.files
+
+
+@dataclass
+class _Snapshot:
+    """The table at ``version``: its live ``add`` actions by path, its protocol, the files they describe."""
+
+    version: int  # -1: nothing committed yet
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    files: list[DataFile] = field(default_factory=list)
+
+
+def _commit_path(log_dir: Path, version: int) -> Path:
+    return log_dir / f"{version:020d}.json"
+
+
+def _checkpoint_parts(log_dir: Path, version: int, parts: int | None) -> list[Path]:
+    if not parts:
+        return [log_dir / f"{version:020d}.checkpoint.parquet"]
+    return [log_dir / f"{version:020d}.checkpoint.{i:010d}.{parts:010d}.parquet" for i in range(1, parts + 1)]
+
+
+def _newest_checkpoint(log_dir: Path) -> tuple[int, list[Path]] | None:
+    """The checkpoint to start from: ``_last_checkpoint``'s when its files are there (no listing of a
+    long log); else the newest complete one in a listing of the folder, which also finds a missing commit."""
+    hint = log_dir / "_last_checkpoint"
+    if hint.is_file():
+        try:
+            data = json.loads(hint.read_text(encoding="utf-8"))
+            paths = _checkpoint_parts(log_dir, int(data["version"]), data.get("parts"))
+            if all(p.is_file() for p in paths):
+                return int(data["version"]), paths
+        except (ValueError, KeyError, TypeError):
+            log.debug("%s: unreadable, listing the log instead", hint)
+    commits: set[int] = set()
+    parts: dict[int, set[int]] = {}
+    totals: dict[int, int] = {}
+    for entry in os.scandir(log_dir):
+        if match := _COMMIT.fullmatch(entry.name):
+            commits.add(int(match[1]))
+        elif match := _CHECKPOINT.fullmatch(entry.name):
+            version = int(match[1])
+            parts.setdefault(version, set()).add(int(match[2] or 1))
+            totals[version] = int(match[3] or 0)
+    complete = [v for v, got in parts.items() if len(got) == max(totals[v], 1)]
+    start = max(complete, default=-1)
+    after = sorted(v for v in commits if v > start)
+    if after and after != list(range(start + 1, after[-1] + 1)):
+        missing = min(set(range(start + 1, after[-1] + 1)) - set(after))
+        raise LogUnreadable(f"{log_dir}: commit {missing} is missing (the log was cleaned up without a checkpoint?)")
+    return (start, _checkpoint_parts(log_dir, start, totals[start])) if start >= 0 else None
+
+
+def _load(log_dir: Path) -> _Snapshot:
+    """The table at its newest checkpoint (version -1 and nothing live when it has none)."""
+    checkpoint = _newest_checkpoint(log_dir)
+    if checkpoint is None:
+        return _Snapshot(-1)
+    version, paths = checkpoint
+    snapshot = _Snapshot(version)
+    for action in _checkpoint_actions([str(p) for p in paths]):
+        snapshot.protocol = _apply(action, snapshot.live) or snapshot.protocol
+    return snapshot
+
+
+def _advance(log_dir: Path, snapshot: _Snapshot) -> _Snapshot:
+    """``snapshot`` with the commits after its version applied (itself when none arrived)."""
+    version = snapshot.version + 1
+    if not _commit_path(log_dir, version).is_file():
+        return snapshot
+    advanced = _Snapshot(snapshot.version, dict(snapshot.live), dict(snapshot.protocol))
+    while (path := _commit_path(log_dir, version)).is_file():
+        with open(path, encoding="utf-8") as commit:
+            for line in commit:
+                if line.strip():
+                    advanced.protocol = _apply(json.loads(line), advanced.live) or advanced.protocol
+        advanced.version = version
+        version += 1
+    return advanced
 
 
 def _apply(action: dict[str, Any], live: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
