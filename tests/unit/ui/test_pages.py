@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,18 @@ def test_importing_the_console_package_loads_no_web_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_command_reads_the_feature_log_of_the_warehouse_unless_told(tmp_path: Path) -> None:
+    import argparse
+
+    from featurestore.jobs.cli import ui as ui_command
+    from featurestore.jobs.core.settings import Settings
+
+    parser = argparse.ArgumentParser()
+    ui_command.add_arguments(parser)
+    settings = Settings(redis_url="redis://127.0.0.1:6399")  # the catalogue: $FEATURESTORE_CATALOG (conftest)
+    config = ui_command.console_config(parser.parse_args(["--warehouse", f"{tmp_path}/wh"]), settings)
+    assert config.feature_log is not None and config.feature_log.root == Path(f"{tmp_path}/wh/_feature_log")
+    off = ui_command.console_config(parser.parse_args(["--feature-log", "off"]), settings)
+    assert off.feature_log is not None and not off.feature_log.enabled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE
 from featurestore.jobs.core.console import note
@@ -12,6 +13,9 @@ from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR, Settings
 from featurestore.readers.errors import FeatureStoreConnectionError
 from featurestore.readers.repository import load_catalog
+
+if TYPE_CHECKING:
+    from featurestore.jobs.ui.store import ConsoleConfig
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
@@ -37,25 +41,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn  # the [ui] extra: loaded only by this command
+def console_config(args: argparse.Namespace, settings: Settings) -> ConsoleConfig:
+    """What the console serves: the store (``--redis-url``), its catalogue, the feature log (``--feature-log``,
+    else the settings' ``feature_log``, else ``<warehouse>/_feature_log``; ``off``: none)."""
+    from featurestore.jobs.ui.store import ConsoleConfig
 
-    from featurestore.jobs.ui.app import create_app
-    from featurestore.jobs.ui.store import ConsoleConfig, Store
-
-    config = ConsoleConfig(
+    warehouse = args.warehouse or settings.warehouse or DEFAULT_WAREHOUSE
+    return ConsoleConfig(
         connection=job_settings(settings.require_redis_url()),
         catalog=load_catalog(settings.catalog),
         allow_write_user=args.allow_write_user,
         sample=max(args.sample, 0),
-        feature_log=LogSettings.from_settings(
-            args.warehouse or settings.warehouse or DEFAULT_WAREHOUSE, settings, args.feature_log
-        ),
+        feature_log=LogSettings.from_settings(warehouse, settings, args.feature_log),
     )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # the [ui] extra: loaded only by this command
+
+    from featurestore.jobs.ui.app import create_app
+    from featurestore.jobs.ui.store import Store
+
+    config = console_config(args, settings)
     try:  # refuse a user that can write before serving; a store that is down is the pages' to say
         Store(config).client()
     except FeatureStoreConnectionError as exc:
         log.warning("the store is not reachable yet (%s): the pages will say so until it is", exc)
-    note(f"featurestore ui: http://{args.host}:{args.port}/ (store {config.connection.redacted_url}; Ctrl-C stops)")
+    feature_log = config.feature_log.root if config.feature_log is not None and config.feature_log.enabled else "off"
+    note(
+        f"featurestore ui: http://{args.host}:{args.port}/ (store {config.connection.redacted_url}; "
+        f"feature log {feature_log}; Ctrl-C stops)"
+    )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
     return 0
