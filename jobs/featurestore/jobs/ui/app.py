@@ -129,6 +129,19 @@ def _page_routes(config: ConsoleConfig, store: Store, render: Render, clock: Cal
         model = pages.stream_model(view, store.progress(view.name), now_ms())
         return render("stream.html", f"Stream {view.name}", s=model)
 
+    return [
+        Route("/", views_list),
+        Route("/views/{name}", one_view),
+        Route("/runs", runs),
+        Route("/runs/{entry_id}", one_run),
+        Route("/streams/{name}", stream),
+        *_entity_routes(config, store, render, now_ms),
+    ]
+
+
+def _entity_routes(config: ConsoleConfig, store: Store, render: Render, now_ms: Callable[[], int]) -> list[Route]:
+    """One entity: the lookup form, what the reader serves with the newest logged rows, a view's log page."""
+
     def entity_form(request: Request) -> Response:
         entity, entity_id = request.query_params.get("entity", ""), request.query_params.get("id", "")
         if not entity or not entity_id:
@@ -159,11 +172,6 @@ def _page_routes(config: ConsoleConfig, store: Store, render: Render, clock: Cal
         return render("entity_log.html", title, entity=name, entity_id=id_text, h=history)
 
     return [
-        Route("/", views_list),
-        Route("/views/{name}", one_view),
-        Route("/runs", runs),
-        Route("/runs/{entry_id}", one_run),
-        Route("/streams/{name}", stream),
         Route("/entity", entity_form),
         Route("/entities/{entity}/{entity_id}", entity),
         Route("/entities/{entity}/{entity_id}/log/{view}", entity_log),
