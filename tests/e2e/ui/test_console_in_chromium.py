@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import uvicorn
 
+from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.ui.app import create_app
 from featurestore.jobs.ui.store import ConsoleConfig
 from featurestore.readers.settings import ConnectionSettings
 from tests.helpers.reader import client_for, test_catalog
-from tests.helpers.ui import populate
+from tests.helpers.ui import populate, write_feature_log
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
@@ -40,12 +41,15 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def console_address(redis_url: str) -> Iterator[str]:
-    """The console on a free loopback port (uvicorn in a thread) over a populated store."""
+def console_address(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    """The console on a free loopback port (uvicorn in a thread) over a populated store and a feature log."""
     admin = client_for(redis_url)
     populate(admin)
     admin.close()
-    config = ConsoleConfig(ConnectionSettings.from_url(redis_url, timeout=2.0), test_catalog, allow_write_user=True)
+    feature_log = LogSettings.resolve(tmp_path, tmp_path / "feature_log")
+    write_feature_log(feature_log, entity_id=7)
+    config = ConsoleConfig(ConnectionSettings.from_url(redis_url, timeout=2.0), test_catalog,
+                           allow_write_user=True, feature_log=feature_log)  # fmt: skip
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -91,8 +95,9 @@ def accessible(driver: Any) -> None:
         assert table.find_elements(By.TAG_NAME, "caption") and table.find_elements(By.TAG_NAME, "th")
 
 
-def visit(driver: Any, name: str, heading: str, shots: Path) -> str:
-    """Wait for the page whose h1 starts with ``heading``, check it, screenshot it; its text."""
+def visit(driver: Any, name: str, heading: str, shots: Path, whole_page: bool = False) -> str:
+    """Wait for the page whose h1 starts with ``heading``, check it, screenshot it (``whole_page``: the
+    window stretched to the page's height for the shot); its text."""
     script = (
         "return document.readyState === 'complete' ? [...document.querySelectorAll('h1')].map(h => h.textContent) : []"
     )
@@ -102,7 +107,11 @@ def visit(driver: Any, name: str, heading: str, shots: Path) -> str:
     )
     accessible(driver)
     shots.mkdir(parents=True, exist_ok=True)
+    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+    if whole_page:
+        driver.set_window_size(width, min(int(driver.execute_script("return document.body.scrollHeight")) + 140, 4000))
     driver.save_screenshot(str(shots / f"ui-{name}.png"))
+    driver.set_window_size(width, height)
     return str(driver.find_element(By.TAG_NAME, "main").text)
 
 
@@ -117,8 +126,10 @@ def test_a_person_walks_through_the_console(console_address: str, browser: Any, 
     assert "View scores" in text and "n_orders" in text and "refused (nothing written)" in text
 
     browser.find_elements(By.CSS_SELECTOR, "a[href^='/runs/']")[0].click()
-    text = visit(browser, "run", "Run refused1", shots)
+    text = visit(browser, "run", "Run refused1", shots, whole_page=True)
     assert "Run refused1" in text and "below its baseline" in text and "refused (nothing written)" in text
+    assert "Validation report" in text and "input guard" in text and "GX suite" in text
+    assert "expect_column_values_to_be_between" in text and "2 of 12 values unexpected" in text
 
     browser.get(console_address + "/")
     browser.find_element(By.LINK_TEXT, "stream").click()
@@ -128,6 +139,13 @@ def test_a_person_walks_through_the_console(console_address: str, browser: Any, 
     browser.get(console_address + "/")
     browser.find_element(By.ID, "entity-id").send_keys("7")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    text = visit(browser, "entity", "user 7", shots)
+    text = visit(browser, "entity", "user 7", shots, whole_page=True)
     assert browser.current_url.endswith("/entities/user/7")
     assert "stale" in text and "2.0h" in text and "missing" in text  # n_orders stale, the packed view missing
+    history = text.split("Feature-log history")[1]
+    assert "scores-2024-06-02" in history and "stream-" in history and '"silver"' in history
+    assert history.index("scores-2024-06-02") < history.index("scores-2024-05-31")  # newest first
+
+    browser.get(console_address + "/entities/user/7/log/scores")
+    text = visit(browser, "entity-log", "user 7: feature log of scores", shots)
+    assert "Logged rows of scores" in text and text.count("scores-2024-0") == 3

@@ -7,19 +7,21 @@ import html
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.run_records import RunRecord, record_run
 from featurestore.jobs.ops.acl import apply
 from featurestore.jobs.ui.access import CONSOLE
-from featurestore.jobs.ui.app import create_app
+from featurestore.jobs.ui.app import ENTITY_LOG_ROWS, create_app
 from featurestore.jobs.ui.store import ConsoleConfig
 from featurestore.readers.settings import ConnectionSettings
-from tests.helpers.reader import client_for, test_catalog
-from tests.helpers.ui import populate
+from tests.helpers.reader import client_for, now_ms, scores, test_catalog
+from tests.helpers.ui import log_commit, log_file, log_row, populate
 
 PASSWORD = "c0nsole-Pa55"
 
@@ -102,3 +104,41 @@ def test_a_page_of_runs_stays_fast_with_thousands_of_runs(redis_url: str) -> Non
     assert page.status_code == older.status_code == 200
     assert "bulk4999" in page.text and "bulk4974" in older.text and "bulk4999" not in older.text
     assert elapsed < 2.0, f"two pages of runs took {elapsed:.2f}s"
+
+
+def test_the_entity_page_shows_its_feature_log_history(console_url: str, tmp_path: Path) -> None:
+    settings = LogSettings.resolve(tmp_path, tmp_path / "log")
+    table, day = settings.path(scores), 86_400_000
+    written = now_ms() - 3 * day
+    for version in range(8):  # eight nightly runs of scores; entity 42 in each, 7 in none
+        rows = [log_row(scores, 42, f"run{version}", written + version * day, n_orders=version, segment="gold")]
+        log_commit(table, version, log_file(table, scores, f"2024-06-{version + 1:02d}", rows))
+    with console(console_url, feature_log=settings) as browser:
+        page = html.unescape(browser.get("/entities/user/42").text)
+        assert page.count("<td>batch</td>") == ENTITY_LOG_ROWS and "run7" in page and "run2" not in page
+        assert "No logged rows of scores" not in page and "Nothing logged for live: no Delta table at" in page
+        assert '"gold"' in page.split("Feature-log history")[1]
+        full = html.unescape(browser.get("/entities/user/42/log/scores").text)
+        assert full.count("<td>batch</td>") == 8 and "Older rows" not in full
+        older = html.unescape(browser.get("/entities/user/42/log/scores?offset=6").text)
+        assert older.count("<td>batch</td>") == 2 and "run1" in older and "run0" in older
+        assert "No logged rows of scores for id 7." in browser.get("/entities/user/7").text
+        assert browser.get("/entities/account/a1/log/scores").status_code == 404  # scores is a view of user
+    with console(console_url) as browser:  # no feature log configured
+        assert "No feature log is configured" in browser.get("/entities/user/42").text
+
+
+def test_a_refused_runs_page_shows_its_validation_report(console_url: str) -> None:
+    admin = client_for(console_url.replace(f"{CONSOLE.default_user}:{PASSWORD}@", ""))
+    refused = RunRecord(
+        "gx1", "scores", "2024-06-03", "orders", 40, "failed_validation", error="view 'scores' failed validation",
+        failures=["expect_column_values_to_not_be_null(column='n_orders'): 3 of 100 values unexpected, e.g. [None]"],
+        feature_stats={"n_orders": {"rows": 100.0, "null_share": 0.03}},
+    )  # fmt: skip
+    entry = record_run(admin, refused)
+    admin.close()
+    with console(console_url) as browser:
+        page = html.unescape(browser.get(f"/runs/{entry}").text)
+    assert "Validation report" in page and "<td>GX suite</td>" in page
+    assert "expect_column_values_to_not_be_null" in page and "column='n_orders'" in page
+    assert "3 of 100 values unexpected" in page and "null_share 0.03" in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,48 @@ def test_a_refused_run_shows_its_reasons_and_no_password() -> None:
     assert row.overrides == ["drift on amount accepted by ana: promo week"]
     assert row.input_rows == [("orders", "2024-05-31: 1,000, 2024-06-01: 12")]
     assert (row.rows_read, row.duration, row.source) == ("1,200", "3.5s", "orders@v3")
+
+
+def test_a_runs_validation_report_names_who_refused_each_check_and_what_was_observed() -> None:
+    from featurestore.jobs.batch import validation
+
+    null_check = validation.Failure(
+        "expect_column_values_to_not_be_null(column='n_orders', mostly=0.99)",
+        validation._observed({"unexpected_count": 3, "element_count": 100, "unexpected_percent": 3.0,
+                              "partial_unexpected_list": [None, None]}, None),
+    )  # fmt: skip
+    mean_check = validation.Failure(
+        "expect_column_mean_to_be_between(column='spend', min_value=0, max_value=10)",
+        validation._observed({"observed_value": 12.5}, None),
+    )
+    refused = record(
+        "failed_validation",
+        failures=[
+            str(null_check),
+            str(mean_check),
+            f"{validation.DRIFT_CHECK}: spend mean moved 4.1 standard deviations",
+            "featurestore:entity_ids_unique: 2 user_id values appear on more than one row (e.g. 7, 9)",
+        ],
+        feature_stats={"spend": {"rows": 1200.0, "null_share": 0.0, "mean": 12.5, "std": None}},
+        nan_as_null={"spend": 2, "n_orders": 0},
+        source_versions={"orders": 3},
+    )
+    row = pages.run_row("1-0", refused)
+    assert row.refused and [(c.source, c.check) for c in row.checks] == [
+        ("GX suite", "expect_column_values_to_not_be_null"),
+        ("GX suite", "expect_column_mean_to_be_between"),
+        ("drift guard", "feature_drift"),
+        ("built-in check", "entity_ids_unique"),
+    ]
+    assert row.checks[0].arguments == "column='n_orders', mostly=0.99"
+    assert row.checks[0].observed == "3 of 100 values unexpected (3.00% of non-null), e.g. [None, None]"
+    assert row.checks[1].observed == "observed 12.5" and row.checks[2].observed.startswith("spend mean moved")
+    assert row.feature_stats == [("spend", "rows 1200, null_share 0, mean 12.5, std -")]
+    assert row.nan_as_null == ["spend: 2"] and row.source_versions == ["orders@v3"]
+    assert pages.check_row("a write failed: partition 3").source == "run"
+    guard = pages.run_row("2-0", record("refused_by_guard"))
+    assert guard.result == pages.Badge("refused by a guard (nothing written)", "status-refused") and guard.refused
+    assert pages.run_row("3-0", record("interrupted")).result.css == "status-unknown"
 
 
 def test_runs_are_paged_by_a_cursor() -> None:
@@ -156,3 +199,18 @@ def test_importing_the_console_package_loads_no_web_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_command_reads_the_feature_log_of_the_warehouse_unless_told(tmp_path: Path) -> None:
+    import argparse
+
+    from featurestore.jobs.cli import ui as ui_command
+    from featurestore.jobs.core.settings import Settings
+
+    parser = argparse.ArgumentParser()
+    ui_command.add_arguments(parser)
+    settings = Settings(redis_url="redis://127.0.0.1:6399")  # the catalogue: $FEATURESTORE_CATALOG (conftest)
+    config = ui_command.console_config(parser.parse_args(["--warehouse", f"{tmp_path}/wh"]), settings)
+    assert config.feature_log is not None and config.feature_log.root == Path(f"{tmp_path}/wh/_feature_log")
+    off = ui_command.console_config(parser.parse_args(["--feature-log", "off"]), settings)
+    assert off.feature_log is not None and not off.feature_log.enabled

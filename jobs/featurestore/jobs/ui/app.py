@@ -35,6 +35,7 @@ from featurestore.readers.settings import redact_text
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 25
+ENTITY_LOG_ROWS = 5  # the newest logged rows per view on the entity page (its log page has more)
 _PACKAGE = "featurestore.jobs.ui"
 
 
@@ -128,6 +129,19 @@ def _page_routes(config: ConsoleConfig, store: Store, render: Render, clock: Cal
         model = pages.stream_model(view, store.progress(view.name), now_ms())
         return render("stream.html", f"Stream {view.name}", s=model)
 
+    return [
+        Route("/", views_list),
+        Route("/views/{name}", one_view),
+        Route("/runs", runs),
+        Route("/runs/{entry_id}", one_run),
+        Route("/streams/{name}", stream),
+        *_entity_routes(config, store, render, now_ms),
+    ]
+
+
+def _entity_routes(config: ConsoleConfig, store: Store, render: Render, now_ms: Callable[[], int]) -> list[Route]:
+    """One entity: the lookup form, what the reader serves with the newest logged rows, a view's log page."""
+
     def entity_form(request: Request) -> Response:
         entity, entity_id = request.query_params.get("entity", ""), request.query_params.get("id", "")
         if not entity or not entity_id:
@@ -138,20 +152,29 @@ def _page_routes(config: ConsoleConfig, store: Store, render: Render, clock: Cal
         name, id_text = request.path_params["entity"], request.path_params["entity_id"]
         report = store.entity(name, id_text, now_ms())
         model = pages.entity_model(config.catalog, report, id_text)
-        note = (
-            "The feature log is a Delta table read by Spark: see this entity's history with "
-            "`featurestore training-set` (docs/training-data.md)."
-        )
-        return render("entity.html", f"{name} {id_text}", e=model, log_note=note)
+        histories = [
+            pages.history_model(view, id_text, store.history(view.name, id_text, 0, ENTITY_LOG_ROWS))
+            for view in config.catalog.views_of(name)
+        ]
+        return render("entity.html", f"{name} {id_text}", e=model, histories=histories)
+
+    def entity_log(request: Request) -> Response:
+        name, id_text = request.path_params["entity"], request.path_params["entity_id"]
+        view = config.catalog.view(request.path_params["view"])
+        if view.entity.name != name:
+            raise HTTPException(404, f"view {view.name} is not a view of entity {name}")
+        try:
+            offset = max(int(request.query_params.get("offset", "0")), 0)
+        except ValueError:
+            raise HTTPException(400, "offset must be a number of rows") from None
+        history = pages.history_model(view, id_text, store.history(view.name, id_text, offset, PAGE_SIZE))
+        title = f"{name} {id_text}: feature log of {view.name}"
+        return render("entity_log.html", title, entity=name, entity_id=id_text, h=history)
 
     return [
-        Route("/", views_list),
-        Route("/views/{name}", one_view),
-        Route("/runs", runs),
-        Route("/runs/{entry_id}", one_run),
-        Route("/streams/{name}", stream),
         Route("/entity", entity_form),
         Route("/entities/{entity}/{entity_id}", entity),
+        Route("/entities/{entity}/{entity_id}/log/{view}", entity_log),
     ]
 
 

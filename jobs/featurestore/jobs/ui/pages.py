@@ -2,7 +2,8 @@
 
 Each function takes plain data — the catalogue, :class:`~featurestore.jobs.ops.status.ViewStatus`,
 :class:`~featurestore.jobs.core.run_records.RunRecord`, a stream's progress hash, the
-entity report of :mod:`featurestore.jobs.ops.inspect` — and returns frozen dataclasses of
+entity report of :mod:`featurestore.jobs.ops.inspect`, a page of the feature log
+(:class:`~featurestore.jobs.ui.log_history.History`) — and returns frozen dataclasses of
 display strings that the templates only lay out.  Every status a person reads (a view's
 verdict, a feature's *present* / *stale* / *missing*, a run's result) carries a CSS class
 ``status-<word>`` whose colours the unit tests check for contrast.
@@ -12,15 +13,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from featurestore.jobs.core.run_records import RunRecord
+from featurestore.jobs.core.run_records import REFUSED, RunRecord
 from featurestore.jobs.ops.inspect import EntityReport
 from featurestore.jobs.ops.status import ViewStatus
+from featurestore.jobs.ui.log_history import History
 from featurestore.readers import codec
-from featurestore.readers.definitions import Catalog, FeatureView
+from featurestore.readers.definitions import Catalog, DType, Feature, FeatureView
 from featurestore.readers.settings import redact_text
 
 # the words a status badge may carry: each has a CSS class status-<word> (console.css)
@@ -39,8 +42,20 @@ STATUS_WORDS = (
     "mismatch",
     "unknown",
 )
-_RUN_STATUS = {"succeeded": "succeeded", "failed_validation": "refused", "failed": "failed"}
-_RUN_LABEL = {"succeeded": "succeeded", "failed_validation": "refused (nothing written)", "failed": "failed"}
+_RUN_STATUS = {
+    "succeeded": "succeeded",
+    "failed_validation": "refused",
+    "refused_by_guard": "refused",
+    "failed": "failed",
+    "interrupted": "unknown",
+}
+_RUN_LABEL = {
+    "succeeded": "succeeded",
+    "failed_validation": "refused (nothing written)",
+    "refused_by_guard": "refused by a guard (nothing written)",
+    "failed": "failed",
+    "interrupted": "interrupted (Ctrl-C)",
+}
 
 
 def age_text(seconds: float | None) -> str:
@@ -191,6 +206,53 @@ class RunRow:
     notes: list[str]  # what the guards noted
     overrides: list[str]  # the guards a person told to accept, and why
     input_rows: list[tuple[str, str]]  # table -> rows per partition, as the input guard saw them
+    checks: list[CheckRow] = field(default_factory=list)  # the validation report: each refused check
+    feature_stats: list[tuple[str, str]] = field(default_factory=list)  # feature -> the drift guard's statistics
+    nan_as_null: list[str] = field(default_factory=list)  # float features whose NaNs were written as null
+    source_versions: list[str] = field(default_factory=list)  # table@version of each source read
+    refused: bool = False  # the validation gate refused the run (its checks are the whole report)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One refused check of a run's validation report: who refused (the GX suite, a built-in check, a
+    guard), the expectation or check with its arguments, and what was observed."""
+
+    source: str
+    check: str
+    arguments: str
+    observed: str
+
+
+# the checks of featurestore.jobs.batch.validation and .guards, by who runs them
+_CHECK_SOURCES = {
+    "input_partition_rows": "input guard",
+    "input_not_stale": "input guard",
+    "feature_drift": "drift guard",
+    "row_count_not_collapsed": "collapse guard",
+}
+# validation.Failure's text: "<expectation type>(<kwargs>): <observed>", the observed text in one of
+# validation._observed's forms; or "featurestore:<check>: <observed>"
+_GX_FAILURE = re.compile(
+    r"(?P<check>[A-Za-z_][A-Za-z0-9_]*)\((?P<arguments>.*?)\): "
+    r"(?P<observed>(?:observed |could not be evaluated|\d+ of ).*)",
+    re.DOTALL,
+)
+
+
+def check_row(failure: str) -> CheckRow:
+    """One failure recorded with a run (``RunRecord.failures``, validation.Failure's text) as a report line."""
+    if failure.startswith("featurestore:"):
+        check, _, observed = failure.removeprefix("featurestore:").partition(": ")
+        return CheckRow(_CHECK_SOURCES.get(check, "built-in check"), check, "", observed)
+    match = _GX_FAILURE.fullmatch(failure)
+    if match:
+        return CheckRow("GX suite", match["check"], match["arguments"], match["observed"])
+    return CheckRow("run", "", "", failure)
+
+
+def _stats_text(stats: Mapping[str, float | None]) -> str:
+    return ", ".join(f"{name} {'-' if value is None else f'{value:.4g}'}" for name, value in stats.items())
 
 
 def run_row(entry_id: str, record: RunRecord) -> RunRow:
@@ -198,6 +260,7 @@ def run_row(entry_id: str, record: RunRecord) -> RunRow:
     total = sum(record.durations.values())
     source = record.source_table + (f"@v{record.source_version}" if record.source_version is not None else "")
     word = _RUN_STATUS.get(record.status, "unknown")
+    failures = [redact_text(f) for f in record.failures]
     overrides = [
         redact_text(
             f"{o.get('guard', '?')} on {o.get('target', '?')} accepted by {o.get('by', '?')}: "
@@ -224,10 +287,15 @@ def run_row(entry_id: str, record: RunRecord) -> RunRow:
         duration=f"{total:.1f}s",
         durations=[(stage, f"{seconds:.1f}s") for stage, seconds in record.durations.items()],
         reason=redact_text(record.error or ""),
-        failures=[redact_text(f) for f in record.failures],
+        failures=failures,
         notes=[redact_text(n) for n in record.notes],
         overrides=overrides,
         input_rows=inputs,
+        checks=[check_row(f) for f in failures],
+        feature_stats=[(name, _stats_text(stats)) for name, stats in sorted(record.feature_stats.items())],
+        nan_as_null=[f"{name}: {count:,}" for name, count in sorted(record.nan_as_null.items()) if count],
+        source_versions=[f"{table}@v{version}" for table, version in sorted(record.source_versions.items())],
+        refused=record.status in REFUSED,
     )
 
 
@@ -427,4 +495,100 @@ def entity_model(catalog: Catalog, report: EntityReport, entity_id: str) -> Enti
         key_ttl="none" if report.key_ttl_seconds is None else age_text(report.key_ttl_seconds),
         views=views,
         unknown_fields=[f"{name}: {raw}" for name, raw in report.unknown_fields.items()],
+    )
+
+
+# ---------------------------------------------------------------- one entity's feature-log history
+
+NOT_WRITTEN = "-"  # a streaming event that left this feature alone (not in its _fields)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One logged write as shown: when (ds, computed, written), by which run, and each feature's value."""
+
+    ds: str
+    kind: str
+    run_id: str
+    computed_at: str  # _ts_ms: what _ts:<view> was set to
+    written_at: str  # _written_at_ms: visible to the reader from then on
+    values: list[str]  # in the view's feature order: JSON text, "null" (deleted), NOT_WRITTEN
+
+
+@dataclass(frozen=True)
+class HistoryModel:
+    """A view's part of the entity page (or its own history page): a page of logged rows, newest first."""
+
+    view: str
+    features: list[str]
+    rows: list[HistoryRow]
+    note: str  # what a person should know: no log, nothing logged, a partial search, an unreadable table
+    first: int  # the 1-based number of the first row shown (0: none)
+    next_offset: int | None  # the offset of the next (older) page; None: the last page
+
+
+def ms_text(ms: int | None) -> str:
+    """Epoch milliseconds as UTC ``YYYY-MM-DD HH:MM:SS``; ``-`` when unknown."""
+    if ms is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def logged_value_text(feature: Feature, value: Any) -> str:
+    """A logged value (Arrow's Python value) as the entity page shows served ones: float32s in their shortest text."""
+    if value is None:
+        return "null"
+
+    def float32(number: float) -> float:  # 0.10000000149011612 -> 0.1, as the reader decodes the stored text
+        return float(codec.format_float32(number))
+
+    if feature.dtype is DType.FLOAT32 and isinstance(value, float):
+        value = float32(value)
+    elif feature.dtype is DType.VECTOR and isinstance(value, list):
+        value = [None if v is None else float32(v) for v in value]
+    return value_text(value)
+
+
+def history_model(view: FeatureView, entity_id: str, history: History | None) -> HistoryModel:
+    """The entity's rows of the view's feature log (``history`` None: the console has no log configured)."""
+    features = [f.name for f in view.features]
+    if history is None:
+        note = "No feature log is configured for this console (FEATURESTORE_FEATURE_LOG=off, or --feature-log off)."
+        return HistoryModel(view.name, features, [], note, 0, None)
+    if history.problem:
+        return HistoryModel(view.name, features, [], redact_text(history.problem), 0, None)
+    if not history.exists:
+        note = f"Nothing logged for {view.name}: no Delta table at {history.table}."
+        return HistoryModel(view.name, features, [], note, 0, None)
+    rows = []
+    for logged in history.rows:
+        values = [
+            NOT_WRITTEN
+            if logged.fields is not None and f.name not in logged.fields
+            else logged_value_text(f, logged.values.get(f.name))
+            for f in view.features
+        ]
+        rows.append(
+            HistoryRow(
+                logged.ds, logged.kind, logged.run_id, ms_text(logged.ts_ms), ms_text(logged.written_at_ms), values
+            )
+        )
+    if not rows:
+        note = f"No logged rows of {view.name} for id {entity_id}" + (" on this page." if history.offset else ".")
+    else:
+        note = ""
+    if not history.complete:
+        note += (
+            f" The search stopped after {history.files_read} files of {history.table}: older partitions were not "
+            "read (`featurestore training-set` reads them all)."
+        )
+    return HistoryModel(
+        view=view.name,
+        features=features,
+        rows=rows,
+        note=note.strip(),
+        first=history.offset + 1 if rows else 0,
+        next_offset=history.offset + len(rows) if history.more else None,
     )

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from featurestore.jobs.core.control_plane import connect
+from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.run_records import RUNS_KEY, RunRecord
 from featurestore.jobs.ops import inspect as inspect_ops
 from featurestore.jobs.ops import status as status_ops
 from featurestore.jobs.ui.access import write_permissions
+from featurestore.jobs.ui.log_history import FeatureLogReader, History
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog
 from featurestore.readers.errors import FeatureStoreConnectionError, PermissionDeniedError
@@ -42,6 +44,7 @@ class ConsoleConfig:
     catalog: Catalog
     allow_write_user: bool = False
     sample: int = 50  # keys sampled per entity for the freshness verdicts (status's --sample)
+    feature_log: LogSettings | None = None  # the feature log shown on the entity page; None or off: none
 
 
 def _entry_id(raw: Any) -> str:
@@ -59,6 +62,8 @@ class Store:
         self.config = config
         self._client: Any = None
         self._lock = threading.Lock()
+        log = config.feature_log
+        self._log = FeatureLogReader(log) if log is not None and log.enabled else None
 
     @property
     def user(self) -> str:
@@ -190,3 +195,12 @@ class Store:
         entity_id = inspect_ops.entity_id_of(entity, id_text)
         key = codec.entity_key(entity, entity_id)
         return self.read(lambda c: inspect_ops.inspect_key(c, self.config.catalog, entity, key, now_ms))
+
+    def history(self, view_name: str, id_text: str, offset: int, limit: int) -> History | None:
+        """A page of the entity's rows in the view's feature log, newest first (None: no log configured).
+        Read from the Delta table's files, without Spark and without Redis (:mod:`.log_history`)."""
+        view = self.config.catalog.view(view_name)
+        if self._log is None:
+            return None
+        entity_id = inspect_ops.entity_id_of(view.entity, id_text)
+        return self._log.history(view, entity_id, max(offset, 0), limit)
