@@ -118,3 +118,21 @@ def test_an_unreachable_server_and_a_wrong_password_have_their_own_exit_codes(
     code, lines, out = doctor(capsys, "--redis-url", wrong, "--warehouse", warehouse)
     assert code == ExitCode.AUTHENTICATION, out
     assert lines["redis"].startswith("FAIL ") and "not-the-password" not in out
+
+
+def test_a_cluster_is_checked_on_its_nodes(
+    cluster_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = warehouse_with(tmp_path / "warehouse", TABLES)
+    for role in ("batch-writer", "streaming-writer", "reader"):
+        code, lines, out = doctor(capsys, "--redis-url", cluster_url, "--warehouse", warehouse, "--role", role)
+        assert code == ExitCode.OK, out
+        assert "reachable (cluster)" in lines["redis"] and lines["server"].startswith("ok ")
+        assert "may run every command of the" in lines["acl"]  # the default user: a warn, not a failure
+
+
+def test_valkey_is_named_as_itself(valkey_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    warehouse = warehouse_with(tmp_path / "warehouse", TABLES)
+    code, lines, out = doctor(capsys, "--redis-url", valkey_url, "--warehouse", warehouse, "--role", "streaming-writer")
+    assert code == ExitCode.OK, out
+    assert lines["server"].startswith("ok ") and "Valkey 9." in lines["server"] and "HSETEX" in lines["server"]
