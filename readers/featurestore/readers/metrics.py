@@ -9,7 +9,8 @@ ran before (no flag checked per call).  With ``metrics=ReaderMetrics()`` its ``g
 * ``featurestore_reader_values_total{view, feature, status}`` — values served, by status
   (``present``, ``missing``, ``stale``): a rising share of missing or stale values is the
   early sign of a dead pipeline, long before a model's metrics move;
-* ``featurestore_reader_errors_total{method, error}`` — failed calls by error class.
+* ``featurestore_reader_errors_total{method, error}`` — failed calls by error class, in
+  ``snake_case`` like every label value (``FeatureNotFoundError`` -> ``feature_not_found_error``).
 
 prometheus-client is imported when a :class:`ReaderMetrics` is built, never at import time.
 Expose them as any prometheus-client metrics (``prometheus_client.start_http_server``, a
@@ -19,6 +20,7 @@ web framework's ``/metrics`` route); the names are stable.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
@@ -36,6 +38,17 @@ BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 _Result = TypeVar("_Result", FeatureVector, FeatureBatch)
 _Params = ParamSpec("_Params")
 _StatusCounters = tuple[Any, Any, Any]  # one feature's present, missing and stale counters
+
+
+@functools.lru_cache(maxsize=256)
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def error_label(error_class: type[BaseException]) -> str:
+    """An error class's name as a ``snake_case`` label value (``FeatureNotFoundError`` ->
+    ``feature_not_found_error``)."""
+    return _snake_case(error_class.__name__)
 
 
 def _bit_counts(masks: list[int], width: int) -> list[int]:
@@ -124,7 +137,7 @@ class ReaderMetrics:
                 stale_counter.inc(n_stale)
 
     def failed(self, method: str, error: BaseException) -> None:
-        self.errors.labels(method, type(error).__name__).inc()
+        self.errors.labels(method, error_label(type(error))).inc()
 
     def wrap(self, method: str, call: Callable[_Params, _Result]) -> Callable[_Params, _Result]:
         """``call`` (a reader's bound ``get``/``get_many``), recording each call."""

@@ -37,7 +37,7 @@ def test_calls_values_by_status_and_errors_are_counted(redis_url: str) -> None:
     assert values(registry, "n_orders", "missing") == 1
     # ratio is null for 2: missing there too
     assert (values(registry, "ratio", "present"), values(registry, "ratio", "missing")) == (2, 2)
-    assert registry.get_sample_value(ERRORS_TOTAL, {"method": "get", "error": "FeatureNotFoundError"}) == 1
+    assert registry.get_sample_value(ERRORS_TOTAL, {"method": "get", "error": "feature_not_found_error"}) == 1
 
 
 async def test_the_async_reader_records_too(redis_url: str) -> None:

@@ -56,9 +56,9 @@ def test_foreach_batch_over_a_file_source(spark: Any, redis_url: str, tmp_path: 
     assert (sink.batches, sink.written, sink.skipped) == (2, 51, 1)
     # the query's counters after the last micro-batch, for node_exporter's textfile collector
     prom = (tmp_path / "metrics" / "featurestore_stream_user_realtime.prom").read_text()
-    assert 'featurestore_stream_batches{view="user_realtime"} 2.0' in prom
-    assert 'featurestore_stream_events_written{view="user_realtime"} 51.0' in prom
-    assert 'featurestore_stream_events_skipped{view="user_realtime"} 1.0' in prom
+    assert 'featurestore_stream_batches_total{view="user_realtime"} 2.0' in prom
+    assert 'featurestore_stream_events_written_total{view="user_realtime"} 51.0' in prom
+    assert 'featurestore_stream_events_skipped_total{view="user_realtime"} 1.0' in prom
 
     client = redis.Redis.from_url(redis_url)
     assert client.hget(b"fs:user:{1}", "_ts:user_realtime") == str(T0 + 1).encode()  # the timestamp, in UTC ms

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from featurestore.jobs import cli
-from featurestore.jobs.core.job_metrics import STREAM_METRICS, stream_progress_samples
+from featurestore.jobs.core.job_metrics import STREAM_METRICS, HistogramSample, Sample, stream_progress_samples
 from featurestore.jobs.dev.kafka_command import BAD_RECORDS
 from featurestore.jobs.dev.local_kafka import server_properties
 from featurestore.jobs.examples.fraud.definitions import catalog
@@ -152,7 +152,19 @@ def test_a_report_gives_rates_and_percentiles_since_the_last_one() -> None:
     assert "latency_p50_ms" not in progress_fields(second, "x", 1)
     samples = stream_progress_samples("v", first)
     assert {s.name for s in samples} <= set(STREAM_METRICS)
-    assert {dict(s.labels).get("quantile") for s in samples if s.name.endswith("latency_seconds")} == {"0.5", "0.99"}
+    # the latency as a histogram of raw counts since the start (no quantile gauges): 98 of 100 within 0.1 s
+    (histogram,) = [s for s in samples if isinstance(s, HistogramSample)]
+    assert histogram.name == "featurestore_stream_latency_seconds" and histogram.count == 100
+    buckets = dict(histogram.buckets)
+    assert (buckets[0.05], buckets[0.1], buckets[2.5], buckets[5.0]) == (0, 98, 99, 100)
+    assert histogram.sum == pytest.approx(0.1 * 98 + 5.0)
+    assert not any(s.name.endswith("_per_second") for s in samples)  # a rate is the query's work: rate()
+    by_name = {s.name: s.value for s in samples if isinstance(s, Sample)}
+    assert by_name["featurestore_stream_events_total"] == 1000
+    assert by_name["featurestore_stream_dead_letters_total"] == 3
+    # the histogram keeps counting across reports (the p50/p99 of the progress line restart with each)
+    stats.add_latencies([0.02])
+    assert dict(stats.report(120.0)["latency_buckets"])[0.1] == 99
 
 
 def test_the_consumers_mapping_is_the_views_last_values() -> None:
@@ -222,4 +234,5 @@ def test_status_prints_a_streams_progress() -> None:
     assert windowed["late"] == "4" and windowed["ignored"] == "1"
     assert stream_line("user_realtime", windowed, 4_000).endswith("0 dead letters, 4 late, 1 ignored (reported 3s ago)")
     samples = {s.name: s.value for s in stream_progress_samples("user_realtime", report)}
-    assert samples["featurestore_stream_late_events"] == 4.0 and samples["featurestore_stream_ignored_events"] == 1.0
+    assert samples["featurestore_stream_late_events_total"] == 4.0
+    assert samples["featurestore_stream_ignored_events_total"] == 1.0

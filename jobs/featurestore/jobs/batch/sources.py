@@ -77,6 +77,16 @@ def check_view_sources(catalog: Catalog | str | None, view: str, warehouse: str 
         check_tables(warehouse, transform_for(chosen).sources)
 
 
+def source_tables(catalog: Catalog, warehouse: str | os.PathLike[str]) -> list[str]:
+    """The Delta tables the batch views read, each found in ``warehouse`` (no Spark), or the
+    ConfigurationError naming the first missing one (``featurestore plan --connect`` and ``doctor``)."""
+    from featurestore.jobs.batch.transforms import transform_for
+
+    for view in catalog.batch_views:
+        check_view_sources(catalog, view.name, warehouse)
+    return sorted({t for v in catalog.batch_views for t in transform_for(v).sources})
+
+
 @dataclass(frozen=True)
 class SourceRead:
     """One input table as the run reads it."""

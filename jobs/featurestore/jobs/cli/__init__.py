@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "init": ("featurestore.jobs.cli.init", "scaffold a feature repository (or copy an example one)", False),
     "plan": ("featurestore.jobs.cli.plan", "check the repository and show what a run would do; writes nothing", False),
     "validate": ("featurestore.jobs.cli.plan", "the same as plan", False),
+    "doctor": ("featurestore.jobs.cli.doctor", "check Java, Spark, Redis, ACL role, registry, warehouse, Kafka", False),
     "redis": ("featurestore.jobs.dev.redis_command", "start, stop or show a local Redis 8 server or cluster", False),
     "kafka": (
         "featurestore.jobs.dev.kafka_command",

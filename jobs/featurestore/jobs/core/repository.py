@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from types import ModuleType
 
-from featurestore.readers.repository import PACKAGE_PREFIX
+from featurestore.jobs.core.settings import Settings
+from featurestore.readers.definitions import Catalog
+from featurestore.readers.repository import PACKAGE_PREFIX, load_catalog, require_repository
 
 log = logging.getLogger(__name__)
 _registered: set[str] = set()
@@ -41,3 +44,15 @@ def prepare_for_spark() -> list[str]:
         _registered.add(module.__name__)
         log.debug("repository package %s is pickled by value", module.__name__)
     return [m.__name__ for m in packages]
+
+
+def repository_catalog(settings: Settings) -> tuple[Path, Catalog]:
+    """The repository's folder and its definitions (``--catalog`` first), loaded without writing
+    anything, not even the definitions' ``__pycache__`` (``featurestore plan`` and ``doctor``)."""
+    folder = require_repository(settings.repo)
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        return folder, load_catalog(settings.catalog or folder)
+    finally:
+        sys.dont_write_bytecode = writes_bytecode

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from featurestore.jobs.core.control_plane import progress_key
-from featurestore.jobs.core.job_metrics import Sample
+from featurestore.jobs.core.job_metrics import Sample, label_value
 from featurestore.jobs.core.run_records import INTERRUPTED, RunRecord, aligned, epoch_seconds, list_runs
 from featurestore.jobs.ops.post_load_check import entity_keys
 from featurestore.readers import codec
@@ -230,7 +230,7 @@ def status_samples(statuses: Iterable[ViewStatus]) -> list[Sample]:
             samples.append(Sample("featurestore_view_age_seconds", view, status.age_seconds))
         samples.append(Sample("featurestore_view_max_age_seconds", view, float(status.max_age_seconds)))
         samples.append(Sample("featurestore_view_healthy", view, 0.0 if status.verdict in UNHEALTHY else 1.0))
-        samples.append(Sample("featurestore_view_verdict", (*view, ("verdict", status.verdict)), 1.0))
+        samples.append(Sample("featurestore_view_verdict", (*view, ("verdict", label_value(status.verdict))), 1.0))
     return samples
 
 

@@ -10,12 +10,12 @@ even the definitions' ``__pycache__``).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from featurestore.jobs.batch import transforms, validation
-from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, check_view_sources
+from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, source_tables
+from featurestore.jobs.core.repository import repository_catalog
 from featurestore.jobs.core.settings import Settings
 from featurestore.readers import codec
 from featurestore.readers.definitions import (
@@ -27,7 +27,7 @@ from featurestore.readers.definitions import (
     SecondsSincePrevious,
     duration_text,
 )
-from featurestore.readers.repository import SETTINGS_FILE, load_catalog, require_repository
+from featurestore.readers.repository import SETTINGS_FILE
 from featurestore.readers.settings import redact_url
 
 # the settings `plan` shows, in this order
@@ -53,13 +53,7 @@ def plan_lines(settings: Settings, *, connect: bool = False) -> list[str]:
     as it would at the reader's start-up) and the warehouse (each batch view's source tables
     exist as Delta tables; no Spark).  Still nothing is written.
     """
-    folder = require_repository(settings.repo)
-    writes_bytecode = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # plan writes nothing, not even __pycache__ in the repository
-    try:
-        catalog = load_catalog(settings.catalog or folder)
-    finally:
-        sys.dont_write_bytecode = writes_bytecode
+    folder, catalog = repository_catalog(settings)
     lines = [f"repository {settings.name or folder.name}  {folder / SETTINGS_FILE}"]
     lines += list(_settings_lines(settings))
     lines.append(_definitions_line(catalog, settings))
@@ -86,9 +80,7 @@ def _connected_lines(catalog: Catalog, settings: Settings) -> Iterator[str]:
         f"{view} {state}" for view, state in sorted(status.items())
     )
     warehouse = settings.warehouse or str(DEFAULT_WAREHOUSE)
-    for view in catalog.batch_views:
-        check_view_sources(catalog, view.name, warehouse)
-    tables = sorted({t for v in catalog.batch_views for t in transforms.transform_for(v).sources})
+    tables = source_tables(catalog, warehouse)
     yield f"warehouse {warehouse}: Delta tables {', '.join(tables) or '(none needed)'} found"
 
 

@@ -20,6 +20,7 @@ for the same reason on both paths.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from featurestore.jobs.core.control_plane import progress_key
+from featurestore.jobs.core.job_metrics import STREAM_LATENCY_BUCKETS
 from featurestore.readers.definitions import EVENT_FIELD_TYPES, StreamSource, parse_event_schema
 from featurestore.readers.errors import ConfigurationError, DefinitionError
 
@@ -263,8 +265,11 @@ class StreamStats:
     """Counters and latency samples of a running stream, for its progress lines and metrics.
 
     ``add_latencies`` takes event -> visible-in-Redis latencies in seconds; :meth:`report`
-    returns events/s since the previous report, p50/p99 of the latencies since then, and
-    the totals.  At most ``max_samples`` latencies are kept per report (evenly thinned).
+    returns events/s since the previous report, p50/p99 of the latencies since then (for the
+    progress line and ``featurestore status``), the totals, and the latency histogram since the
+    start (every latency counted in its :data:`STREAM_LATENCY_BUCKETS` bucket: the metrics' raw
+    counts).  At most ``max_samples`` latencies are kept per report (evenly thinned); the
+    histogram counts them all.
     """
 
     started: float
@@ -282,9 +287,17 @@ class StreamStats:
     _latencies: list[float] = field(default_factory=list)
     _last_report: float | None = None
     _events_at_last_report: int = 0
+    # per bucket of STREAM_LATENCY_BUCKETS (and one above the last bound): latencies counted since the start
+    _latency_counts: list[int] = field(default_factory=lambda: [0] * (len(STREAM_LATENCY_BUCKETS) + 1))
+    _latency_sum: float = 0.0
 
     def add_latencies(self, latencies: Iterable[float]) -> None:
-        self._latencies.extend(latencies)
+        added = list(latencies)
+        self._latencies.extend(added)
+        counts = self._latency_counts
+        for latency in added:
+            counts[bisect.bisect_left(STREAM_LATENCY_BUCKETS, latency)] += 1  # le: a latency on a bound is in it
+        self._latency_sum += math.fsum(added)
         if len(self._latencies) > self.max_samples:
             self._latencies = self._latencies[::2]
 
@@ -303,6 +316,9 @@ class StreamStats:
             "latency_p50_seconds": percentile(latencies, 50),
             "latency_p99_seconds": percentile(latencies, 99),
             "lag": self.lag,
+            "latency_buckets": self._cumulative_buckets(),
+            "latency_sum_seconds": self._latency_sum,
+            "latency_count": sum(self._latency_counts),
         }
         if self.late is not None or self.ignored is not None:
             out.update(late=self.late or 0, ignored=self.ignored or 0)
@@ -310,6 +326,14 @@ class StreamStats:
         self._last_report = now
         self._events_at_last_report = self.events
         return out
+
+    def _cumulative_buckets(self) -> list[tuple[float, int]]:
+        """``(le, latencies <= le)`` per bound, as a Prometheus histogram's buckets."""
+        running, buckets = 0, []
+        for bound, count in zip(STREAM_LATENCY_BUCKETS, self._latency_counts):
+            running += count
+            buckets.append((bound, running))
+        return buckets
 
 
 def progress_fields(report: Mapping[str, Any], source: str, now_ms: int) -> dict[str, str]:
