@@ -91,3 +91,18 @@ def test_work_dirs_are_remembered_and_the_stop_command_names_them(tmp_path: Path
     assert started_servers.remembered("kafka") == [tmp_path / "k"]
     started_servers.forget("redis", elsewhere)
     assert started_servers.remembered("redis") == []
+
+
+def test_every_long_command_reports_progress_through_steps() -> None:
+    """Off a terminal only Steps writes the heartbeat line: each command that starts Spark (minutes of
+    start-up, Ivy on a first run) and `kafka produce` must run its long part under one."""
+    import importlib
+    import inspect
+
+    # where a command's Steps live when not in its own module
+    delegated = {"materialize": "featurestore.jobs.batch.materialize"}
+    long_commands = [name for name, (_, _, starts_spark) in cli.COMMANDS.items() if starts_spark] + ["kafka"]
+    assert "demo" in long_commands and "stream" in long_commands
+    for name in long_commands:
+        module = importlib.import_module(delegated.get(name, cli.COMMANDS[name][0]))
+        assert "Steps(" in inspect.getsource(module), name

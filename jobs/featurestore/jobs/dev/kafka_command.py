@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from featurestore.jobs.core.console import EXIT_CODES_POINTER, ExitCode, echo, note
+from featurestore.jobs.core.console import EXIT_CODES_POINTER, ExitCode, Steps, echo, note
 from featurestore.jobs.core.settings import Settings
 from featurestore.jobs.dev import local_kafka, started_servers
 from featurestore.jobs.dev.sample_data import add_example_argument, sample_module
@@ -283,10 +283,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action in ("produce", "produce-demo"):
         module = sample_module(args.example, settings.repo)
         bootstrap = _bootstrap(args)
-        sent = produce(
-            bootstrap, module, topic=args.topic, events=args.events, seconds=args.seconds, rate=args.rate,
-            bad_share=args.bad_share, late_share=args.late_share, seed=args.seed,
-        )  # fmt: skip
+        with Steps(1, "kafka produce") as steps, steps.step(f"produce to {bootstrap}"):  # a heartbeat off a terminal
+            sent = produce(
+                bootstrap, module, topic=args.topic, events=args.events, seconds=args.seconds, rate=args.rate,
+                bad_share=args.bad_share, late_share=args.late_share, seed=args.seed,
+            )  # fmt: skip
         summary = {"topics": sent.topics, "bootstrap": bootstrap, "events": len(sent.events), "bad_records": sent.bad}
         echo(json.dumps({**summary, "seconds": round(sent.seconds, 2)}))
         return ExitCode.OK
