@@ -93,7 +93,7 @@ exit codes:
   130  interrupted (Ctrl-C)"""
 
 # a command's own --help points at the one table (featurestore --help, docs/cli.md) instead of repeating it
-EXIT_CODES_POINTER = "exit codes: see `featurestore --help` (or docs/cli.md, Exit codes)"
+EXIT_CODES_POINTER = "exit codes: see `featurestore --help` (or docs/cli.md)"
 
 
 def exit_code_for(error: BaseException) -> ExitCode:
