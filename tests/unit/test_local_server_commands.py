@@ -106,3 +106,32 @@ def test_every_long_command_reports_progress_through_steps() -> None:
     for name in long_commands:
         module = importlib.import_module(delegated.get(name, cli.COMMANDS[name][0]))
         assert "Steps(" in inspect.getsource(module), name
+
+
+def test_the_demo_says_how_to_read_its_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 25: the README's reader quick start assumed localhost:6379 while the demo picks a free port."""
+    from featurestore.jobs.core.settings import Settings
+    from featurestore.jobs.dev import demo
+    from featurestore.jobs.examples import example_module
+    from featurestore.readers.repository import load_catalog
+
+    module = example_module("fraud", "definitions")
+    settings, catalog = Settings.load({"catalog": module}, environ={}), load_catalog(module)
+    samples = {"user": [1, 2, 3], "merchant": ["m0001"]}
+    kept = demo._Services(url="redis://127.0.0.1:24817", server=object())
+    demo._how_to_read(kept, settings, catalog, samples, keep=True)
+    assert capsys.readouterr().out.splitlines() == [
+        "read it from Python (paste into a shell; the README's reader quick start):",
+        "  export FEATURESTORE_REDIS_URL=redis://127.0.0.1:24817",
+        f"  export FEATURESTORE_CATALOG={module}",
+        "  python -c 'import os; from featurestore.readers import FeatureReader; "
+        'reader = FeatureReader.connect(os.environ["FEATURESTORE_REDIS_URL"]); '
+        'print(reader.get(1, "user_transactions").to_dict())\'',
+    ]
+    demo._how_to_read(kept, settings, catalog, samples, keep=False)  # its own server was stopped
+    assert "featurestore demo --keep" in capsys.readouterr().out
+    # --redis-url with a password: never printed, the line says which URL to export
+    given = demo._Services(url="redis://default:s3cr3t@10.0.0.5:6379")
+    demo._how_to_read(given, settings, catalog, samples, keep=False)
+    out = capsys.readouterr().out
+    assert "s3cr3t" not in out and "<the --redis-url you gave, with its password>" in out
