@@ -135,3 +135,35 @@ def test_the_demo_says_how_to_read_its_redis(capsys: pytest.CaptureFixture[str])
     demo._how_to_read(given, settings, catalog, samples, keep=False)
     out = capsys.readouterr().out
     assert "s3cr3t" not in out and "<the --redis-url you gave, with its password>" in out
+
+
+def test_kafka_stop_names_a_broker_started_elsewhere(
+    tmp_path: Path, _home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same finding as for Redis (tests/integration/dev), without a JVM: a process whose command line
+    names its work dir stands for the broker (LocalKafka.alive checks exactly that), stopped by SIGTERM."""
+    import json
+    import subprocess
+    import sys
+
+    from featurestore.jobs.dev import local_kafka
+
+    workdir = tmp_path / "demo" / "kafka"
+    workdir.mkdir(parents=True)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(workdir)])
+    try:
+        state = local_kafka.LocalKafka(str(workdir), "127.0.0.1", 40123, 40124, process.pid)
+        (workdir / "state.json").write_text(json.dumps(state.__dict__))
+        started_servers.remember("kafka", workdir)
+        assert cli.main(["kafka", "stop"]) == 0
+        out, err = capsys.readouterr()
+        assert out == f"no server running from {_home / 'kafka'}\n"
+        assert f"runs at 127.0.0.1:40123: featurestore kafka stop --workdir {workdir}" in err
+        assert cli.main(["kafka", "url"]) == 1
+        assert f"featurestore kafka url --workdir {workdir}" in capsys.readouterr().err
+        assert cli.main(["kafka", "stop", "--workdir", str(workdir)]) == 0  # the command it named
+        assert capsys.readouterr().out == "stopped\n"
+        assert process.wait(10) is not None and started_servers.remembered("kafka") == []
+    finally:
+        process.kill()
+        process.wait()
