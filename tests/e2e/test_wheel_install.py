@@ -234,11 +234,11 @@ def test_demo_then_the_reader_quick_start_from_the_installed_wheel(venv: Path, h
         # the streaming half: real-time features beside the batch views, in the same hashes
         assert re.search(r"streamed [\d,]+ events .* from Kafka topic .* served values match the stream: True", out)
         # read back with the reader: values and each view's age
-        assert re.search(
-            r"user 1  \[user_transactions \d+s old, user_profile \d+s old, user_realtime (\d+s old|no values)\]", out
-        )
+        age = r"\d+[smhd](\d+[smh])?"  # the CLI's one duration format: 42s, 3m25s, 1h12m, 2d3h
+        views = rf"user_transactions {age} old, user_profile {age} old, user_realtime ({age} old|no values)"
+        assert re.search(rf"user 1  \[{views}\]", out)
         assert re.search(r"txn_count_30d=\d+", out) and "home_country='" in out
-        assert re.search(r"merchant m0001  \[merchant_risk \d+s old\]", out) and "merchant_category='" in out
+        assert re.search(rf"merchant m0001  \[merchant_risk {age} old\]", out) and "merchant_category='" in out
         assert re.search(r"loaded [\d,]+ entities of 3 views in [\d.]+s of writing \([\d,]+ entities/s", out)
         # --keep: the files stay, the server stays up with the features, and the output says how to stop it
         assert (workdir / "warehouse" / "transactions" / "_delta_log").is_dir()

@@ -306,6 +306,70 @@ def test_progress_is_shown_on_a_terminal_only(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out == "result\n"
 
 
+def test_off_a_terminal_a_long_step_writes_a_heartbeat_line_at_least_every_30_seconds() -> None:
+    """Issue 25: a long command printed nothing off a terminal for minutes (the bar is terminal-only)."""
+    console.configure_logging()
+    now = [1000.0]
+    pipe = io.StringIO()
+    with console.Steps(3, "demo", stream=pipe, clock=lambda: now[0]) as steps:
+        assert steps.heartbeat and not steps.shown and console.HEARTBEAT_SECONDS <= 30
+        with steps.step("start Spark"):
+            now[0] += 10
+            assert not steps.beat() and pipe.getvalue() == ""  # nothing yet: not long enough
+        with steps.step("materialize user_transactions"):
+            logging.getLogger("featurestore.jobs.batch").info("validate: the GX suite of redis://u:%s@h", PASSWORD)
+            now[0] += console.HEARTBEAT_SECONDS
+            assert steps.beat()
+            assert not steps.beat()  # one line per period, however often the timer asks
+            now[0] += console.HEARTBEAT_SECONDS
+            assert steps.beat()
+            # nested Steps (materialize inside the demo) do not add their own lines
+            with console.Steps(2, "materialize user_transactions", stream=pipe, clock=lambda: now[0]) as inner:
+                now[0] += 100
+                assert not inner.heartbeat and not inner.beat()
+    lines = pipe.getvalue().splitlines()
+    assert lines == [
+        "featurestore demo: 35s in, step 2 of 3: materialize user_transactions "
+        "(validate: the GX suite of redis://u:***@h)",
+        "featurestore demo: 1m in, step 2 of 3: materialize user_transactions "
+        "(validate: the GX suite of redis://u:***@h)",
+    ], lines
+    assert PASSWORD not in pipe.getvalue()
+    assert not steps.beat()  # the command ended: silent
+
+    console.configure_logging(quiet=1)  # -q: no heartbeat either
+    quiet = io.StringIO()
+    with console.Steps(1, "demo", stream=quiet, clock=lambda: now[0]) as steps:
+        now[0] += 1000
+        assert not steps.beat()
+    assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (float("nan"), "-"),
+        (0, "0s"),
+        (0.4, "0s"),
+        (42, "42s"),
+        (59.6, "1m"),
+        (205, "3m25s"),
+        (300, "5m"),
+        (3599.6, "1h"),
+        (4398, "1h13m"),
+        (4320, "1h12m"),
+        (86_399, "1d"),
+        (86_400 + 3 * 3600, "1d3h"),
+        (30 * 86_400, "30d"),
+        (-90, "-1m30s"),
+    ],
+)
+def test_one_duration_format(seconds: float | None, text: str) -> None:
+    """Issue 25: ages printed as `205s`, `73.3m`, `1.2h` in three places; one format now."""
+    assert console.format_duration(seconds) == text
+
+
 def test_recorded_jars_are_reused_only_while_every_file_exists(tmp_path: Path) -> None:
     jar = tmp_path / "delta.jar"
     jar.write_text("")

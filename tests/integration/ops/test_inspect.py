@@ -27,10 +27,10 @@ def test_inspect_decodes_text_packed_and_compact_fields(
 
     assert cli.main([*base, "user", "42"]) == ExitCode.OK
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("fs:user:{42}  key TTL 60.0m  encoding listpack  memory ")
+    assert table[0].startswith("fs:user:{42}  key TTL 1h  encoding listpack  memory ")
     rows = {line.split()[1]: line.split() for line in table[2:]}
     assert rows["n_orders"][2:4] == ["7", "present"] and rows["c1"][2:4] == ["1.5", "present"]
-    assert rows["d_tag"][2:4] == ['"é"', "stale"] and rows["d_tag"][4] == "2.0h"  # shown as stored, stale
+    assert rows["d_tag"][2:4] == ['"é"', "stale"] and rows["d_tag"][4] == "2h"  # shown as stored, stale
     assert rows["d_count"][-1] == "_c:dense" and rows["d_count"][-2] == "-"  # no field TTL of its own
 
     assert cli.main([*base, "--key", "fs:user:{42}", "--json"]) == ExitCode.OK

@@ -46,7 +46,7 @@ def test_every_layout_is_decoded_with_statuses_ages_and_field_ttls() -> None:
     assert by_name["clicks_1m"].age_seconds is None  # the streaming view has no `_ts` here
     assert unknown == {"stray": "b'\\x00\\x01'"}
     text = format_report(EntityReport("fs:user:{1}", "user", True, 600, "listpack", 180, lines, unknown))
-    assert "fs:user:{1}  key TTL 10.0m  encoding listpack  memory 180 bytes" in text
+    assert "fs:user:{1}  key TTL 10m  encoding listpack  memory 180 bytes" in text
     assert any(row.split()[:4] == ["dense", "d_tag", '"é"', "present"] for row in text.splitlines())
     assert "unknown field 'stray'" in text
 

@@ -128,9 +128,9 @@ def test_a_dead_stream_is_stale_not_never_materialized() -> None:
     idle = {**last_report, "updated_ms": str(NOW_MS - 5_000), "events_per_second": "0.0"}
     assert view_status(user_realtime, [], NOTHING, NOW_MS, idle).verdict == STALE
     assert view_status(user_realtime, [], NOTHING, NOW_MS, idle).headline() == (
-        "view 'user_realtime' is stale (its stream wrote nothing within max_age 3600s)"
+        "view 'user_realtime' is stale (its stream wrote nothing within max_age 1h)"
     )  # what the DAG's store_status task fails with
-    assert dead.headline() == "view 'user_realtime' is stale (3660s old, max_age 3600s)"
+    assert dead.headline() == "view 'user_realtime' is stale (1h1m old, max_age 1h)"
     assert "wrote nothing within max_age" in format_table(
         [view_status(user_realtime, [], NOTHING, NOW_MS, idle)], NOW_MS
     )

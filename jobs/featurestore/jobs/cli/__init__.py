@@ -14,7 +14,8 @@ the working directory), in that order of precedence.
 Output conventions (:mod:`featurestore.jobs.core.console`): results on stdout, progress, log
 records and errors on stderr, ``-v``/``-q`` set the logging level, the commands that start
 Spark send the JVM's output to a log file whose path is shown (and its tail on a failure),
-and every failure maps to one documented exit code (``featurestore --help``).
+and every failure maps to one documented exit code: the table is in ``featurestore --help`` (and
+docs/cli.md) only, each command's ``--help`` points there.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text, _) in COMMANDS.items():
         command_parser = sub.add_parser(
             name, help=help_text, description=help_text, parents=[common],
-            epilog=console.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=console.EXIT_CODES_POINTER, formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         if only is None or name == only:
             importlib.import_module(module).add_arguments(command_parser)

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from featurestore.jobs.core.console import ExitCode, echo, note
+from featurestore.jobs.core.console import ExitCode, Steps, echo, note
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.jobs.core.settings import KAFKA_BOOTSTRAP_ENV_VAR, REDIS_URL_ENV_VAR, Settings
@@ -100,11 +100,12 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
     catalog = load_catalog(settings.catalog)
     views = streamed_views(catalog, args.view)  # refused before Spark starts
     own = spark is None
-    if spark is None:
-        spark = build_session(
-            "featurestore-stream", master=args.master, shuffle_partitions=args.partitions, extra_jars=kafka_jars(),
-            conf=SESSION_CONF, settings=settings,
-        )  # fmt: skip
+    if spark is None:  # minutes on a first run (Ivy): a bar on a terminal, a heartbeat line elsewhere
+        with Steps(1, "stream") as steps, steps.step("start Spark"):
+            spark = build_session(
+                "featurestore-stream", master=args.master, shuffle_partitions=args.partitions,
+                extra_jars=kafka_jars(), conf=SESSION_CONF, settings=settings,
+            )  # fmt: skip
     try:
         reports = run_job(
             spark, url, config, views, catalog=catalog, seconds=args.seconds, report_seconds=args.report_seconds,

@@ -7,8 +7,10 @@ never prints; a command's ``run(args, settings)`` reports its result with :func:
 with :class:`Steps`.
 
 * **stdout** carries the results (a summary, a URL, a table): what a script may parse.
-* **stderr** carries the progress bar (tqdm, only on a terminal), log records (WARNING and
-  up by default; ``-v`` INFO, ``-vv`` DEBUG, ``-q`` errors only) and error messages.
+* **stderr** carries the progress bar (tqdm, on a terminal; elsewhere a heartbeat line at
+  least every 25 s of a long step), log records (WARNING and up by default; ``-v`` INFO,
+  ``-vv`` DEBUG, ``-q`` errors only) and error messages.
+* Durations (ages, TTLs, max_age, elapsed time) print in one format: :func:`format_duration`.
 * A command that starts Spark writes the JVM's output (Ivy, log4j, Python workers) and
   every ``featurestore`` log record to a log file under ``$FEATURESTORE_HOME/logs``; its
   path is shown first, and its last lines when the command fails.
@@ -27,7 +29,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
@@ -90,6 +92,9 @@ exit codes:
   9    Redis Cluster down (not every slot served)
   130  interrupted (Ctrl-C)"""
 
+# a command's own --help points at the one table (featurestore --help, docs/cli.md) instead of repeating it
+EXIT_CODES_POINTER = "exit codes: see `featurestore --help` (or docs/cli.md)"
+
 
 def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code of a command that ended with ``error``."""
@@ -112,6 +117,38 @@ def exit_code_for(error: BaseException) -> ExitCode:
     if isinstance(error, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
     return ExitCode.FAILED
+
+
+# --- durations -------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration (an age, a TTL, a max_age, the time a step took) as people read it, in the
+    one format of the command line: ``42s``, ``3m25s``, ``1h12m``, ``2d3h``; ``-`` when unknown.
+
+    Two units at most, the smaller one omitted when zero (``5m``, ``1h``, ``1d``), rounded to
+    the smaller unit; negative ages (a clock ahead of ours) keep their sign.
+    """
+    if seconds is None or seconds != seconds:  # None or NaN
+        return "-"
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    total = round(seconds)
+    if total < 3600:
+        minutes, secs = divmod(total, 60)
+        return _two_units(minutes, "m", secs, "s")
+    total_minutes = round(seconds / 60)
+    if total_minutes < 24 * 60:
+        hours, minutes = divmod(total_minutes, 60)
+        return _two_units(hours, "h", minutes, "m")
+    days, hours = divmod(round(seconds / 3600), 24)
+    return _two_units(days, "d", hours, "h")
+
+
+def _two_units(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    if not big:
+        return f"{small}{small_unit}"
+    return f"{big}{big_unit}{small}{small_unit}" if small else f"{big}{big_unit}"
 
 
 # --- logging ---------------------------------------------------------------------------------
@@ -178,6 +215,7 @@ class _State:
 
     quiet: bool = False
     bar: Any = None  # the active tqdm bar, if any
+    beating: Any = None  # the Steps writing heartbeat lines, if any (the outermost: one line per beat)
     lock = threading.RLock()
 
 
@@ -318,23 +356,45 @@ def _width(stream: TextIO) -> dict[str, Any]:
     return {"ncols": shutil.get_terminal_size((100, 24)).columns}
 
 
+HEARTBEAT_SECONDS = 25.0  # off a terminal: a progress line at least this often (under the 30 s CI logs expect)
+
+
 class Steps:
-    """Progress over a command's steps: one tqdm bar on stderr, shown only on a terminal.
+    """Progress over a command's steps: a tqdm bar on a terminal, a heartbeat line elsewhere.
 
     ``with steps.step("materialize customer_profile"): ...`` names the running step; while it
     runs, the bar's clock keeps ticking and the latest INFO record of the project's loggers
     (e.g. ``validate: the GX suite``) shows as its detail.  Results go through :func:`echo`,
-    which prints them above the bar.  Off the terminal (a pipe, CI, a test) and with ``-q``,
-    there is no bar at all: only the results.
+    which prints them above the bar.  Off the terminal (a pipe, CI, a log file) there is no
+    bar: a long command instead writes one line to the stream whenever nothing was written for
+    ``heartbeat_seconds`` (``featurestore demo: 1m15s in, step 3 of 7: materialize ...``),
+    so a scheduler's log shows it is alive.  ``-q`` hides both.  ``clock`` (seconds,
+    monotonic) is injectable so that a test can move time without sleeping.
     """
 
-    def __init__(self, total: int, label: str, *, stream: TextIO | None = None, refresh_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        *,
+        stream: TextIO | None = None,
+        refresh_seconds: float = 0.5,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.total = total
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.refresh_seconds = refresh_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.clock = clock
         self.bar: Any = None
+        self.heartbeat = False  # off a terminal and not quiet: progress lines instead of the bar
+        self.done = 0
         self._current = ""
+        self._detail = ""
+        self._started = 0.0
+        self._last_line = 0.0
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._detail_handler = _StepDetail(self)
@@ -344,8 +404,11 @@ class Steps:
         return self.bar is not None
 
     def __enter__(self) -> Steps:
+        self._started = self._last_line = self.clock()
         interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
-        if interactive and not _State.quiet:
+        if _State.quiet:
+            return self
+        if interactive:
             from tqdm import tqdm
 
             self.bar = tqdm(
@@ -354,9 +417,17 @@ class Steps:
             )  # fmt: skip
             with _State.lock:
                 _State.bar = self.bar
-            logging.getLogger(LOGGER_NAME).addHandler(self._detail_handler)
-            self._ticker = threading.Thread(target=self._tick, name="featurestore-progress", daemon=True)
-            self._ticker.start()
+            target = self._tick
+        else:
+            with _State.lock:  # nested Steps (materialize inside the demo): the outer one speaks
+                if _State.beating is not None:
+                    return self
+                _State.beating = self
+            self.heartbeat = True
+            target = self._beat_when_due
+        logging.getLogger(LOGGER_NAME).addHandler(self._detail_handler)
+        self._ticker = threading.Thread(target=target, name="featurestore-progress", daemon=True)
+        self._ticker.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -364,6 +435,10 @@ class Steps:
         if self._ticker is not None:
             self._ticker.join()
         logging.getLogger(LOGGER_NAME).removeHandler(self._detail_handler)
+        with _State.lock:
+            self.heartbeat = False
+            if _State.beating is self:
+                _State.beating = None
         if self.bar is not None:
             with _State.lock:
                 self.bar.close()
@@ -376,27 +451,53 @@ class Steps:
                 if self.bar is not None:
                     self.bar.refresh()
 
+    def _beat_when_due(self) -> None:
+        # wakes at most a second late; beat() decides with self.clock whether a line is due
+        while not self._stop.wait(min(1.0, self.heartbeat_seconds)):
+            self.beat()
+
+    def beat(self) -> bool:
+        """Off a terminal: write a progress line if none was written for ``heartbeat_seconds``
+        (by the clock given); True if it wrote one.  Called by the command's own timer thread."""
+        with _State.lock:
+            if not self.heartbeat:
+                return False
+            now = self.clock()
+            if now - self._last_line < self.heartbeat_seconds:
+                return False
+            self._last_line = now
+            where = f"step {min(self.done + 1, self.total)} of {self.total}"
+            doing = f": {self._current}" if self._current else ""
+            detail = f" ({self._detail})" if self._detail else ""
+            line = f"featurestore {self.label}: {format_duration(now - self._started)} in, {where}{doing}{detail}"
+            _write(redact_text(line), self.stream)
+            return True
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         """One step: named on the bar while it runs, counted when it ends (even by an error)."""
         self._current = name
+        self._detail = ""
         self._show(name)
         try:
             yield
         finally:
-            if self.bar is not None:
-                with _State.lock:
-                    self.bar.update(1)
+            self._count()
 
     def skip(self) -> None:
         """Count a step that does not apply (the bar's total stays right)."""
-        if self.bar is not None:
-            with _State.lock:
+        self._count()
+
+    def _count(self) -> None:
+        with _State.lock:
+            self.done += 1
+            if self.bar is not None:
                 self.bar.update(1)
 
     def detail(self, text: str) -> None:
         """What the running step is doing now (shown after its name)."""
         first = redact_text(text).splitlines()[0] if text else ""
+        self._detail = first[:80]
         self._show(f"{self._current}: {first[:80]}" if first else self._current)
 
     def _show(self, text: str) -> None:

@@ -13,14 +13,20 @@
 5. reads a few entities back with :class:`FeatureReader` and prints their batch and
    streaming features with each view's age, and the load throughput.
 
-The server and the files are removed at the end unless ``--keep``.  On a terminal a
-progress bar shows the running step; Spark's own output goes to the command's log file
-(``featurestore demo`` prints its path first).
+The server and the files are removed at the end unless ``--keep``; with ``--keep`` the demo
+prints the exact lines that read the kept server from Python (its URL and catalogue as
+``export`` lines, then a ``python -c`` snippet: the README's reader quick start) and the exact
+command that stops it.  Run again with the same ``--workdir``, the demo replaces the server
+(and broker) it left there, on the same port when it is free, so the exported URL stays valid.
+On a terminal a progress bar shows the running step, elsewhere a heartbeat line; Spark's own
+output goes to the command's log file (``featurestore demo`` prints its path first).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import shutil
 import tempfile
 import time
@@ -35,11 +41,12 @@ from featurestore.jobs.core import console
 from featurestore.jobs.core.feature_log import LogSettings
 from featurestore.jobs.core.job_metrics import MetricsTarget
 from featurestore.jobs.core.settings import Settings
-from featurestore.jobs.dev import local_kafka, local_redis, sample_data
+from featurestore.jobs.dev import local_kafka, local_redis, sample_data, started_servers
 from featurestore.jobs.spark import session
 from featurestore.readers.definitions import Catalog
 from featurestore.readers.errors import JobError, ValidationFailed
 from featurestore.readers.repository import load_catalog
+from featurestore.readers.settings import redact_url
 
 # the example whose streaming path the demo runs (dev/streaming_demo.py); other examples stream with
 # `featurestore stream` once their views are declared (docs/examples.md)
@@ -74,7 +81,74 @@ def _format_vector(vector: Any) -> str:
 
 
 def _ages(vector: Any) -> str:
-    return ", ".join(f"{view} {'no values' if age is None else f'{age:.0f}s old'}" for view, age in vector.ages.items())
+    return ", ".join(
+        f"{view} {'no values' if age is None else f'{console.format_duration(age)} old'}"
+        for view, age in vector.ages.items()
+    )
+
+
+def start_own_redis(redis_dir: Path) -> local_redis.LocalRedis:
+    """The demo's Redis 8 in ``<workdir>/redis``.
+
+    A server still running there is one a previous demo left (``--keep``, or a run that was
+    killed): it is replaced by a fresh one, on the same port when that is free, so a URL
+    exported after the previous run keeps working.  A server that is not the demo's kind (a
+    cluster, another engine, a password) is not touched: the error names the exact command
+    that stops it.
+    """
+    previous = local_redis.running(redis_dir)
+    if previous is None:
+        return local_redis.start(redis_dir)
+    if previous.cluster or previous.engine != "redis" or previous.password:
+        raise local_redis.LocalRedisError(
+            f"{redis_dir} has a server the demo did not start ({previous.redacted_url}); stop it with "
+            f"`{started_servers.stop_command('redis', redis_dir)}` or choose another --workdir"
+        )
+    console.note(f"replacing the Redis a previous demo left running from {redis_dir} ({previous.redacted_url})")
+    local_redis.stop(redis_dir)
+    try:
+        return local_redis.start(redis_dir, port=previous.ports[0])
+    except local_redis.LocalRedisError:  # the port was taken meanwhile: any free one
+        return local_redis.start(redis_dir)
+
+
+def start_own_kafka(kafka_dir: Path) -> local_kafka.LocalKafka:
+    """The demo's broker in ``<workdir>/kafka``, replacing one a killed demo left running there."""
+    previous = local_kafka.running(kafka_dir)
+    if previous is not None:
+        console.note(f"replacing the Kafka broker a previous demo left running from {kafka_dir}")
+        local_kafka.stop(kafka_dir)
+    return local_kafka.start(kafka_dir)
+
+
+def reader_quick_start(url: str, settings: Settings, catalog: Catalog, samples: dict[str, list[object]]) -> list[str]:
+    """The lines that read the demo's Redis from Python, to paste into a shell (the README's reader quick start).
+
+    The URL and the catalogue as ``export`` lines (the reader finds its definitions through
+    ``$FEATURESTORE_CATALOG``, or ``$FEATURESTORE_REPO`` for a repository), then a ``python -c``
+    one-liner reading a sample entity's first batch view.  A URL with a password is not printed
+    (the console masks it): the line asks for the URL given with ``--redis-url`` instead.
+    """
+    if redact_url(url) == url:
+        lines = [f"export FEATURESTORE_REDIS_URL={shlex.quote(url)}"]
+    else:
+        lines = ["export FEATURESTORE_REDIS_URL='<the --redis-url you gave, with its password>'"]
+    if settings.catalog:
+        lines.append(f"export FEATURESTORE_CATALOG={shlex.quote(str(settings.catalog))}")
+    elif settings.repo is not None:
+        lines.append(f"export FEATURESTORE_REPO={shlex.quote(str(settings.repo))}")
+    batch_views = {v.entity.name: v.name for v in reversed(catalog.batch_views)}  # each entity's first one
+    entity, entity_id = next(((e, ids[0]) for e, ids in samples.items() if ids and e in batch_views), (None, None))
+    if entity is not None:
+        view = batch_views[entity]
+        # json.dumps: a Python literal in double quotes, inside the shell's single quotes
+        get = f"reader.get({json.dumps(entity_id)}, {json.dumps(view)})"
+        lines.append(
+            "python -c 'import os; from featurestore.readers import FeatureReader; "
+            'reader = FeatureReader.connect(os.environ["FEATURESTORE_REDIS_URL"]); '
+            f"print({get}.to_dict())'"
+        )
+    return lines
 
 
 def read_back(
@@ -188,6 +262,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     services = _Services(url=args.redis_url)  # the demo's own flag: no default from the environment
     # start Redis, start Spark, generate, one step per batch view, (start Kafka), stream, read back
     steps = console.Steps(4 + len(catalog.batch_views) + int(streaming) + int(kafka), "demo")
+    succeeded = False
     try:
         with steps:
             _start(services, steps, workdir / "redis", kafka, settings)
@@ -197,18 +272,35 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         console.echo(
             f"loaded {entities:,} entities of {len(catalog.batch_views)} views in {write_seconds:.1f}s of writing "
             f"({rate:,.0f} entities/s on local Spark; at this size Spark's task start-up dominates, "
-            f"see benchmarks/materialize_throughput.py for a large load); demo took {time.monotonic() - started:.0f}s"
+            f"see benchmarks/materialize_throughput.py for a large load); "
+            f"demo took {console.format_duration(time.monotonic() - started)}"
         )
+        succeeded = True
     finally:
         _stop(services, workdir, keep=args.keep, temporary=temporary)
+    if succeeded:
+        samples = dict(getattr(sample_data.sample_module(args.example, settings.repo), "SAMPLE_IDS", {}))
+        _how_to_read(services, settings, catalog, samples, keep=args.keep)
     return console.ExitCode.OK
+
+
+def _how_to_read(
+    services: _Services, settings: Settings, catalog: Catalog, samples: dict[str, list[object]], *, keep: bool
+) -> None:
+    """The reader quick start with this run's URL when Redis stays up, else how to keep it up."""
+    if services.server is not None and not keep:
+        console.echo("Redis was stopped; `featurestore demo --keep` leaves it running and prints how to read it")
+        return
+    console.echo("read it from Python (paste into a shell; the README's reader quick start):")
+    for line in reader_quick_start(str(services.url), settings, catalog, samples):
+        console.echo(f"  {line}")
 
 
 def _start(services: _Services, steps: console.Steps, redis_dir: Path, kafka: bool, settings: Settings) -> None:
     """Redis 8 (unless --redis-url) and Spark, one step each."""
     if services.url is None:
         with steps.step("start Redis 8"):
-            services.server = local_redis.start(redis_dir)
+            services.server = start_own_redis(redis_dir)
             services.url = services.server.url
         console.echo(f"started Redis 8 at {services.url} (workdir {redis_dir})")
     else:
@@ -249,7 +341,7 @@ def _pipeline(
     written = _materialize_all(spark, catalog, url, workdir, yesterday, steps, settings=settings, feature_log=logged)
     if kafka:
         with steps.step("start Kafka"):
-            services.broker = local_kafka.start(workdir / "kafka")
+            services.broker = start_own_kafka(workdir / "kafka")
         console.echo(f"started Kafka 4.1.1 (KRaft) at {services.bootstrap} (workdir {workdir / 'kafka'})")
     if streaming:
         with steps.step(f"stream events for {args.stream_seconds:g}s"):
@@ -276,7 +368,7 @@ def _stop(services: _Services, workdir: Path, *, keep: bool, temporary: bool) ->
             f"kept: warehouse {workdir / 'warehouse'}" + (f", Redis at {services.url}" if services.server else "")
         )
         if services.server is not None:
-            console.echo(f"stop it with: featurestore redis stop --workdir {workdir / 'redis'}")
+            console.echo(f"stop it with: {started_servers.stop_command('redis', workdir / 'redis')}")
             console.echo(
                 f"browse it: featurestore ui --redis-url {services.url} --allow-write-user -> http://127.0.0.1:8765/"
             )

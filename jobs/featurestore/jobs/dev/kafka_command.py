@@ -1,7 +1,9 @@
 """``featurestore kafka start|stop|status|url|produce`` — a local Kafka broker and sample traffic.
 
 The broker's state lives in a per-user folder (``$FEATURESTORE_HOME/kafka``), so every
-action finds it from any working directory.  ``start`` prints the bootstrap address on
+action finds it from any working directory; a broker started with another ``--workdir`` (the
+demo's) is remembered too (:mod:`.started_servers`): ``status``, ``url`` and ``stop`` name it
+with the exact command that reaches it, and ``stop --all`` stops every one.  ``start`` prints the bootstrap address on
 stdout (``KAFKA=$(featurestore kafka start)``).  ``produce`` (alias ``produce-demo``) sends
 an example's (or the repository's) sample events, JSON, to their topic: the ``events`` hook of
 its ``sample_data.py`` (docs/examples.md), with the hook's ``BAD_RECORDS`` mixed in on request.
@@ -15,54 +17,78 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from featurestore.jobs.core.console import ExitCode, echo, note
+from featurestore.jobs.core.console import EXIT_CODES_POINTER, ExitCode, Steps, echo, note
 from featurestore.jobs.core.settings import Settings
-from featurestore.jobs.dev import local_kafka
+from featurestore.jobs.dev import local_kafka, started_servers
 from featurestore.jobs.dev.sample_data import add_example_argument, sample_module
 from featurestore.jobs.examples.fraud.sample_data import BAD_RECORDS, TOPIC, EventGenerator, TxnEvent
 from featurestore.readers.errors import ConfigurationError
 
 DEFAULT_TOPIC = TOPIC  # produce_demo: the fraud example's topic
 
-DESCRIPTION = """\
-actions:
-  start         start a broker (KRaft, loopback) in the background; prints its bootstrap address
-  stop          stop it (from any folder); does nothing if none runs
-  status        show whether it runs, its address and process (exit 1: not running)
-  url           print its bootstrap address (exit 1: not running)
-  produce       send an example's sample events to their topic (alias: produce-demo)
-
+EXAMPLES = """\
 examples:
   featurestore kafka start
   featurestore kafka produce --example recommendations --seconds 20 --rate 500
   featurestore stream --seconds 30
-  featurestore kafka stop"""
+  featurestore kafka stop
+
+Without --workdir every action uses $FEATURESTORE_HOME/kafka (the same from every folder);
+status and stop also name the brokers started with another --workdir (the demo's)."""
+
+ACTIONS = {
+    "start": "start a broker (KRaft, loopback) in the background; prints its bootstrap address",
+    "stop": "stop it (from any folder); says so if none runs (exit 0)",
+    "status": "show whether it runs, its address and process (exit 1: not running)",
+    "url": "print its bootstrap address (exit 1: not running)",
+    "produce": "send an example's sample events to their topic (alias: produce-demo)",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = f"{parser.description}\n\n{DESCRIPTION}"
-    parser.add_argument("action", choices=["start", "stop", "status", "url", "produce", "produce-demo"])
-    add_example_argument(parser)
-    parser.add_argument(
-        "--workdir", default=None,
-        help="where state, data and logs go (default: $FEATURESTORE_HOME/kafka, the same from every folder)",
-    )  # fmt: skip
-    parser.add_argument("--port", type=int, default=None, help="the broker's port (default: a free one)")
-    parser.add_argument(
+    parser.description = f"{parser.description}\n\n{EXAMPLES}"
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    made = {
+        name: actions.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=EXIT_CODES_POINTER,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            aliases=["produce-demo"] if name == "produce" else [],
+        )
+        for name, text in ACTIONS.items()
+    }
+    for name, action in made.items():
+        used_for = "; produce: the broker to send to without --bootstrap-servers" if name == "produce" else ""
+        action.add_argument(
+            "--workdir", default=None,
+            help=f"the local broker's state, data and logs (default: $FEATURESTORE_HOME/kafka, the same from "
+            f"every folder){used_for}",
+        )  # fmt: skip
+    start = made["start"]
+    start.add_argument("--port", type=int, default=None, help="the broker's port (default: a free one)")
+    start.add_argument(
         "--partitions", type=int, default=local_kafka.DEFAULT_PARTITIONS,
         help="partitions of topics created on first use",
     )  # fmt: skip
-    parser.add_argument("--bootstrap-servers", default=None, help="produce: where (default: the local broker)")
-    parser.add_argument("--topic", default=None, help="produce: the topic (default: the events' own)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="produce: how long to produce")
-    parser.add_argument("--rate", type=int, default=200, help="produce: events per second")
-    parser.add_argument("--events", type=int, default=None, help="produce: this many events, as fast as possible")
-    parser.add_argument("--bad-share", type=float, default=0.0, help="produce: share of malformed records")
-    parser.add_argument("--late-share", type=float, default=0.05, help="produce: share of late events")
-    parser.add_argument("--seed", type=int, default=7)
+    made["stop"].add_argument(
+        "--all", action="store_true", help="stop every broker started with featurestore (any --workdir)"
+    )
+    produce = made["produce"]
+    add_example_argument(produce)
+    produce.add_argument("--bootstrap-servers", default=None, help="where (default: the local broker)")
+    produce.add_argument("--topic", default=None, help="the topic (default: the events' own)")
+    produce.add_argument("--seconds", type=float, default=10.0, help="how long to produce")
+    produce.add_argument("--rate", type=int, default=200, help="events per second")
+    produce.add_argument("--events", type=int, default=None, help="this many events, as fast as possible")
+    produce.add_argument("--bad-share", type=float, default=0.0, help="share of malformed records")
+    produce.add_argument("--late-share", type=float, default=0.05, help="share of late events")
+    produce.add_argument("--seed", type=int, default=7)
 
 
 @dataclass
@@ -208,31 +234,67 @@ def _bootstrap(args: argparse.Namespace) -> str:
     return state.bootstrap
 
 
+def _workdir(args: argparse.Namespace) -> Path:
+    return Path(args.workdir).absolute() if args.workdir else local_kafka.default_workdir()
+
+
+def running_elsewhere(workdir: Path) -> list[local_kafka.LocalKafka]:
+    """The brokers started in another work dir than ``workdir`` that still run."""
+    found = []
+    for other in started_servers.remembered("kafka"):
+        if other == workdir:
+            continue
+        state = local_kafka.running(other)
+        if state is None:
+            started_servers.forget("kafka", other)  # gone: the note is stale
+        else:
+            found.append(state)
+    return found
+
+
+def _name_the_others(workdir: Path, action: str) -> None:
+    """Say on stderr which brokers run from other work dirs, each with the command that reaches it."""
+    for state in running_elsewhere(workdir):
+        note(
+            f"a broker started with another work dir runs at {state.bootstrap}: "
+            f"featurestore kafka {action}{started_servers.workdir_option(state.workdir, 'kafka')}"
+        )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    workdir = args.workdir
+    workdir = _workdir(args)
     if args.action == "start":
         broker = local_kafka.start(workdir, port=args.port, partitions=args.partitions)
-        note(f"Kafka 4.1.1 (KRaft) running, work dir {broker.workdir}; stop it with: featurestore kafka stop")
+        note(
+            f"Kafka 4.1.1 (KRaft) running from {broker.workdir}; "
+            f"stop it with: {started_servers.stop_command('kafka', workdir)}"
+        )
         echo(broker.bootstrap)
         return ExitCode.OK
     if args.action == "stop":
-        if not local_kafka.stop(workdir):
-            note("no local Kafka broker was running")
+        if args.all:
+            return _stop_all(workdir)
+        if local_kafka.stop(workdir):
+            echo("stopped")
+        else:
+            echo(started_servers.nothing_running(workdir))
+            _name_the_others(workdir, "stop")
         return ExitCode.OK
     if args.action in ("produce", "produce-demo"):
         module = sample_module(args.example, settings.repo)
         bootstrap = _bootstrap(args)
-        sent = produce(
-            bootstrap, module, topic=args.topic, events=args.events, seconds=args.seconds, rate=args.rate,
-            bad_share=args.bad_share, late_share=args.late_share, seed=args.seed,
-        )  # fmt: skip
+        with Steps(1, "kafka produce") as steps, steps.step(f"produce to {bootstrap}"):  # a heartbeat off a terminal
+            sent = produce(
+                bootstrap, module, topic=args.topic, events=args.events, seconds=args.seconds, rate=args.rate,
+                bad_share=args.bad_share, late_share=args.late_share, seed=args.seed,
+            )  # fmt: skip
         summary = {"topics": sent.topics, "bootstrap": bootstrap, "events": len(sent.events), "bad_records": sent.bad}
         echo(json.dumps({**summary, "seconds": round(sent.seconds, 2)}))
         return ExitCode.OK
     state = local_kafka.running(workdir)
     if state is None:
-        if args.action == "status":
-            echo("not running")
+        echo(started_servers.nothing_running(workdir), err=args.action == "url")  # stdout of url: addresses only
+        _name_the_others(workdir, args.action)
         return ExitCode.FAILED
     if args.action == "url":
         echo(state.bootstrap)
@@ -240,4 +302,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     echo(f"running: {state.bootstrap}")
     echo(f"  pid      {state.pid}")
     echo(f"  workdir  {state.workdir} (broker log: server.log)")
+    return ExitCode.OK
+
+
+def _stop_all(workdir: Path) -> int:
+    """``stop --all``: the broker of ``workdir`` and every one started elsewhere."""
+    states = [s for s in [local_kafka.running(workdir), *running_elsewhere(workdir)] if s is not None]
+    if not states:
+        echo(started_servers.nothing_running(workdir))
+    for state in states:
+        local_kafka.stop(state.workdir)
+        echo(f"stopped {state.bootstrap} (work dir {state.workdir})")
     return ExitCode.OK

@@ -8,7 +8,9 @@ Java that Spark uses, in combined mode (one process is broker and controller), o
 loopback only.  Its work dir holds ``server.properties``, the log segments (``data/``),
 the broker's log (``server.log``) and ``state.json`` (ports, pid), so the CLI can start it
 in one process and stop it from another.  The default work dir is per user:
-``$FEATURESTORE_HOME/kafka``.
+``$FEATURESTORE_HOME/kafka``; a broker started in another one is noted in
+``$FEATURESTORE_HOME/started/kafka`` (:mod:`.started_servers`), so ``status`` and ``stop``
+name it and the exact command that reaches it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from featurestore.jobs import jvm, maven
 from featurestore.jobs.core.settings import featurestore_home
+from featurestore.jobs.dev import started_servers
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
 
 log = logging.getLogger(__name__)
@@ -170,7 +173,8 @@ def start(
     existing = load_state(root)
     if existing is not None and existing.alive():
         raise LocalKafkaError(
-            f"{root} already has a running broker ({existing.bootstrap}); run `featurestore kafka stop` first"
+            f"{root} already has a running broker ({existing.bootstrap}); "
+            f"run `{started_servers.stop_command('kafka', root)}` first"
         )
     if existing is not None:
         (root / _STATE_FILE).unlink()
@@ -204,10 +208,12 @@ def start(
     broker = LocalKafka(workdir=str(root), host=host, port=port, controller_port=controller_port, pid=process.pid)
     broker_state = root / _STATE_FILE
     broker_state.write_text(json.dumps(asdict(broker), indent=2))
+    started_servers.remember("kafka", root)
     deadline = time.monotonic() + timeout
     while not _answers(host, port):
         if process.poll() is not None:
             (root / _STATE_FILE).unlink(missing_ok=True)
+            started_servers.forget("kafka", root)
             tail = (root / "stdout.log").read_text(errors="replace")[-2000:]
             raise LocalKafkaError(f"the Kafka broker exited with {process.returncode}: {tail}")
         if time.monotonic() > deadline:
@@ -236,6 +242,7 @@ def stop(workdir: str | os.PathLike[str] | None = None, *, remove_data: bool = F
     """Stop the broker of ``workdir`` (SIGTERM, then SIGKILL after 20 s); False if none ran."""
     root = _root(workdir)
     state = load_state(root)
+    started_servers.forget("kafka", root)
     if state is None:
         return False
     was_alive = state.alive()

