@@ -236,3 +236,22 @@ def test_status_prints_a_streams_progress() -> None:
     samples = {s.name: s.value for s in stream_progress_samples("user_realtime", report)}
     assert samples["featurestore_stream_late_events_total"] == 4.0
     assert samples["featurestore_stream_ignored_events_total"] == 1.0
+
+
+def test_stream_takes_the_repositorys_checkpoints_and_feature_log(tmp_path: Any) -> None:
+    """A repository's `checkpoints` and `feature_log` reach `featurestore stream` (the flag still wins)."""
+    import dataclasses
+
+    from featurestore.jobs.cli import stream
+    from featurestore.jobs.core.settings import Settings
+
+    settings = dataclasses.replace(Settings.load(environ={}), checkpoints=str(tmp_path / "cp"), feature_log=None)
+    args = cli.build_parser(only="stream").parse_args(["stream"])
+    assert stream.config_from_args(args, "b:9092", settings).checkpoint == str(tmp_path / "cp")
+    assert stream._feature_log(args, settings) is None  # a stream logs only when asked
+    flagged = cli.build_parser(only="stream").parse_args(["stream", "--checkpoint", "/x", "--feature-log", "/log"])
+    assert stream.config_from_args(flagged, "b:9092", settings).checkpoint == "/x"
+    assert str(stream._feature_log(flagged, settings).root) == "/log"  # type: ignore[union-attr]
+    logged = dataclasses.replace(settings, feature_log=str(tmp_path / "log"))
+    assert str(stream._feature_log(args, logged).root) == str(tmp_path / "log")  # type: ignore[union-attr]
+    assert stream._feature_log(args, dataclasses.replace(settings, feature_log="off")) is None

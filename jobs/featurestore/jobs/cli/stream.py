@@ -45,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dead-letter-topic", default=None, help="default: the view's (<topic>.dead-letters unless declared)"
     )
     parser.add_argument(
-        "--checkpoint", default=DEFAULT_CHECKPOINT,
-        help="the checkpoints' root: <checkpoint>/<view>/<fingerprint8>/... (a restart resumes from it)",
+        "--checkpoint", default=None,
+        help="the checkpoints' root: <checkpoint>/<view>/<fingerprint8>/... (a restart resumes from it; default: "
+        f"$FEATURESTORE_CHECKPOINTS, the repository's checkpoints, else {DEFAULT_CHECKPOINT})",
     )  # fmt: skip
     parser.add_argument("--starting-offsets", default="earliest", help="earliest or latest (a new checkpoint only)")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="cap on records per micro-batch")
@@ -58,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-seconds", type=float, default=5.0, help="interval of the progress lines")
     parser.add_argument(
         "--feature-log", default=None, metavar="DIR",
-        help="also append every write to the view's feature log under DIR (docs/training-data.md; default: off)",
+        help="also append every write to the view's feature log under DIR (docs/training-data.md; default: "
+        "$FEATURESTORE_FEATURE_LOG or the repository's feature_log, else off)",
     )  # fmt: skip
     parser.add_argument("--master", default=None, help="Spark master (default: $SPARK_MASTER or local[2])")
     parser.add_argument(
@@ -67,17 +69,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def config_from_args(args: argparse.Namespace, bootstrap: str) -> KafkaStreamConfig:
+def config_from_args(args: argparse.Namespace, bootstrap: str, settings: Settings | None = None) -> KafkaStreamConfig:
+    checkpoints = args.checkpoint or (settings.checkpoints if settings else None) or DEFAULT_CHECKPOINT
     return KafkaStreamConfig(
         bootstrap=bootstrap,
         topic=args.topic,
-        checkpoint=args.checkpoint,
+        checkpoint=checkpoints,
         dead_letter_topic=args.dead_letter_topic,
         starting_offsets=args.starting_offsets,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
         trigger_seconds=args.trigger_seconds,
         available_now=args.available_now,
     )
+
+
+def _feature_log(args: argparse.Namespace, settings: Settings) -> LogSettings | None:
+    """``--feature-log``, else the settings' ``feature_log`` (the variable, the repository's file), else off:
+    unlike a batch run, a stream logs only when asked (a Delta commit per micro-batch has a cost)."""
+    chosen = args.feature_log or settings.feature_log
+    if chosen is None:
+        return None
+    log = LogSettings.resolve(chosen, chosen, settings.feature_log_retention_days)
+    return log if log.enabled else None
 
 
 def _required(value: str | None, what: str, flag: str, variable: str, hint: str) -> str:
@@ -96,7 +109,7 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
         settings.redis_url, "Redis", "--redis-url", REDIS_URL_ENV_VAR,
         "a local Redis 8: export FEATURESTORE_REDIS_URL=$(featurestore redis start)",
     )  # fmt: skip
-    config = config_from_args(args, bootstrap)
+    config = config_from_args(args, bootstrap, settings)
     catalog = load_catalog(settings.catalog)
     views = streamed_views(catalog, args.view)  # refused before Spark starts
     own = spark is None
@@ -110,7 +123,7 @@ def run(args: argparse.Namespace, settings: Settings, spark: SparkSession | None
         reports = run_job(
             spark, url, config, views, catalog=catalog, seconds=args.seconds, report_seconds=args.report_seconds,
             on_report=lambda r: note(f"featurestore stream: {r['view']}: {progress_line(r)}"),
-            feature_log=None if args.feature_log is None else LogSettings.resolve(args.feature_log, args.feature_log),
+            feature_log=_feature_log(args, settings),
             metrics=MetricsTarget.of(settings),
         )  # fmt: skip
     finally:

@@ -369,8 +369,10 @@ def _stop(services: _Services, workdir: Path, *, keep: bool, temporary: bool) ->
         )
         if services.server is not None:
             console.echo(f"stop it with: {started_servers.stop_command('redis', workdir / 'redis')}")
+            warehouse = shlex.quote(str(workdir / "warehouse"))  # its feature log shows on the entity pages
             console.echo(
-                f"browse it: featurestore ui --redis-url {services.url} --allow-write-user -> http://127.0.0.1:8765/"
+                f"browse it: featurestore ui --redis-url {services.url} --warehouse {warehouse}"
+                " --allow-write-user -> http://127.0.0.1:8765/"
             )
     elif temporary:
         shutil.rmtree(workdir, ignore_errors=True)

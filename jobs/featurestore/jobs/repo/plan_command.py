@@ -17,7 +17,7 @@ from featurestore.jobs.batch import transforms, validation
 from featurestore.jobs.batch.sources import DEFAULT_WAREHOUSE, source_tables
 from featurestore.jobs.core.repository import repository_catalog
 from featurestore.jobs.core.settings import Settings
-from featurestore.readers import codec
+from featurestore.jobs.streaming.windows import ViewProgram
 from featurestore.readers.definitions import (
     Aggregate,
     Catalog,
@@ -162,6 +162,6 @@ def _stream_lines(view: FeatureView, settings: Settings) -> Iterator[str]:
             f"ttl {ttl} ({derived})"
         )
     if stream is not None and settings.checkpoints:
-        checkpoint = Path(settings.checkpoints) / view.name / codec.fingerprint(view)[:8]
+        checkpoint = Path(settings.checkpoints) / view.name / ViewProgram.of(view).fingerprint[:8]  # the job's
         state = "exists: a restart resumes from it" if checkpoint.exists() else "new: starts at the earliest offset"
         yield f"  checkpoint {checkpoint}  ({state})"
