@@ -200,10 +200,10 @@ def test_every_validating_command_takes_an_expectations_folder(venv: Path, home:
 
 
 READER_QUICK_START = """
-import sys
+import os
 from featurestore.readers import FeatureReader, FeatureStatus
 
-with FeatureReader.connect(sys.argv[1]) as reader:
+with FeatureReader.connect(os.environ["FEATURESTORE_REDIS_URL"]) as reader:
     v = reader.get(1, ["txn_count_7d", "amount_mean_30d", "home_country"])
     assert isinstance(v["txn_count_7d"], int) and isinstance(v["home_country"], str), v.to_dict()
     assert v.status("home_country") is FeatureStatus.PRESENT, v.status("home_country")
@@ -243,7 +243,10 @@ def test_demo_then_the_reader_quick_start_from_the_installed_wheel(venv: Path, h
         # --keep: the files stay, the server stays up with the features, and the output says how to stop it
         assert (workdir / "warehouse" / "transactions" / "_delta_log").is_dir()
         assert f"stop it with: featurestore redis stop --workdir {workdir / 'redis'}" in out
-        assert "quick start ok:" in _python(venv, READER_QUICK_START, url, home=home, env=env)
+        # the README's quick start, with the `export` lines the demo printed (its URL and the definitions)
+        exported = dict(re.findall(r"^\s*export (FEATURESTORE_[A-Z_]+)=(\S+)$", out, re.M))
+        assert exported.get("FEATURESTORE_REDIS_URL") == url and "FEATURESTORE_CATALOG" in exported, out[-2000:]
+        assert "quick start ok:" in _python(venv, READER_QUICK_START, home=home, env={**env, **exported})
     finally:
         stop = [featurestore, "redis", "stop", "--workdir", str(workdir / "redis")]
         stopped = _run(stop, cwd=home.parent, env=env, timeout=60)  # another directory than the demo's
