@@ -196,7 +196,7 @@ def test_recommendations_streaming_path_end_to_end(
     reference over every event is exact; the watermark's timers may still move an entity's `_ts` (a bucket
     that left its window), hence the reference at the stored `_ts`.  Too-late events and restarts: the
     fraud example's tests/e2e/streaming and tests/spark/streaming."""
-    repo = init_repository(tmp_path / "recs", example="recommendations").folder
+    repo = init_repository(tmp_path / "recs_stream", example="recommendations").folder
     definitions = load_catalog(repo)  # the copy's definitions.py: nothing of the package's example
     module = sample_module(None, repo)  # the copy's sample_data.py, as `featurestore kafka produce` finds it
     assert Path(module.__file__ or "").parent == repo
