@@ -240,16 +240,7 @@ def _workdir(args: argparse.Namespace) -> Path:
 
 def running_elsewhere(workdir: Path) -> list[local_kafka.LocalKafka]:
     """The brokers started in another work dir than ``workdir`` that still run."""
-    found = []
-    for other in started_servers.remembered("kafka"):
-        if other == workdir:
-            continue
-        state = local_kafka.running(other)
-        if state is None:
-            started_servers.forget("kafka", other)  # gone: the note is stale
-        else:
-            found.append(state)
-    return found
+    return started_servers.running_elsewhere("kafka", workdir, local_kafka.running)
 
 
 def _name_the_others(workdir: Path, action: str) -> None:

@@ -76,17 +76,8 @@ def _workdir(args: argparse.Namespace) -> Path:
 
 
 def running_elsewhere(workdir: Path) -> list[local_redis.LocalRedis]:
-    """The servers started (by the CLI, the demo or a test) in another work dir than ``workdir`` that still run."""
-    found = []
-    for other in started_servers.remembered("redis"):
-        if other == workdir:
-            continue
-        state = local_redis.running(other)
-        if state is None:
-            started_servers.forget("redis", other)  # gone (a reboot, a kill): the note is stale
-        else:
-            found.append(state)
-    return found
+    """The servers started in another work dir than ``workdir`` that still run."""
+    return started_servers.running_elsewhere("redis", workdir, local_redis.running)
 
 
 def _name_the_others(workdir: Path, action: str) -> None:

@@ -19,12 +19,17 @@ import hashlib
 import logging
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from featurestore.jobs.core.settings import featurestore_home
 
 log = logging.getLogger(__name__)
 KINDS = ("redis", "kafka")
+
+
+T = TypeVar("T")
 
 
 def default_workdir(kind: str) -> Path:
@@ -71,6 +76,21 @@ def remembered(kind: str) -> list[Path]:
         except OSError:  # removed meanwhile by a stop in another process
             continue
     return sorted(found)
+
+
+def running_elsewhere(kind: str, workdir: Path, running: Callable[[Path], T | None]) -> list[T]:
+    """The ``kind`` servers started (by the CLI, the demo or a test) in another work dir than ``workdir``
+    that still run, as ``running`` reports them; a note whose server is gone is dropped."""
+    found = []
+    for other in remembered(kind):
+        if other == workdir:
+            continue
+        state = running(other)
+        if state is None:
+            forget(kind, other)  # gone (a reboot, a kill): the note is stale
+        else:
+            found.append(state)
+    return found
 
 
 def workdir_option(workdir: str | os.PathLike[str], kind: str) -> str:
