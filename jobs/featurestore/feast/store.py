@@ -437,10 +437,7 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
         include_feature_view_version_metadata: bool,
     ) -> None:
         for table, requested in grouped_refs:
-            values, idxs, output_len = feast_utils._get_unique_entities(
-                table, join_key_values, entity_name_to_join_key_map
-            )
-            keys = feast_utils._get_entity_key_protos(values)
+            keys, idxs, output_len = _unique_keys(table, join_key_values, entity_name_to_join_key_map)
             rows, statuses = self._read(config, table, keys, requested)
             _populate(
                 requested, rows, statuses, idxs, online_features_response, full_feature_names, table, output_len,
@@ -458,10 +455,7 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
         include_feature_view_version_metadata: bool,
     ) -> None:
         async def one(table: Any, requested: list[str]) -> Any:
-            values, idxs, output_len = feast_utils._get_unique_entities(
-                table, join_key_values, entity_name_to_join_key_map
-            )
-            keys = feast_utils._get_entity_key_protos(values)
+            keys, idxs, output_len = _unique_keys(table, join_key_values, entity_name_to_join_key_map)
             rows, statuses = await self._read_async(config, table, keys, requested)
             return rows, statuses, idxs, output_len
 
@@ -477,6 +471,13 @@ class FeatureStoreOnlineStore(OnlineStore):  # type: ignore[misc]  # Feast is un
             for reader in state.async_readers.values():
                 await reader.close()
             state.async_readers.clear()
+
+
+def _unique_keys(table: Any, join_key_values: dict[str, Any], join_keys: dict[str, Any]) -> tuple[list[Any], Any, int]:
+    """The distinct entity keys of one view's request (Feast's helpers), where each request row points, and
+    how many rows the response has: what the sync and async reads share."""
+    values, idxs, output_len = feast_utils._get_unique_entities(table, join_key_values, join_keys)
+    return feast_utils._get_entity_key_protos(values), idxs, output_len
 
 
 def _populate(
