@@ -24,7 +24,7 @@ from featurestore.jobs.core.console import ExitCode
 from featurestore.jobs.core.run_records import latest_run, record_run
 from featurestore.jobs.core.settings import REDIS_URL_ENV_VAR
 from featurestore.jobs.examples.fraud.definitions import catalog as example_catalog
-from featurestore.jobs.ops.acl import BATCH_WRITER, READER, ROLES, STREAMING_WRITER, Role, apply, setuser_line
+from featurestore.jobs.ops.acl import BATCH_WRITER, READER, STREAMING_WRITER, Role, apply, setuser_line
 from featurestore.jobs.ops.post_load_check import check_view
 from featurestore.jobs.streaming import StreamingWriter
 from featurestore.jobs.write.commands import BatchWritePlan
@@ -32,6 +32,8 @@ from featurestore.jobs.write.partition_writer import PartitionWriter, WriterOpti
 from featurestore.readers import FeatureReader, FeatureStatus, PermissionDeniedError, codec
 from featurestore.readers.settings import ConnectionSettings
 from featurestore.readers.wire import redis_client
+from tests.helpers import acl as acl_helpers
+from tests.helpers.acl import role_users
 from tests.helpers.batch import make_run_record
 from tests.helpers.reader import now_ms, scores, test_catalog, write_view
 
@@ -40,20 +42,15 @@ DS = "2024-05-31"
 
 
 def user_url(url: str, user: str, password: str = PASSWORD) -> str:
-    return f"redis://{user}:{password}@{url.split('//', 1)[1]}"
+    return acl_helpers.user_url(url, user, password)
 
 
 @pytest.fixture
 def admin(redis_url: str) -> Iterator[Any]:
     """The server's default user (no password), the three role users created with ``apply``."""
-    client = redis_client(ConnectionSettings.from_url(redis_url))
-    for role in ROLES.values():
-        apply(client, role, role.default_user, PASSWORD, cluster=False)
-    client.execute_command("ACL", "LOG", "RESET")
-    yield client
-    for role in ROLES.values():
-        client.execute_command("ACL", "DELUSER", role.default_user)
-    client.close()
+    with role_users(redis_url, PASSWORD) as client:
+        client.execute_command("ACL", "LOG", "RESET")
+        yield client
 
 
 def refusals(admin: Any, role: Role) -> list[str]:

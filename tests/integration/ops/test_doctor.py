@@ -14,27 +14,21 @@ from featurestore.jobs import cli
 from featurestore.jobs.batch.transforms import transform_for
 from featurestore.jobs.core.console import ExitCode
 from featurestore.jobs.examples.fraud.definitions import catalog as example_catalog
-from featurestore.jobs.ops.acl import ROLES, apply
-from featurestore.readers.settings import ConnectionSettings
-from featurestore.readers.wire import redis_client
+from tests.helpers import acl as acl_helpers
+from tests.helpers.acl import role_users
 
 PASSWORD = "d0ctor-Pa55word"  # never in the output
 TABLES = sorted({t for view in example_catalog.batch_views for t in transform_for(view).sources})
 
 
 def user_url(url: str, user: str, password: str = PASSWORD) -> str:
-    return f"redis://{user}:{password}@{url.split('//', 1)[1]}"
+    return acl_helpers.user_url(url, user, password)
 
 
 @pytest.fixture
 def admin(redis_url: str) -> Iterator[Any]:
-    client = redis_client(ConnectionSettings.from_url(redis_url))
-    for role in ROLES.values():
-        apply(client, role, role.default_user, PASSWORD, cluster=False)
-    yield client
-    for role in ROLES.values():
-        client.execute_command("ACL", "DELUSER", role.default_user)
-    client.close()
+    with role_users(redis_url, PASSWORD) as client:
+        yield client
 
 
 def warehouse_with(folder: Path, tables: list[str]) -> str:
