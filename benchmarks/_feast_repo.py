@@ -9,8 +9,17 @@ from pathlib import Path
 from typing import Any
 
 
-def bench_store(workdir: Path, redis: str, schema: list[Any]) -> Any:
-    """A ``FeatureStore`` with ``bench_view`` (``schema``: Feast ``Field`` s) applied."""
+def bench_store(
+    workdir: Path,
+    redis: str,
+    schema: list[Any],
+    *,
+    online_store: Any = None,
+    project: str = "feature_repo",
+    registry: str = "registry.db",
+) -> Any:
+    """A ``FeatureStore`` with ``bench_view`` (``schema``: Feast ``Field`` s) applied; its online store is
+    ``online_store`` (a Feast online-store config), else Feast's Redis store at ``redis`` (host:port)."""
     from feast import Entity, FeatureStore, FeatureView, FileSource, RepoConfig
     from feast.infra.online_stores.redis import RedisOnlineStoreConfig
     from feast.repo_config import RegistryConfig
@@ -26,10 +35,10 @@ def bench_store(workdir: Path, redis: str, schema: list[Any]) -> Any:
         online=True,
     )
     config = RepoConfig(
-        project="feature_repo",
+        project=project,
         provider="local",
-        registry=RegistryConfig(path=str(workdir / "registry.db")),
-        online_store=RedisOnlineStoreConfig(connection_string=redis),
+        registry=RegistryConfig(path=str(workdir / registry)),
+        online_store=online_store or RedisOnlineStoreConfig(connection_string=redis),
         entity_key_serialization_version=3,
     )
     store = FeatureStore(config=config)

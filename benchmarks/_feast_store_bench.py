@@ -19,48 +19,27 @@ import json
 import random
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 
 def _store(kind: str, url: str, workdir: Path, layout: str = "text") -> Any:
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig
-    from feast.repo_config import RegistryConfig
+    from _feast_repo import bench_store
+    from feast import Field
     from feast.types import Float32, Int64, String
-    from feast.value_type import ValueType
 
-    if kind == "redis":
-        from feast.infra.online_stores.redis import RedisOnlineStoreConfig
-
-        hostport = url.split("://", 1)[1].split("?", 1)[0]
-        online: Any = RedisOnlineStoreConfig(connection_string=hostport)
-    else:
+    hostport = url.split("://", 1)[1].split("?", 1)[0]
+    online: Any = None  # Feast's Redis store at hostport
+    if kind != "redis":
         from featurestore.feast import FeatureStoreOnlineStoreConfig
 
         online = FeatureStoreOnlineStoreConfig(connection_string=url, layout=layout)
-    user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
     schema = [Field(name=f"amount_stat_{i:02d}", dtype=Float32) for i in range(16)]
     schema += [Field(name="txn_count", dtype=Int64), Field(name="age_days", dtype=Int64)]
     schema += [Field(name="country", dtype=String), Field(name="device", dtype=String)]
-    view = FeatureView(
-        name="bench_view",
-        entities=[user],
-        ttl=timedelta(days=2),
-        schema=schema,
-        source=FileSource(path=str(workdir / "source.parquet"), timestamp_field="event_timestamp"),
-        online=True,
+    return bench_store(
+        workdir, hostport, schema, online_store=online, project="feast_bench", registry=f"registry-{kind}.db"
     )
-    config = RepoConfig(
-        project="feast_bench",
-        provider="local",
-        registry=RegistryConfig(path=str(workdir / f"registry-{kind}.db")),
-        online_store=online,
-        entity_key_serialization_version=3,
-    )
-    store = FeatureStore(config=config)
-    store.apply([user, view])
-    return store
 
 
 def _rows(entities: int) -> Any:
