@@ -40,15 +40,20 @@ _Params = ParamSpec("_Params")
 _StatusCounters = tuple[Any, Any, Any]  # one feature's present, missing and stale counters
 
 
-@functools.lru_cache(maxsize=256)
-def _snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+def label_value(text: str) -> str:
+    """``text`` as a ``snake_case`` label value, the one spelling of every label value of the reader and
+    the jobs: ``never materialized`` -> ``never_materialized``, ``FeatureNotFoundError`` ->
+    ``feature_not_found_error``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text.strip())
+    return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_")
+
+
+_cached_label = functools.lru_cache(maxsize=256)(label_value)  # an error class's name, once per class
 
 
 def error_label(error_class: type[BaseException]) -> str:
-    """An error class's name as a ``snake_case`` label value (``FeatureNotFoundError`` ->
-    ``feature_not_found_error``)."""
-    return _snake_case(error_class.__name__)
+    """An error class's name as a label value (``FeatureNotFoundError`` -> ``feature_not_found_error``)."""
+    return _cached_label(error_class.__name__)
 
 
 def _bit_counts(masks: list[int], width: int) -> list[int]:

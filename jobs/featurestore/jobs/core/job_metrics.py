@@ -21,7 +21,6 @@ The Grafana dashboard (``dashboards/featurestore.json``) uses only names listed 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 from featurestore.jobs.core.run_records import RunRecord, epoch_seconds
 from featurestore.jobs.core.settings import Settings
 from featurestore.readers.errors import ConfigurationError
+from featurestore.readers.metrics import label_value as label_value  # re-exported: the jobs' samples use it
 from featurestore.readers.settings import redact_text
 
 log = logging.getLogger(__name__)
@@ -102,13 +102,6 @@ STATUS_METRICS: dict[str, MetricSpec] = {
 JOB_METRICS: dict[str, MetricSpec] = {**RUN_METRICS, **STREAM_METRICS, **STATUS_METRICS}
 # event -> Redis latency: a plain consumer's tens of milliseconds to a Spark micro-batch's seconds
 STREAM_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-def label_value(text: str) -> str:
-    """``text`` as a ``snake_case`` label value: ``never materialized`` -> ``never_materialized``,
-    ``FeatureNotFoundError`` -> ``feature_not_found_error``."""
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text.strip())
-    return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_")
 
 
 @dataclass(frozen=True)
